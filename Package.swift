@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Trawl: a packet-capture framework whose packet sources are plugins.
+//
+//   Sources/CTrawlABI      the versioned C header: the only core <-> plugin contract
+//   Sources/TrawlCore      PacketSource protocol, registry, plugin loader, options, trace I/O
+//   Sources/TrawlPluginSDK writes a Swift plugin as one type plus one export line
+//   Sources/TrawlCLI       the `trawl` command's logic; Sources/trawl is its entry point
+//   Sources/TrawlSynth     synthetic traffic for fixtures, the sample trace and benchmarks
+//   Plugins/Pcap           Trawl::Pcap, the default packet source (libpcap)
+let package = Package(
+    name: "Trawl",
+    products: [
+        .library(name: "TrawlCore", targets: ["TrawlCore"]),
+        .library(name: "TrawlPluginSDK", targets: ["TrawlPluginSDK"]),
+        .library(name: "TrawlSynth", targets: ["TrawlSynth"]),
+        .library(name: "TrawlPcap", type: .dynamic, targets: ["TrawlPcap"]),
+        .executable(name: "trawl", targets: ["trawl"]),
+        .executable(name: "trawl-mkpcap", targets: ["trawl-mkpcap"]),
+    ],
+    targets: [
+        .target(name: "CTrawlABI"),
+        .systemLibrary(
+            name: "CLibpcap",
+            providers: [.apt(["libpcap-dev"])]
+        ),
+        .target(name: "TrawlCore", dependencies: ["CTrawlABI"]),
+        .target(name: "TrawlPluginSDK", dependencies: ["CTrawlABI"]),
+        .target(name: "TrawlSynth"),
+        .target(
+            name: "TrawlPcap",
+            dependencies: ["TrawlPluginSDK", "CLibpcap"],
+            path: "Plugins/Pcap"
+        ),
+        .target(name: "TrawlCLI", dependencies: ["TrawlCore", "CTrawlABI"]),
+        .executableTarget(name: "trawl", dependencies: ["TrawlCLI"]),
+        .executableTarget(
+            name: "trawl-mkpcap",
+            dependencies: ["TrawlCore", "TrawlSynth"],
+            // Top-level script code; strict global-state checking buys nothing here.
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .testTarget(name: "TrawlCoreTests", dependencies: ["TrawlCore", "TrawlSynth"]),
+        .testTarget(
+            name: "TrawlCLITests",
+            dependencies: ["TrawlCLI", "TrawlCore", "TrawlSynth"]
+        ),
+    ]
+)

@@ -1,0 +1,167 @@
+import CLibpcap
+import TrawlPluginSDK
+
+/// Trawl::Pcap: live interfaces and trace files through libpcap.
+///
+/// libpcap reuses one buffer for each packet it hands out, so this source returns one
+/// packet per batch instead of copying packets into a batch of its own.
+public final class PcapSource: SourcePlugin {
+    public static let metadata = PluginMetadata(
+        name: "Trawl::Pcap",
+        description: "Packet acquisition via libpcap",
+        version: "1.0.0",
+        optionNamespace: "Pcap",
+        componentName: "PcapReader",
+        prefix: "pcap",
+        modes: [.live, .offline],
+        options: [
+            PluginOption("snaplen", .count(default: 262_144), "Bytes kept of each live packet"),
+            PluginOption("buffer_size", .count(default: 128 * 1024 * 1024), "Kernel capture buffer of a live interface, in bytes"),
+            PluginOption("promiscuous", .bool(default: true), "Put a live interface into promiscuous mode"),
+            PluginOption("immediate_mode", .bool(default: false), "Deliver live packets as they arrive instead of in kernel-buffered blocks"),
+        ]
+    )
+
+    private let handle: OpaquePointer
+    private let nanosecond: Bool
+    private let path: String
+    public let info: PluginSourceInfo
+
+    public init(request: OpenRequest) throws(PluginError) {
+        path = request.path
+        var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        switch request.mode {
+        case .offline:
+            guard let opened = pcap_open_offline_with_tstamp_precision(request.path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer) else {
+                throw PluginError(Self.offlineReason(Self.text(errorBuffer), path: request.path))
+            }
+            handle = opened
+            nanosecond = pcap_get_tstamp_precision(opened) == PCAP_TSTAMP_PRECISION_NANO
+            info = PluginSourceInfo(linkType: Self.linkType(pcap_datalink(opened)),
+                                    snaplen: UInt32(clamping: pcap_snapshot(opened)), isLive: false)
+        case .live:
+            guard let created = pcap_create(request.path, &errorBuffer) else {
+                throw PluginError(Self.text(errorBuffer))
+            }
+            do {
+                (nanosecond, info) = try Self.activate(created, request: request)
+            } catch {
+                pcap_close(created)
+                throw error
+            }
+            handle = created
+        }
+    }
+
+    deinit { pcap_close(handle) }
+
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Configures and activates a live capture; returns its timestamp precision and info.
+    private static func activate(_ p: OpaquePointer, request: OpenRequest) throws(PluginError) -> (Bool, PluginSourceInfo) {
+        let snaplen = Int32(clamping: request.count("snaplen") ?? 262_144)
+        pcap_set_snaplen(p, snaplen)
+        pcap_set_promisc(p, (request.bool("promiscuous") ?? true) ? 1 : 0)
+        pcap_set_buffer_size(p, Int32(clamping: request.count("buffer_size") ?? 128 << 20))
+        pcap_set_immediate_mode(p, (request.bool("immediate_mode") ?? false) ? 1 : 0)
+        // A zero timeout means "never block": poll with a short timeout, then non-blocking.
+        pcap_set_timeout(p, Int32(clamping: max(request.timeoutMilliseconds, 1)))
+        _ = pcap_set_tstamp_precision(p, Int32(PCAP_TSTAMP_PRECISION_NANO)) // microseconds if unsupported
+        let status = pcap_activate(p)
+        if status < 0 {
+            throw PluginError(liveReason(status, detail: String(cString: pcap_geterr(p))))
+        }
+        if request.timeoutMilliseconds == 0 {
+            var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+            if pcap_setnonblock(p, 1, &errorBuffer) != 0 { throw PluginError(Self.text(errorBuffer)) }
+        }
+        var network: bpf_u_int32 = 0
+        var netmask: bpf_u_int32 = 0
+        var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
+        if pcap_lookupnet(request.path, &network, &netmask, &errorBuffer) != 0 { netmask = 0 }
+        let info = PluginSourceInfo(
+            linkType: linkType(pcap_datalink(p)), snaplen: UInt32(clamping: pcap_snapshot(p)),
+            netmask: UInt32(bigEndian: netmask), selectableFD: pcap_get_selectable_fd(p), isLive: true
+        )
+        return (pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO, info)
+    }
+
+    /// libpcap says "X: No such file or directory" when it cannot open X.
+    static func offlineReason(_ message: String, path: String) -> String {
+        message.hasPrefix(path + ": ") ? "unable to open " + message : message
+    }
+
+    static func liveReason(_ status: Int32, detail: String) -> String {
+        switch status {
+        case PCAP_ERROR_NO_SUCH_DEVICE:
+            return "No such device"
+        case PCAP_ERROR_PERM_DENIED:
+            return "permission denied: live capture needs CAP_NET_RAW and CAP_NET_ADMIN; run as root or grant them with 'setcap cap_net_raw,cap_net_admin=eip PATH/TO/trawl'"
+        case PCAP_ERROR_IFACE_NOT_UP:
+            return "interface is down"
+        default:
+            let kind = String(cString: pcap_statustostr(status))
+            return detail.isEmpty ? kind : "\(kind): \(detail)"
+        }
+    }
+
+    /// pcap_datalink gives DLT_ values; files and the ABI use LINKTYPE_ values, which
+    /// differ for a few old types.
+    static func linkType(_ dlt: Int32) -> UInt32 {
+        switch dlt {
+        case 12, 14: return 101 // DLT_RAW -> LINKTYPE_RAW
+        case 11: return 100     // DLT_ATM_RFC1483
+        default: return UInt32(bitPattern: dlt)
+        }
+    }
+
+    public func nextBatch(into batch: inout BatchOutput) throws(PluginError) -> Bool {
+        var header: UnsafeMutablePointer<pcap_pkthdr>?
+        var data: UnsafePointer<UInt8>?
+        switch pcap_next_ex(handle, &header, &data) {
+        case 1:
+            let h = header.unsafelyUnwrapped.pointee
+            let fraction = UInt64(UInt(bitPattern: h.ts.tv_usec))
+            let ns = UInt64(UInt(bitPattern: h.ts.tv_sec)) &* 1_000_000_000 &+ (nanosecond ? fraction : fraction &* 1000)
+            batch.append(timestampNanoseconds: ns, capturedLength: h.caplen, wireLength: h.len, data: data)
+            return true
+        case 0:
+            return true // live timeout, or nothing ready on a non-blocking handle
+        case PCAP_ERROR_BREAK:
+            return !info.isLive ? false : true // end of file; on a live handle, an interrupt
+        default:
+            throw PluginError(String(cString: pcap_geterr(handle)))
+        }
+    }
+
+    public func setFilter(_ expression: String) throws(PluginError) {
+        var program = bpf_program()
+        let netmask = info.netmask == 0 ? PCAP_NETMASK_UNKNOWN : bpf_u_int32(info.netmask).bigEndian
+        guard pcap_compile(handle, &program, expression, 1, netmask) == 0 else {
+            throw PluginError("invalid filter '\(expression)': " + String(cString: pcap_geterr(handle)))
+        }
+        defer { pcap_freecode(&program) }
+        guard pcap_setfilter(handle, &program) == 0 else {
+            throw PluginError("cannot install filter: " + String(cString: pcap_geterr(handle)))
+        }
+    }
+
+    public func statistics() throws(PluginError) -> trawl_stats {
+        var stats = trawl_stats()
+        guard info.isLive else { return stats } // libpcap keeps no counters for files
+        var p = pcap_stat()
+        guard pcap_stats(handle, &p) == 0 else { throw PluginError(String(cString: pcap_geterr(handle))) }
+        stats.valid = UInt64(TRAWL_STAT_RECEIVED | TRAWL_STAT_DROPPED | TRAWL_STAT_IF_DROPPED)
+        stats.received = UInt64(p.ps_recv)
+        stats.dropped = UInt64(p.ps_drop)
+        stats.if_dropped = UInt64(p.ps_ifdrop)
+        return stats
+    }
+
+    public func interrupt() { pcap_breakloop(handle) }
+}
+
+@_cdecl("trawl_plugin_entry")
+public func trawlPluginEntry() -> UnsafeRawPointer { exportPlugin(PcapSource.self) }

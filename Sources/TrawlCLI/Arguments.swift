@@ -1,0 +1,112 @@
+import TrawlCore
+
+/// What the user asked `trawl` to do.
+public enum Command: Equatable {
+    case help
+    case version
+    /// `-N` (verbose false) or `-NN` (verbose true), optionally for one plugin.
+    case listPlugins(verbose: Bool, name: String?, json: Bool)
+    case capture(CaptureOptions)
+}
+
+/// The settings of a capture run.
+public struct CaptureOptions: Equatable {
+    public var interfaces: [String] = []
+    public var traces: [String] = []
+    public var filter: String?
+    public var writePath: String?
+    public var ignoreChecksums = false
+    public var bareMode = false
+    /// `Namespace::name=value` words, checked against the plugins once they are loaded.
+    public var optionAssignments: [String] = []
+    public var progress: Bool?
+
+    public init() {}
+}
+
+public struct UsageError: Error, Equatable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Parses Zeek-style flags: `-i IFACE` or `-iIFACE`, repeatable `-i`/`-r`, `-N`/`-NN [NAME]`,
+/// and trailing `Namespace::name=value` option assignments.
+public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command {
+    var options = CaptureOptions()
+    var listing: (verbose: Bool, name: String?)?
+    var json = false
+    var index = 0
+
+    func value(for flag: String, attached: Substring) throws(UsageError) -> String {
+        if !attached.isEmpty { return String(attached) }
+        index += 1
+        guard index < arguments.count else { throw UsageError("option \(flag) needs an argument") }
+        return arguments[index]
+    }
+
+    while index < arguments.count {
+        let word = arguments[index]
+        switch word {
+        case "-h", "--help": return .help
+        case "-v", "--version": return .version
+        case "-N", "-NN":
+            listing = (word == "-NN", nil)
+            if index + 1 < arguments.count, !arguments[index + 1].hasPrefix("-"),
+               OptionAssignment.parse(arguments[index + 1]) == nil {
+                index += 1
+                listing?.name = arguments[index]
+            }
+        case "--json": json = true
+        case "-C": options.ignoreChecksums = true
+        case "-b": options.bareMode = true
+        case "--progress": options.progress = true
+        case "--no-progress": options.progress = false
+        default:
+            if word.hasPrefix("-") && word.count >= 2 && !word.hasPrefix("--") {
+                let flag = String(word.prefix(2))
+                let attached = word.dropFirst(2)
+                switch flag {
+                case "-i": options.interfaces.append(try value(for: flag, attached: attached))
+                case "-r": options.traces.append(try value(for: flag, attached: attached))
+                case "-f": options.filter = try value(for: flag, attached: attached)
+                case "-w": options.writePath = try value(for: flag, attached: attached)
+                default: throw UsageError("unknown option \(word)")
+                }
+            } else if OptionAssignment.parse(word) != nil {
+                options.optionAssignments.append(word)
+            } else {
+                throw UsageError(word.hasPrefix("--") ? "unknown option \(word)" : "unexpected argument '\(word)'")
+            }
+        }
+        index += 1
+    }
+    if let listing { return .listPlugins(verbose: listing.verbose, name: listing.name, json: json) }
+    if json { throw UsageError("--json goes with -N or -NN") }
+    if options.interfaces.isEmpty && options.traces.isEmpty {
+        throw UsageError("nothing to read: give -r FILE or -i INTERFACE")
+    }
+    if !options.interfaces.isEmpty && !options.traces.isEmpty {
+        throw UsageError("-r and -i cannot be mixed in one run")
+    }
+    return .capture(options)
+}
+
+public let usageText = """
+usage: trawl [options] [Namespace::option=value ...]
+  -r FILE        read a trace file (pcap or pcapng; "-" is standard input); repeatable
+  -i IFACE       capture live from an interface; "prefix::name" picks a plugin (af_packet::eth0); repeatable
+  -f FILTER      BPF filter in tcpdump syntax
+  -w FILE        write the packets read to a pcap file ("-" is standard output)
+  -C             ignore checksums
+  -b             bare mode
+  -N [NAME]      list the packet-source plugins (or one of them); -NN adds components and options
+  --json         with -N/-NN: machine-readable output
+  --progress     report progress on standard error (default when it is a terminal)
+  -h, --help     this text;  -v, --version  the version
+
+Plugins are loaded from $TRAWL_PLUGIN_PATH (colon-separated directories or .so files), from beside
+the trawl executable, and from <prefix>/lib/trawl/plugins. Options declared by plugins are set as
+Namespace::name=value, for example  trawl -i af_packet::eth0 AF_Packet::fanout_id=24
+"""
+
+public let trawlVersion = "0.1.0"

@@ -1,0 +1,165 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import CTrawlABI
+import TrawlCore
+
+/// Set by SIGINT/SIGTERM; the read loop stops at the next batch.
+let stopRequested = Atomic<Bool>(false)
+
+/// Counts of what a run read.
+public struct CaptureTally: Equatable {
+    public var packets: UInt64 = 0
+    public var bytes: UInt64 = 0
+    public var capturedBytes: UInt64 = 0
+    public var firstTimestamp: UInt64 = .max
+    public var lastTimestamp: UInt64 = 0
+
+    @inline(__always)
+    mutating func add(timestamp: UInt64, captured: UInt32, wire: UInt32) {
+        packets &+= 1
+        bytes &+= UInt64(wire)
+        capturedBytes &+= UInt64(captured)
+        if timestamp < firstTimestamp { firstTimestamp = timestamp }
+        if timestamp > lastTimestamp { lastTimestamp = timestamp }
+    }
+}
+
+/// Reads every source to its end (or until stopped), feeding the writer and the tally.
+final class CaptureRun {
+    let sources: [any PacketSource]
+    let writer: TraceWriter?
+    let progress: Progress?
+    private(set) var tally = CaptureTally()
+    private let batch = PacketBatch(capacity: 256)
+
+    init(sources: [any PacketSource], writer: TraceWriter?, progress: Progress?) {
+        self.sources = sources
+        self.writer = writer
+        self.progress = progress
+    }
+
+    func run() throws -> CaptureTally {
+        if sources.count == 1 {
+            try readSingle(sources[0])
+        } else if sources.allSatisfy({ !$0.info.isLive }) {
+            try mergeTraces()
+        } else {
+            try pollInterfaces()
+        }
+        progress?.finish()
+        return tally
+    }
+
+    /// The common case, kept tight: one batch at a time, no per-packet allocation.
+    private func readSingle(_ source: any PacketSource) throws {
+        while !stopRequested.load(ordering: .relaxed) {
+            guard try source.nextBatch(batch) else { break }
+            try consume(batch, from: 0, to: batch.count)
+        }
+    }
+
+    @inline(__always)
+    private func consume(_ batch: PacketBatch, from start: Int, to end: Int) throws {
+        let slots = batch.slots
+        for i in start..<end {
+            let slot = slots[i]
+            tally.add(timestamp: slot.timestamp_ns, captured: slot.captured_length, wire: slot.wire_length)
+        }
+        if let writer {
+            for i in start..<end { try writer.write(batch[i]) }
+        }
+        if let progress, progress.due(packets: tally.packets) { progress.report(tally) }
+    }
+
+    /// Several trace files: packets are handed on in timestamp order across files.
+    private func mergeTraces() throws {
+        let cursors = sources.map { TraceCursor(source: $0) }
+        while !stopRequested.load(ordering: .relaxed) {
+            var earliest: TraceCursor?
+            for cursor in cursors where try cursor.refill() {
+                if earliest == nil || cursor.timestamp < earliest!.timestamp { earliest = cursor }
+            }
+            guard let earliest else { break }
+            try consume(earliest.batch, from: earliest.index, to: earliest.index + 1)
+            earliest.index += 1
+        }
+    }
+
+    /// Several live interfaces, opened non-blocking: read whichever has packets, else poll.
+    private func pollInterfaces() throws {
+        var descriptors = sources.compactMap { $0.info.selectableFD }.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        while !stopRequested.load(ordering: .relaxed) {
+            var idle = true
+            for source in sources {
+                _ = try source.nextBatch(batch)
+                if batch.count > 0 {
+                    idle = false
+                    try consume(batch, from: 0, to: batch.count)
+                }
+            }
+            if idle {
+                if descriptors.count == sources.count {
+                    _ = poll(&descriptors, nfds_t(descriptors.count), 100)
+                } else {
+                    usleep(1000) // a source without a pollable descriptor
+                }
+            }
+        }
+    }
+}
+
+/// One trace's position in a timestamp-ordered merge.
+final class TraceCursor {
+    let source: any PacketSource
+    let batch = PacketBatch(capacity: 64)
+    var index = 0
+    var exhausted = false
+
+    init(source: any PacketSource) { self.source = source }
+
+    /// Makes sure a packet is ready at `index`; false once the trace is exhausted.
+    func refill() throws -> Bool {
+        while !exhausted && index >= batch.count {
+            index = 0
+            if try !source.nextBatch(batch) { exhausted = true; batch.count = 0 }
+        }
+        return !exhausted
+    }
+
+    var timestamp: UInt64 { batch.slots[index].timestamp_ns }
+}
+
+/// A one-line progress report on standard error, at most once a second.
+final class Progress {
+    private var nextCheck: UInt64 = 1 << 16
+    private var lastReport = Progress.now()
+    private var printed = false
+
+    static func now() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+    }
+
+    /// Cheap test for the loop: only every 65536 packets does it look at the clock.
+    @inline(__always)
+    func due(packets: UInt64) -> Bool {
+        guard packets >= nextCheck else { return false }
+        nextCheck = packets + (1 << 16)
+        let now = Progress.now()
+        guard now - lastReport >= 1_000_000_000 else { return false }
+        lastReport = now
+        return true
+    }
+
+    func report(_ tally: CaptureTally) {
+        writeStandardError("\rtrawl: \(tally.packets) packets, \(tally.bytes / 1_000_000) MB read")
+        printed = true
+    }
+
+    func finish() {
+        if printed { writeStandardError("\n") }
+    }
+}

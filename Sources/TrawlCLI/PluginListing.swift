@@ -1,0 +1,89 @@
+import TrawlCore
+
+/// `trawl -N` and `-NN`, in the layout `zeek -N` uses.
+enum PluginListing {
+    static func text(_ plugins: [Plugin], verbose: Bool) -> String {
+        var lines: [String] = []
+        for plugin in plugins {
+            let kind = plugin.origin.path == nil ? "built-in" : "dynamic"
+            lines.append("\(plugin.name) - \(plugin.description) (\(kind), version \(plugin.version))")
+            guard verbose else { continue }
+            for component in plugin.components {
+                lines.append("    [Packet Source] \(component.name) (interface prefix \"\(component.prefix)\"; supports \(component.modes.summary))")
+            }
+            for option in plugin.options {
+                lines.append("    [Constant] \(plugin.optionNamespace)::\(option.name) (\(option.typeDescription), default \(option.defaultValue)) - \(option.documentation)")
+            }
+            if let path = plugin.origin.path { lines.append("    [Library] \(path)") }
+            lines.append("")
+        }
+        return lines.joined(separator: "\n") + (verbose ? "" : "\n")
+    }
+
+    static func json(_ plugins: [Plugin]) -> String {
+        let items = plugins.map { plugin -> JSON in
+            .object([
+                ("name", .string(plugin.name)),
+                ("description", .string(plugin.description)),
+                ("version", .string(plugin.version)),
+                ("dynamic", .bool(plugin.origin.path != nil)),
+                ("library", plugin.origin.path.map(JSON.string) ?? .null),
+                ("option_namespace", .string(plugin.optionNamespace)),
+                ("components", .array(plugin.components.map { component in
+                    .object([
+                        ("name", .string(component.name)),
+                        ("prefix", .string(component.prefix)),
+                        ("live", .bool(component.modes.contains(.live))),
+                        ("trace", .bool(component.modes.contains(.offline))),
+                    ])
+                })),
+                ("options", .array(plugin.options.map { option in
+                    .object([
+                        ("name", .string("\(plugin.optionNamespace)::\(option.name)")),
+                        ("type", .string(option.type.description)),
+                        ("default", .string(option.defaultValue.description)),
+                        ("doc", .string(option.documentation)),
+                        ("choices", .array(option.choices.map(JSON.string))),
+                    ])
+                })),
+            ])
+        }
+        return JSON.array(items).rendered + "\n"
+    }
+}
+
+/// Just enough JSON to print listings without Foundation.
+indirect enum JSON {
+    case string(String), bool(Bool), number(Double), null
+    case array([JSON])
+    case object([(String, JSON)])
+
+    var rendered: String {
+        switch self {
+        case let .string(text): return Self.quote(text)
+        case let .bool(value): return value ? "true" : "false"
+        case let .number(value): return value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+        case .null: return "null"
+        case let .array(items): return "[" + items.map(\.rendered).joined(separator: ",") + "]"
+        case let .object(fields): return "{" + fields.map { Self.quote($0.0) + ":" + $0.1.rendered }.joined(separator: ",") + "}"
+        }
+    }
+
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

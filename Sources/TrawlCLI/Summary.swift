@@ -1,0 +1,66 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TrawlCore
+
+/// What a run prints when it ends: one `key: value` line each, easy to read and to grep.
+struct Summary {
+    let sources: [String]
+    let tally: CaptureTally
+    let statistics: [CaptureStatistics]
+    let live: Bool
+    let written: (path: String, packets: UInt64)?
+
+    var text: String {
+        var lines = ["sources: " + sources.joined(separator: ", ")]
+        lines.append("packets: \(tally.packets)")
+        lines.append("bytes: \(tally.bytes)")
+        if tally.capturedBytes != tally.bytes { lines.append("captured bytes: \(tally.capturedBytes)") }
+        if tally.packets > 0 {
+            lines.append("first packet: " + formatTimestamp(tally.firstTimestamp))
+            lines.append("last packet: " + formatTimestamp(tally.lastTimestamp))
+            lines.append("time span: " + formatDuration(tally.lastTimestamp - tally.firstTimestamp))
+        }
+        if live {
+            func total(_ field: KeyPath<CaptureStatistics, UInt64?>) -> String {
+                let values = statistics.compactMap { $0[keyPath: field] }
+                return values.count == statistics.count ? String(values.reduce(0, +)) : "n/a"
+            }
+            lines.append("received by capture: \(total(\.received))")
+            lines.append("dropped: \(total(\.dropped)) by kernel, \(total(\.interfaceDropped)) by interface")
+        } else {
+            lines.append("dropped: n/a (trace input)")
+        }
+        if let written { lines.append("written: \(written.packets) packets to \(written.path)") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// "2023-11-14T22:13:20.000010000Z"
+func formatTimestamp(_ nanoseconds: UInt64) -> String {
+    var seconds = time_t(nanoseconds / 1_000_000_000)
+    var parts = tm()
+    gmtime_r(&seconds, &parts)
+    func pad(_ value: Int32, _ width: Int) -> String {
+        let text = String(value)
+        return String(repeating: "0", count: max(0, width - text.count)) + text
+    }
+    let fraction = String(nanoseconds % 1_000_000_000)
+    return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+        + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
+        + String(repeating: "0", count: 9 - fraction.count) + fraction + "Z"
+}
+
+/// "12.000670000 s"
+func formatDuration(_ nanoseconds: UInt64) -> String {
+    let fraction = String(nanoseconds % 1_000_000_000)
+    return "\(nanoseconds / 1_000_000_000)." + String(repeating: "0", count: 9 - fraction.count) + fraction + " s"
+}
+
+/// Writes to file descriptor 2 directly: unbuffered, and free of C's shared `stderr` global.
+func writeStandardError(_ text: String) {
+    var copy = text
+    copy.withUTF8 { bytes in
+        _ = try? FileDescriptor(rawValue: STDERR_FILENO).writeAll(UnsafeRawBufferPointer(bytes))
+    }
+}

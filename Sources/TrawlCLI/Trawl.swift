@@ -1,0 +1,138 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CTrawlABI
+import TrawlCore
+
+/// The `trawl` command. Returns the process exit status.
+public enum Trawl {
+    public static func main(_ arguments: [String]) -> Int32 {
+        let command: Command
+        do {
+            command = try parseArguments(arguments)
+        } catch {
+            writeStandardError("trawl: \(error)\n\(usageText)\n")
+            return 1
+        }
+        switch command {
+        case .help:
+            print(usageText)
+            return 0
+        case .version:
+            print("trawl version \(trawlVersion) (plugin ABI \(TRAWL_ABI_VERSION))")
+            return 0
+        case let .listPlugins(verbose, name, json):
+            guard let registry = loadRegistry() else { return 1 }
+            var plugins = registry.plugins
+            if let name {
+                guard let plugin = registry.plugin(named: name) else {
+                    writeStandardError("error: plugin \(name) is not available\n")
+                    return 1
+                }
+                plugins = [plugin]
+            }
+            print(json ? PluginListing.json(plugins) : PluginListing.text(plugins, verbose: verbose), terminator: "")
+            return 0
+        case let .capture(options):
+            guard let registry = loadRegistry() else { return 1 }
+            do {
+                try capture(options, registry: registry)
+                return 0
+            } catch let error as FatalError {
+                writeStandardError("fatal error: \(error.message)\n")
+                return 1
+            } catch {
+                writeStandardError("fatal error: \(error)\n")
+                return 1
+            }
+        }
+    }
+
+    struct FatalError: Error {
+        let message: String
+        init(_ message: String) { self.message = message }
+        init(_ error: CustomStringConvertible) { message = error.description }
+    }
+
+    /// Loads plugins; warnings go to stderr, a prefix clash is fatal.
+    static func loadRegistry() -> SourceRegistry? {
+        let registry = SourceRegistry()
+        do {
+            for diagnostic in try PluginLoader.standard().load(into: registry) {
+                writeStandardError("warning: \(diagnostic)\n")
+            }
+            return registry
+        } catch {
+            writeStandardError("fatal error: \(error)\n")
+            return nil
+        }
+    }
+
+    static func capture(_ options: CaptureOptions, registry: SourceRegistry) throws {
+        let settings: OptionSettings
+        do { settings = try OptionSettings(assignments: options.optionAssignments, registry: registry) }
+        catch { throw FatalError(error) }
+
+        let live = !options.interfaces.isEmpty
+        let names = live ? options.interfaces : options.traces
+        if names.filter({ $0 == "-" }).count > 1 { throw FatalError("standard input can be read only once") }
+        // Several live sources are read non-blocking and polled together.
+        let timeout: UInt32 = live && names.count > 1 ? 0 : 100
+        var sources: [any PacketSource] = []
+        defer { sources.forEach { $0.close() } }
+        for name in names {
+            do {
+                let source = try registry.open(name, mode: live ? .live : .offline, settings: settings, timeoutMilliseconds: timeout)
+                sources.append(source)
+                if let filter = options.filter { try source.setFilter(filter) }
+            } catch {
+                throw FatalError(error)
+            }
+        }
+
+        var writer: TraceWriter?
+        if let path = options.writePath {
+            let linkTypes = Set(sources.map(\.info.linkType))
+            guard linkTypes.count == 1 else {
+                throw FatalError("cannot write \(path): the sources have different link types \(linkTypes.sorted())")
+            }
+            do { writer = try TraceWriter(path: path, linkType: linkTypes.first!, snaplen: sources.map(\.info.snaplen).max()!) }
+            catch { throw FatalError("cannot write \(path): \(error)") }
+        }
+
+        installStopHandlers()
+        if live {
+            writeStandardError("listening on \(names.joined(separator: ", "))\n")
+        }
+        let showProgress = options.progress ?? (isatty(STDERR_FILENO) == 1)
+        let run = CaptureRun(sources: sources, writer: writer, progress: showProgress ? Progress() : nil)
+        let tally: CaptureTally
+        do {
+            tally = try run.run()
+            try writer?.finish()
+        } catch let error as PacketSourceError {
+            writer?.abandon()
+            throw FatalError(error)
+        } catch let error as Errno {
+            writer?.abandon()
+            throw FatalError("cannot write \(options.writePath ?? ""): \(error)")
+        }
+        let statistics = sources.map { (try? $0.statistics()) ?? CaptureStatistics() }
+        let summary = Summary(
+            sources: names, tally: tally, statistics: statistics, live: live,
+            written: writer.map { ($0.path, $0.packetsWritten) }
+        )
+        // With -w -, standard output carries the trace: the summary goes to stderr.
+        if options.writePath == "-" { writeStandardError(summary.text) } else { print(summary.text, terminator: "") }
+    }
+
+    static func installStopHandlers() {
+        _ = stopRequested.load(ordering: .relaxed) // initialise before any handler can run
+        let handler: @convention(c) (Int32) -> Void = { _ in
+            if stopRequested.load(ordering: .relaxed) { _exit(130) } // a second signal: leave now
+            stopRequested.store(true, ordering: .relaxed)
+        }
+        signal(SIGINT, handler)
+        signal(SIGTERM, handler)
+    }
+}

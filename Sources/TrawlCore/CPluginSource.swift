@@ -1,0 +1,134 @@
+import CTrawlABI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A component's C function table and context, as a plugin's descriptor gave them.
+struct CComponentOpener: SourceOpener, @unchecked Sendable {
+    // The pointers refer to a loaded library's static data, which is never unloaded.
+    let ops: UnsafePointer<trawl_source_ops>
+    let context: UnsafeMutableRawPointer?
+
+    func open(_ request: SourceOpenRequest) throws(PacketSourceError) -> any PacketSource {
+        var error = trawl_error()
+        var handle: UnsafeMutableRawPointer?
+        // Strings handed to the plugin live until open returns.
+        var strings: [UnsafeMutablePointer<CChar>] = []
+        defer { strings.forEach { free($0) } }
+        var values = request.options.map { value -> trawl_option_value in
+            var c = trawl_option_value()
+            switch value {
+            case let .bool(b): c.type = UInt32(TRAWL_OPTION_BOOL.rawValue); c.value.boolean = b ? 1 : 0
+            case let .count(n): c.type = UInt32(TRAWL_OPTION_COUNT.rawValue); c.value.count = n
+            case let .int(n): c.type = UInt32(TRAWL_OPTION_INT.rawValue); c.value.integer = n
+            case let .double(d): c.type = UInt32(TRAWL_OPTION_DOUBLE.rawValue); c.value.real = d
+            case let .string(s), let .enum(s):
+                c.type = UInt32(value == .string(s) ? TRAWL_OPTION_STRING.rawValue : TRAWL_OPTION_ENUM.rawValue)
+                let copy = strdup(s)!
+                strings.append(copy)
+                c.value.string = UnsafePointer(copy)
+            }
+            return c
+        }
+        let status = request.path.withCString { path in
+            values.withUnsafeMutableBufferPointer { options in
+                var cRequest = trawl_open_request(
+                    path: path,
+                    mode: request.mode == .live ? TRAWL_MODE_LIVE.rawValue : TRAWL_MODE_OFFLINE.rawValue,
+                    timeout_ms: request.timeoutMilliseconds,
+                    options: UnsafePointer(options.baseAddress),
+                    option_count: UInt32(options.count),
+                    reserved: 0
+                )
+                return ops.pointee.open(context, &cRequest, &handle, &error)
+            }
+        }
+        guard status == TRAWL_OK.rawValue, let handle else {
+            throw .problem(request.name, mode: request.mode, reason: error.text(or: "the plugin could not open it"))
+        }
+        return CPluginSource(name: request.name, ops: ops, handle: handle)
+    }
+}
+
+/// A packet source implemented by a plugin behind the C ABI.
+final class CPluginSource: PacketSource {
+    let name: String
+    let info: SourceInfo
+    private let ops: UnsafePointer<trawl_source_ops>
+    private var handle: UnsafeMutableRawPointer?
+    private var error = trawl_error()
+
+    init(name: String, ops: UnsafePointer<trawl_source_ops>, handle: UnsafeMutableRawPointer) {
+        self.name = name
+        self.ops = ops
+        self.handle = handle
+        var c = trawl_source_info()
+        ops.pointee.info(handle, &c)
+        info = SourceInfo(
+            linkType: c.link_type, snaplen: c.snaplen, netmask: c.netmask,
+            selectableFD: c.selectable_fd >= 0 ? c.selectable_fd : nil, isLive: c.is_live != 0
+        )
+    }
+
+    deinit { close() }
+
+    func nextBatch(_ batch: PacketBatch) throws(PacketSourceError) -> Bool {
+        guard let handle else { throw .read(name, reason: "source is closed") }
+        var count: UInt32 = 0
+        let status = ops.pointee.next_batch(handle, batch.slots, UInt32(batch.capacity), &count, &error)
+        batch.count = Int(min(count, UInt32(batch.capacity)))
+        switch status {
+        case TRAWL_OK.rawValue: return true
+        case TRAWL_END.rawValue:
+            batch.count = 0
+            return false
+        default:
+            batch.count = 0
+            throw .read(name, reason: error.text(or: "read failed"))
+        }
+    }
+
+    func setFilter(_ expression: String) throws(PacketSourceError) {
+        guard let handle else { throw .read(name, reason: "source is closed") }
+        let status = ops.pointee.set_filter(handle, expression, &error)
+        guard status == TRAWL_OK.rawValue else {
+            throw .problem(name, mode: info.isLive ? .live : .offline, reason: error.text(or: "the filter was refused"))
+        }
+    }
+
+    func statistics() throws(PacketSourceError) -> CaptureStatistics {
+        guard let handle else { throw .read(name, reason: "source is closed") }
+        var c = trawl_stats()
+        guard ops.pointee.stats(handle, &c, &error) == TRAWL_OK.rawValue else {
+            throw .read(name, reason: error.text(or: "statistics unavailable"))
+        }
+        func field<Bit: BinaryInteger>(_ bit: Bit, _ value: UInt64) -> UInt64? { c.valid & UInt64(bit) != 0 ? value : nil }
+        return CaptureStatistics(
+            received: field(TRAWL_STAT_RECEIVED, c.received),
+            dropped: field(TRAWL_STAT_DROPPED, c.dropped),
+            interfaceDropped: field(TRAWL_STAT_IF_DROPPED, c.if_dropped),
+            filtered: field(TRAWL_STAT_FILTERED, c.filtered),
+            bytes: field(TRAWL_STAT_BYTES, c.bytes)
+        )
+    }
+
+    func interrupt() {
+        if let handle, let interrupt = ops.pointee.interrupt { interrupt(handle) }
+    }
+
+    func close() {
+        if let handle { ops.pointee.close(handle) }
+        handle = nil
+    }
+}
+
+extension trawl_error {
+    /// The plugin's message, or `fallback` when it left the buffer empty.
+    func text(or fallback: String) -> String {
+        var copy = message
+        let text = withUnsafeBytes(of: &copy) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        return text.isEmpty ? fallback : text
+    }
+}

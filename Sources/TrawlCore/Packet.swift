@@ -1,0 +1,64 @@
+import CTrawlABI
+
+/// One captured packet, viewed in place: `bytes` points into the source's memory and
+/// is valid until the source's next `nextBatch` or `close`.
+@frozen
+public struct Packet {
+    public let timestampNanoseconds: UInt64
+    public let capturedLength: Int
+    public let wireLength: Int
+    public let bytes: UnsafeRawBufferPointer
+
+    @inlinable
+    public init(timestampNanoseconds: UInt64, capturedLength: Int, wireLength: Int, bytes: UnsafeRawBufferPointer) {
+        self.timestampNanoseconds = timestampNanoseconds
+        self.capturedLength = capturedLength
+        self.wireLength = wireLength
+        self.bytes = bytes
+    }
+}
+
+/// A reusable array of packet slots that a source fills on each read. It is allocated
+/// once, so reading packets allocates nothing.
+public final class PacketBatch {
+    /// The slots, laid out as the C ABI's `trawl_packet` so plugins fill them directly.
+    public let slots: UnsafeMutablePointer<trawl_packet>
+    public let capacity: Int
+    /// How many slots the last read filled.
+    public var count: Int = 0
+
+    public init(capacity: Int = 256) {
+        precondition(capacity > 0, "a batch holds at least one packet")
+        self.capacity = capacity
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: trawl_packet(), count: capacity)
+    }
+
+    deinit { slots.deallocate() }
+
+    @inlinable
+    public subscript(index: Int) -> Packet {
+        let slot = slots[index]
+        let length = Int(slot.captured_length)
+        return Packet(
+            timestampNanoseconds: slot.timestamp_ns,
+            capturedLength: length,
+            wireLength: Int(slot.wire_length),
+            bytes: UnsafeRawBufferPointer(start: slot.data, count: length)
+        )
+    }
+
+    /// Appends one packet; for sources written in Swift inside the host. Returns false when full.
+    @inlinable
+    public func append(timestampNanoseconds: UInt64, wireLength: Int, bytes: UnsafeRawBufferPointer) -> Bool {
+        guard count < capacity else { return false }
+        slots[count] = trawl_packet(
+            timestamp_ns: timestampNanoseconds,
+            captured_length: UInt32(bytes.count),
+            wire_length: UInt32(wireLength),
+            data: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        )
+        count += 1
+        return true
+    }
+}

@@ -1,0 +1,165 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Builds the C descriptor for `Source` once and returns it, for the plugin's
+/// `trawl_plugin_entry` function. The descriptor lives as long as the library.
+public func exportPlugin<Source: SourcePlugin>(_ source: Source.Type) -> UnsafeRawPointer {
+    ExportedPlugins.lock.withLock {
+        let key = ObjectIdentifier(source)
+        if let existing = ExportedPlugins.descriptors[key] { return existing }
+        let descriptor = UnsafeRawPointer(makeDescriptor(Source.self))
+        ExportedPlugins.descriptors[key] = descriptor
+        return descriptor
+    }
+}
+
+enum ExportedPlugins {
+    nonisolated(unsafe) static var descriptors: [ObjectIdentifier: UnsafeRawPointer] = [:]
+    static let lock = Mutex()
+}
+
+/// A pthread mutex, enough for the one-time descriptor build.
+final class Mutex: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    func withLock<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return body()
+    }
+}
+
+/// Opens instances of one source type; the component's context points at it.
+final class SourceFactory {
+    let declared: [PluginOption]
+    let make: (OpenRequest) throws(PluginError) -> any SourcePlugin
+    init(declared: [PluginOption], make: @escaping (OpenRequest) throws(PluginError) -> any SourcePlugin) {
+        self.declared = declared
+        self.make = make
+    }
+}
+
+/// An open source behind a C handle.
+final class SourceHandle {
+    let source: any SourcePlugin
+    init(_ source: any SourcePlugin) { self.source = source }
+}
+
+private func permanent(_ text: String) -> UnsafePointer<CChar> { UnsafePointer(strdup(text)!) }
+
+private func describe(_ kind: PluginOption.Kind) -> (trawl_option_type, String, String?) {
+    switch kind {
+    case let .bool(value): return (TRAWL_OPTION_BOOL, value ? "T" : "F", nil)
+    case let .count(value): return (TRAWL_OPTION_COUNT, String(value), nil)
+    case let .int(value): return (TRAWL_OPTION_INT, String(value), nil)
+    case let .double(value): return (TRAWL_OPTION_DOUBLE, String(value), nil)
+    case let .string(value): return (TRAWL_OPTION_STRING, value, nil)
+    case let .enum(value, choices): return (TRAWL_OPTION_ENUM, value, choices.joined(separator: ","))
+    }
+}
+
+private func makeDescriptor<Source: SourcePlugin>(_: Source.Type) -> UnsafePointer<trawl_plugin> {
+    let metadata = Source.metadata
+    let options = UnsafeMutablePointer<trawl_option>.allocate(capacity: max(metadata.options.count, 1))
+    for (index, option) in metadata.options.enumerated() {
+        let (type, defaultValue, choices) = describe(option.kind)
+        options[index] = trawl_option(
+            name: permanent(option.name), type: type.rawValue, default_value: permanent(defaultValue),
+            doc: permanent(option.documentation), choices: choices.map(permanent)
+        )
+    }
+    let factory = SourceFactory(declared: metadata.options) { (request) throws(PluginError) in try Source(request: request) }
+    let component = UnsafeMutablePointer<trawl_component>.allocate(capacity: 1)
+    component.initialize(to: trawl_component(
+        name: permanent(metadata.componentName), prefix: permanent(metadata.prefix),
+        modes: metadata.modes.rawValue, reserved: 0, ops: sourceOps,
+        context: Unmanaged.passRetained(factory).toOpaque()
+    ))
+    let plugin = UnsafeMutablePointer<trawl_plugin>.allocate(capacity: 1)
+    plugin.initialize(to: trawl_plugin(
+        abi_version: TRAWL_ABI_VERSION, struct_size: UInt32(MemoryLayout<trawl_plugin>.size),
+        name: permanent(metadata.name), description: permanent(metadata.description),
+        version: permanent(metadata.version), option_namespace: permanent(metadata.optionNamespace),
+        components: UnsafePointer(component), component_count: 1,
+        option_count: UInt32(metadata.options.count), options: UnsafePointer(options)
+    ))
+    return UnsafePointer(plugin)
+}
+
+/// Copies `message` into the ABI's fixed error buffer, cut at a character boundary.
+func report(_ message: String, into error: UnsafeMutablePointer<trawl_error>?) {
+    guard let error else { return }
+    withUnsafeMutableBytes(of: &error.pointee.message) { raw in
+        var utf8 = Array(message.utf8.prefix(raw.count - 1))
+        if utf8.count < message.utf8.count {
+            // Drop continuation bytes, then the lead byte of the cut character.
+            while let last = utf8.last, last & 0xC0 == 0x80 { utf8.removeLast() }
+            if let last = utf8.last, last & 0x80 != 0 { utf8.removeLast() }
+        }
+        raw.copyBytes(from: utf8)
+        raw[utf8.count] = 0
+    }
+}
+
+private func source(_ handle: UnsafeMutableRawPointer?) -> any SourcePlugin {
+    Unmanaged<SourceHandle>.fromOpaque(handle!).takeUnretainedValue().source
+}
+
+/// One function table serves every Swift plugin: the generic part lives in the factory.
+nonisolated(unsafe) private let sourceOps: UnsafePointer<trawl_source_ops> = {
+    let ops = UnsafeMutablePointer<trawl_source_ops>.allocate(capacity: 1)
+    ops.initialize(to: trawl_source_ops(
+        open: { context, request, handle, error in
+            let factory = Unmanaged<SourceFactory>.fromOpaque(context!).takeUnretainedValue()
+            do throws(PluginError) {
+                let opened = try factory.make(OpenRequest(request!.pointee, declared: factory.declared))
+                handle!.pointee = Unmanaged.passRetained(SourceHandle(opened)).toOpaque()
+                return TRAWL_OK.rawValue
+            } catch let failure {
+                report(failure.description, into: error)
+                return TRAWL_ERROR.rawValue
+            }
+        },
+        info: { handle, info in
+            let i = source(handle).info
+            info!.pointee = trawl_source_info(link_type: i.linkType, snaplen: i.snaplen, netmask: i.netmask,
+                                              selectable_fd: i.selectableFD, is_live: i.isLive ? 1 : 0, reserved: 0)
+        },
+        set_filter: { handle, expression, error in
+            do throws(PluginError) {
+                try source(handle).setFilter(String(cString: expression!))
+                return TRAWL_OK.rawValue
+            } catch let failure {
+                report(failure.description, into: error)
+                return TRAWL_ERROR.rawValue
+            }
+        },
+        next_batch: { handle, packets, capacity, count, error in
+            var batch = BatchOutput(slots: packets!, capacity: Int(capacity))
+            do throws(PluginError) {
+                let more = try source(handle).nextBatch(into: &batch)
+                count!.pointee = UInt32(batch.count)
+                return more ? TRAWL_OK.rawValue : TRAWL_END.rawValue
+            } catch let failure {
+                count!.pointee = 0
+                report(failure.description, into: error)
+                return TRAWL_ERROR.rawValue
+            }
+        },
+        stats: { handle, stats, error in
+            do throws(PluginError) {
+                stats!.pointee = try source(handle).statistics()
+                return TRAWL_OK.rawValue
+            } catch let failure {
+                report(failure.description, into: error)
+                return TRAWL_ERROR.rawValue
+            }
+        },
+        interrupt: { handle in source(handle).interrupt() },
+        close: { handle in
+            Unmanaged<SourceHandle>.fromOpaque(handle!).release()
+        }
+    ))
+    return UnsafePointer(ops)
+}()

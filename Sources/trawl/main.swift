@@ -1,0 +1,4 @@
+import Glibc
+import TrawlCLI
+
+exit(Trawl.main(Array(CommandLine.arguments.dropFirst())))
