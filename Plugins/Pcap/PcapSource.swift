@@ -3,8 +3,8 @@ import TrawlPluginSDK
 
 /// Trawl::Pcap: live interfaces and trace files through libpcap.
 ///
-/// libpcap reuses one buffer for each packet it hands out, so this source returns one
-/// packet per batch instead of copying packets into a batch of its own.
+/// libpcap reuses one buffer for each packet it hands out, so to return whole batches this
+/// source copies each packet once into an arena that stays valid until the next batch.
 public final class PcapSource: SourcePlugin {
     public static let metadata = PluginMetadata(
         name: "Trawl::Pcap",
@@ -26,6 +26,18 @@ public final class PcapSource: SourcePlugin {
     private let nanosecond: Bool
     private let path: String
     public let info: PluginSourceInfo
+    /// Where a batch's packets are copied; room for `arenaReserve` more always remains
+    /// after a packet is accepted.
+    private let arena: UnsafeMutablePointer<UInt8>
+    private let arenaSize: Int
+    private let arenaReserve: Int
+    /// The batch being filled by `pcap_dispatch`'s callback, and how much arena it used.
+    private var filling: UnsafeMutablePointer<BatchOutput>?
+    private var arenaUsed = 0
+    /// Set when `accept` stopped a dispatch because the arena is nearly full.
+    private var brokeForArena = false
+    /// A read error met after some packets of a batch; thrown on the next call.
+    private var pendingFailure: PluginError?
 
     public init(request: OpenRequest) throws(PluginError) {
         path = request.path
@@ -51,9 +63,16 @@ public final class PcapSource: SourcePlugin {
             }
             handle = created
         }
+        // libpcap never hands out more than max(snaplen, 256 KiB) bytes of one packet.
+        arenaReserve = max(Int(info.snaplen), 262_144)
+        arenaSize = (1 << 20) + arenaReserve
+        arena = .allocate(capacity: arenaSize)
     }
 
-    deinit { pcap_close(handle) }
+    deinit {
+        pcap_close(handle)
+        arena.deallocate()
+    }
 
     static func text(_ buffer: [CChar]) -> String {
         String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -118,21 +137,54 @@ public final class PcapSource: SourcePlugin {
     }
 
     public func nextBatch(into batch: inout BatchOutput) throws(PluginError) -> Bool {
-        var header: UnsafeMutablePointer<pcap_pkthdr>?
-        var data: UnsafePointer<UInt8>?
-        switch pcap_next_ex(handle, &header, &data) {
-        case 1:
-            let h = header.unsafelyUnwrapped.pointee
-            let fraction = UInt64(UInt(bitPattern: h.ts.tv_usec))
-            let ns = UInt64(UInt(bitPattern: h.ts.tv_sec)) &* 1_000_000_000 &+ (nanosecond ? fraction : fraction &* 1000)
-            batch.append(timestampNanoseconds: ns, capturedLength: h.caplen, wireLength: h.len, data: data)
-            return true
-        case 0:
-            return true // live timeout, or nothing ready on a non-blocking handle
-        case PCAP_ERROR_BREAK:
-            return !info.isLive ? false : true // end of file; on a live handle, an interrupt
+        if let failure = pendingFailure {
+            pendingFailure = nil
+            throw failure
+        }
+        arenaUsed = 0
+        var received = dispatch(into: &batch)
+        if received == PCAP_ERROR_BREAK && brokeForArena {
+            // The arena break of the last batch was still latched in libpcap; it is clear now.
+            brokeForArena = false
+            received = dispatch(into: &batch)
+        }
+        switch received {
+        case 0 where !info.isLive:
+            return false // end of the file
+        case 0..., PCAP_ERROR_BREAK:
+            return true // a live timeout, or an interrupt
         default:
-            throw PluginError(String(cString: pcap_geterr(handle)))
+            let failure = PluginError(String(cString: pcap_geterr(handle)))
+            // Hand out what was read before the failure; report it on the next call.
+            guard batch.count == 0 else { pendingFailure = failure; return true }
+            throw failure
+        }
+    }
+
+    private func dispatch(into batch: inout BatchOutput) -> Int32 {
+        withUnsafeMutablePointer(to: &batch) { pointer in
+            filling = pointer
+            defer { filling = nil }
+            let room = Int32(clamping: pointer.pointee.capacity - pointer.pointee.count)
+            return pcap_dispatch(handle, room, { user, header, data in
+                Unmanaged<PcapSource>.fromOpaque(user!)._withUnsafeGuaranteedRef { $0.accept(header!, data!) }
+            }, Unmanaged.passUnretained(self).toOpaque().assumingMemoryBound(to: UInt8.self))
+        }
+    }
+
+    /// The `pcap_dispatch` callback: copies one packet into the arena and the batch.
+    private func accept(_ header: UnsafePointer<pcap_pkthdr>, _ data: UnsafePointer<UInt8>) {
+        let h = header.pointee
+        let length = Int(h.caplen)
+        let copy = arena + arenaUsed
+        copy.update(from: data, count: length)
+        arenaUsed += length
+        let fraction = UInt64(UInt(bitPattern: h.ts.tv_usec))
+        let ns = UInt64(UInt(bitPattern: h.ts.tv_sec)) &* 1_000_000_000 &+ (nanosecond ? fraction : fraction &* 1000)
+        filling.unsafelyUnwrapped.pointee.append(timestampNanoseconds: ns, capturedLength: h.caplen, wireLength: h.len, data: copy)
+        if arenaSize - arenaUsed < arenaReserve {
+            brokeForArena = true
+            pcap_breakloop(handle) // the next packet might not fit
         }
     }
 

@@ -52,16 +52,19 @@ final class CaptureRun {
         return tally
     }
 
-    /// The common case, kept tight: one batch at a time, no per-packet allocation.
+    /// The common case, kept tight: one batch at a time, no per-packet allocation. The
+    /// tally is a local so the loop does not go through the object for each packet.
     private func readSingle(_ source: any PacketSource) throws {
+        var tally = self.tally
+        defer { self.tally = tally }
         while !stopRequested.load(ordering: .relaxed) {
             guard try source.nextBatch(batch) else { break }
-            try consume(batch, from: 0, to: batch.count)
+            try consume(batch, from: 0, to: batch.count, into: &tally)
         }
     }
 
     @inline(__always)
-    private func consume(_ batch: PacketBatch, from start: Int, to end: Int) throws {
+    private func consume(_ batch: PacketBatch, from start: Int, to end: Int, into tally: inout CaptureTally) throws {
         let slots = batch.slots
         for i in start..<end {
             let slot = slots[i]
@@ -82,7 +85,7 @@ final class CaptureRun {
                 if earliest == nil || cursor.timestamp < earliest!.timestamp { earliest = cursor }
             }
             guard let earliest else { break }
-            try consume(earliest.batch, from: earliest.index, to: earliest.index + 1)
+            try consume(earliest.batch, from: earliest.index, to: earliest.index + 1, into: &tally)
             earliest.index += 1
         }
     }
@@ -96,7 +99,7 @@ final class CaptureRun {
                 _ = try source.nextBatch(batch)
                 if batch.count > 0 {
                     idle = false
-                    try consume(batch, from: 0, to: batch.count)
+                    try consume(batch, from: 0, to: batch.count, into: &tally)
                 }
             }
             if idle {

@@ -55,13 +55,15 @@ final class CPluginSource: PacketSource {
     let name: String
     let info: SourceInfo
     private let ops: UnsafePointer<trawl_source_ops>
-    private var handle: UnsafeMutableRawPointer?
-    private var error = trawl_error()
+    // Touched on every read: kept free of dynamic exclusivity checks.
+    @exclusivity(unchecked) private var handle: UnsafeMutableRawPointer?
+    private let error = UnsafeMutablePointer<trawl_error>.allocate(capacity: 1)
 
     init(name: String, ops: UnsafePointer<trawl_source_ops>, handle: UnsafeMutableRawPointer) {
         self.name = name
         self.ops = ops
         self.handle = handle
+        error.initialize(to: trawl_error())
         var c = trawl_source_info()
         ops.pointee.info(handle, &c)
         info = SourceInfo(
@@ -70,12 +72,15 @@ final class CPluginSource: PacketSource {
         )
     }
 
-    deinit { close() }
+    deinit {
+        close()
+        error.deallocate()
+    }
 
     func nextBatch(_ batch: PacketBatch) throws(PacketSourceError) -> Bool {
         guard let handle else { throw .read(name, reason: "source is closed") }
         var count: UInt32 = 0
-        let status = ops.pointee.next_batch(handle, batch.slots, UInt32(batch.capacity), &count, &error)
+        let status = ops.pointee.next_batch(handle, batch.slots, UInt32(batch.capacity), &count, error)
         batch.count = Int(min(count, UInt32(batch.capacity)))
         switch status {
         case TRAWL_OK.rawValue: return true
@@ -84,23 +89,23 @@ final class CPluginSource: PacketSource {
             return false
         default:
             batch.count = 0
-            throw .read(name, reason: error.text(or: "read failed"))
+            throw .problem(name, mode: info.isLive ? .live : .offline, reason: error.pointee.text(or: "read failed"))
         }
     }
 
     func setFilter(_ expression: String) throws(PacketSourceError) {
         guard let handle else { throw .read(name, reason: "source is closed") }
-        let status = ops.pointee.set_filter(handle, expression, &error)
+        let status = ops.pointee.set_filter(handle, expression, error)
         guard status == TRAWL_OK.rawValue else {
-            throw .problem(name, mode: info.isLive ? .live : .offline, reason: error.text(or: "the filter was refused"))
+            throw .problem(name, mode: info.isLive ? .live : .offline, reason: error.pointee.text(or: "the filter was refused"))
         }
     }
 
     func statistics() throws(PacketSourceError) -> CaptureStatistics {
         guard let handle else { throw .read(name, reason: "source is closed") }
         var c = trawl_stats()
-        guard ops.pointee.stats(handle, &c, &error) == TRAWL_OK.rawValue else {
-            throw .read(name, reason: error.text(or: "statistics unavailable"))
+        guard ops.pointee.stats(handle, &c, error) == TRAWL_OK.rawValue else {
+            throw .read(name, reason: error.pointee.text(or: "statistics unavailable"))
         }
         func field<Bit: BinaryInteger>(_ bit: Bit, _ value: UInt64) -> UInt64? { c.valid & UInt64(bit) != 0 ? value : nil }
         return CaptureStatistics(

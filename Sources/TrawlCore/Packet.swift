@@ -24,8 +24,9 @@ public final class PacketBatch {
     /// The slots, laid out as the C ABI's `trawl_packet` so plugins fill them directly.
     public let slots: UnsafeMutablePointer<trawl_packet>
     public let capacity: Int
-    /// How many slots the last read filled.
-    public var count: Int = 0
+    /// How many slots the last read filled. Read once per batch in hot loops, so dynamic
+    /// exclusivity checks are off for it.
+    @exclusivity(unchecked) public var count: Int = 0
 
     public init(capacity: Int = 256) {
         precondition(capacity > 0, "a batch holds at least one packet")

@@ -138,7 +138,11 @@ nonisolated(unsafe) private let sourceOps: UnsafePointer<trawl_source_ops> = {
         next_batch: { handle, packets, capacity, count, error in
             var batch = BatchOutput(slots: packets!, capacity: Int(capacity))
             do throws(PluginError) {
-                let more = try source(handle).nextBatch(into: &batch)
+                // The host holds the handle open for the call: no retain needed.
+                let more = try Unmanaged<SourceHandle>.fromOpaque(handle!)._withUnsafeGuaranteedRef { box in
+                    do throws(PluginError) { return Result<Bool, PluginError>.success(try box.source.nextBatch(into: &batch)) }
+                    catch { return .failure(error) }
+                }.get()
                 count!.pointee = UInt32(batch.count)
                 return more ? TRAWL_OK.rawValue : TRAWL_END.rawValue
             } catch let failure {
