@@ -4,7 +4,7 @@ import TrawlCore
 enum PluginListing {
     static func text(_ plugins: [Plugin], verbose: Bool) -> String {
         var lines: [String] = []
-        for plugin in plugins {
+        for plugin in plugins.sorted(by: { $0.name < $1.name }) {
             let kind = plugin.origin.path == nil ? "built-in" : "dynamic"
             lines.append("\(plugin.name) - \(plugin.description) (\(kind), version \(plugin.version))")
             guard verbose else { continue }
@@ -21,7 +21,7 @@ enum PluginListing {
     }
 
     static func json(_ plugins: [Plugin]) -> String {
-        let items = plugins.map { plugin -> JSON in
+        let items = plugins.sorted(by: { $0.name < $1.name }).map { plugin -> JSON in
             .object([
                 ("name", .string(plugin.name)),
                 ("description", .string(plugin.description)),

@@ -27,7 +27,9 @@ struct Summary {
                 return values.count == statistics.count ? String(values.reduce(0, +)) : "n/a"
             }
             lines.append("received by capture: \(total(\.received))")
-            lines.append("dropped: \(total(\.dropped)) by kernel, \(total(\.interfaceDropped)) by interface")
+            let drops = [(total(\.dropped), "by kernel"), (total(\.interfaceDropped), "by interface")]
+                .filter { $0.0 != "n/a" }.map { "\($0.0) \($0.1)" }
+            lines.append("dropped: " + (drops.isEmpty ? "n/a (the source does not count drops)" : drops.joined(separator: ", ")))
         } else {
             lines.append("dropped: n/a (trace input)")
         }

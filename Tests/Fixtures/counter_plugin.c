@@ -1,0 +1,139 @@
+/*
+ * A packet-source plugin written in plain C against trawl_plugin.h, used by the tests to
+ * prove the C ABI. `counter::N` delivers N Ethernet frames of Counter::size bytes, one
+ * microsecond apart, in batches.
+ *
+ * Compile-time switches make the broken libraries the loader must refuse:
+ *   -DCOUNTER_ABI_VERSION=99          speaks another ABI version
+ *   -DCOUNTER_NO_ENTRY                has no entry symbol
+ *   -DCOUNTER_NAME='"Other::Counter"' another plugin name (same prefix: a clash)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "trawl_plugin.h"
+
+#ifndef COUNTER_ABI_VERSION
+#define COUNTER_ABI_VERSION TRAWL_ABI_VERSION
+#endif
+#ifndef COUNTER_NAME
+#define COUNTER_NAME "Example::Counter"
+#endif
+
+enum { OPTION_SIZE, OPTION_START, OPTION_COUNT };
+
+typedef struct counter {
+    uint64_t total, delivered;
+    uint64_t start_ns;
+    uint32_t size;
+    uint8_t frame[2048];
+} counter;
+
+static int32_t counter_open(void *context, const trawl_open_request *request, void **handle, trawl_error *error) {
+    (void)context;
+    char *end = NULL;
+    unsigned long long total = strtoull(request->path, &end, 10);
+    if (request->path[0] == '\0' || *end != '\0') {
+        snprintf(error->message, sizeof error->message, "'%s' is not a packet count", request->path);
+        return TRAWL_ERROR;
+    }
+    if (request->option_count != OPTION_COUNT) {
+        snprintf(error->message, sizeof error->message, "expected %d options, got %u", OPTION_COUNT, request->option_count);
+        return TRAWL_ERROR;
+    }
+    uint64_t size = request->options[OPTION_SIZE].value.count;
+    if (size < 14 || size > sizeof(((counter *)0)->frame)) {
+        snprintf(error->message, sizeof error->message, "Counter::size must be 14..2048, not %llu", (unsigned long long)size);
+        return TRAWL_ERROR;
+    }
+    counter *c = calloc(1, sizeof *c);
+    if (!c) { snprintf(error->message, sizeof error->message, "out of memory"); return TRAWL_ERROR; }
+    c->total = total;
+    c->size = (uint32_t)size;
+    c->start_ns = (uint64_t)request->options[OPTION_START].value.integer * 1000000000ull;
+    memset(c->frame, 0xff, 6);              /* broadcast destination */
+    memcpy(c->frame + 6, "\x02\0\0\0\0\1", 6);
+    c->frame[12] = 0x88; c->frame[13] = 0xb5; /* local experimental EtherType */
+    *handle = c;
+    return TRAWL_OK;
+}
+
+static void counter_info(void *handle, trawl_source_info *info) {
+    counter *c = handle;
+    info->link_type = 1; /* Ethernet */
+    info->snaplen = c->size;
+    info->netmask = 0;
+    info->selectable_fd = -1;
+    info->is_live = 0;
+}
+
+static int32_t counter_set_filter(void *handle, const char *expression, trawl_error *error) {
+    (void)handle;
+    snprintf(error->message, sizeof error->message, "filters are not supported (got '%s')", expression);
+    return TRAWL_ERROR;
+}
+
+static int32_t counter_next_batch(void *handle, trawl_packet *packets, uint32_t capacity, uint32_t *count, trawl_error *error) {
+    (void)error;
+    counter *c = handle;
+    uint32_t n = 0;
+    while (n < capacity && c->delivered < c->total) {
+        packets[n].timestamp_ns = c->start_ns + c->delivered * 1000u;
+        packets[n].captured_length = c->size;
+        packets[n].wire_length = c->size;
+        packets[n].data = c->frame; /* zero-copy: the same frame every time */
+        c->delivered++;
+        n++;
+    }
+    *count = n;
+    return n == 0 ? TRAWL_END : TRAWL_OK;
+}
+
+static int32_t counter_stats(void *handle, trawl_stats *stats, trawl_error *error) {
+    (void)error;
+    counter *c = handle;
+    memset(stats, 0, sizeof *stats);
+    stats->valid = TRAWL_STAT_RECEIVED;
+    stats->received = c->delivered;
+    return TRAWL_OK;
+}
+
+static void counter_close(void *handle) { free(handle); }
+
+static const trawl_source_ops counter_ops = {
+    .open = counter_open,
+    .info = counter_info,
+    .set_filter = counter_set_filter,
+    .next_batch = counter_next_batch,
+    .stats = counter_stats,
+    .interrupt = NULL,
+    .close = counter_close,
+};
+
+static const trawl_component counter_components[] = {
+    { .name = "CounterReader", .prefix = "counter", .modes = TRAWL_MODE_OFFLINE, .ops = &counter_ops, .context = NULL },
+};
+
+static const trawl_option counter_options[] = {
+    [OPTION_SIZE] = { "size", TRAWL_OPTION_COUNT, "64", "Bytes in each frame", NULL },
+    [OPTION_START] = { "start", TRAWL_OPTION_INT, "1000000000", "Timestamp of the first frame, in seconds", NULL },
+};
+
+static const trawl_plugin counter_plugin = {
+    .abi_version = COUNTER_ABI_VERSION,
+    .struct_size = sizeof(trawl_plugin),
+    .name = COUNTER_NAME,
+    .description = "Counts out synthetic frames (a C plugin)",
+    .version = "0.1.0",
+    .option_namespace = "Counter",
+    .components = counter_components,
+    .component_count = 1,
+    .option_count = OPTION_COUNT,
+    .options = counter_options,
+};
+
+#ifndef COUNTER_NO_ENTRY
+const trawl_plugin *trawl_plugin_entry(void) { return &counter_plugin; }
+#else
+const trawl_plugin *some_other_function(void) { return &counter_plugin; }
+#endif
