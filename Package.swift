@@ -41,10 +41,12 @@ let package = Package(
             // Top-level script code; strict global-state checking buys nothing here.
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
-        .testTarget(name: "TrawlCoreTests", dependencies: ["TrawlCore", "TrawlSynth"]),
+        // Unit tests of the core, and end-to-end tests that run the built `trawl`, build C
+        // plugins with cc and the example plugin package. Fixtures are generated in code;
+        // Tests/Fixtures holds the C plugin source.
         .testTarget(
-            name: "TrawlCLITests",
-            dependencies: ["TrawlCLI", "TrawlCore", "TrawlSynth"]
+            name: "TrawlTests",
+            dependencies: ["TrawlCLI", "TrawlCore", "TrawlSynth", "CTrawlABI"]
         ),
     ]
 )

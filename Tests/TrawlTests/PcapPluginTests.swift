@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+import TrawlCore
+
+/// Trawl::Pcap read through the core, against traces generated here.
+@Suite struct PcapPluginTests {
+    @Test(arguments: [TraceFileFormat.pcapNanosecond, .pcapMicrosecond, .pcapng])
+    func readsEveryPacketOfEachFormat(format: TraceFileFormat) throws {
+        let dir = try TemporaryDirectory()
+        let trace = try generateTrace(at: dir.file("t.trace"), format: format, flows: 150)
+        let read = try readPackets(trace.path)
+        #expect(read.count == trace.packets.count)
+        #expect(read.reduce(0) { $0 + $1.wireLength } == trace.byteCount)
+        #expect(read.map(\.bytes) == trace.packets.map(\.bytes))
+        // Microsecond files keep microseconds; the generator's 10 µs spacing survives either way.
+        #expect(read.map(\.timestamp) == trace.packets.map(\.timestamp))
+    }
+
+    @Test func batchesStayValidWhenTheArenaFillsUp() throws {
+        // 64 KiB packets overflow the 1 MiB copy arena within one 256-packet batch.
+        let dir = try TemporaryDirectory()
+        let path = dir.file("big.pcap")
+        let writer = try TraceWriter(path: path, linkType: 1, snaplen: 65_535)
+        var expected: [[UInt8]] = []
+        for i in 0..<100 {
+            let bytes = (0..<65_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ i) }
+            try bytes.withUnsafeBytes { try writer.write(timestampNanoseconds: UInt64(i), wireLength: bytes.count, bytes: $0) }
+            expected.append(bytes)
+        }
+        try writer.finish()
+        let read = try readPackets(path, batchCapacity: 256)
+        #expect(read.count == 100)
+        #expect(read.map(\.bytes) == expected)
+        #expect(read.map(\.timestamp) == (0..<100).map(UInt64.init))
+    }
+
+    @Test func filterKeepsOnlyMatchingPackets() throws {
+        let dir = try TemporaryDirectory()
+        let trace = try generateTrace(at: dir.file("t.pcap"), flows: 200)
+        #expect(trace.udpCount > 0 && trace.udpCount < trace.packets.count)
+        #expect(try readPackets(trace.path, filter: "udp").count == trace.udpCount)
+        #expect(try readPackets(trace.path, filter: "tcp").count == trace.packets.count - trace.udpCount)
+        #expect(try readPackets(trace.path, filter: "tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0").count
+            == trace.packets.filter { $0.bytes[23] == 6 && $0.bytes[47] == 0x02 }.count)
+        let error = #expect(throws: PacketSourceError.self) { try readPackets(trace.path, filter: "port nonsense") }
+        #expect(error?.description.contains("invalid filter 'port nonsense'") == true)
+    }
+
+    @Test func truncatedFileDeliversWhatItHasThenFails() throws {
+        let dir = try TemporaryDirectory()
+        let trace = try generateTrace(at: dir.file("t.pcap"), flows: 50)
+        let whole = try Data(contentsOf: URL(fileURLWithPath: trace.path))
+        let cut = dir.file("cut.pcap")
+        FileManager.default.createFile(atPath: cut, contents: whole.prefix(whole.count - 10))
+        let source = try pcapRegistry.open(cut, mode: .offline)
+        let batch = PacketBatch(capacity: 16)
+        var delivered = 0
+        let error = #expect(throws: PacketSourceError.self) {
+            while try source.nextBatch(batch) { delivered += batch.count }
+        }
+        #expect(delivered == trace.packets.count - 1)
+        #expect(error?.description.contains("truncated dump file") == true)
+    }
+
+    @Test func reportsLinkTypeAndOfflineInfo() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("raw.pcap")
+        let writer = try TraceWriter(path: path, linkType: 101, snaplen: 1500) // LINKTYPE_RAW
+        try [UInt8](repeating: 0x45, count: 20).withUnsafeBytes { try writer.write(timestampNanoseconds: 1, wireLength: 20, bytes: $0) }
+        try writer.finish()
+        let source = try pcapRegistry.open(path, mode: .offline)
+        #expect(source.info.linkType == 101)
+        #expect(source.info.snaplen == 1500)
+        #expect(source.info.isLive == false)
+        #expect(source.info.selectableFD == nil)
+        #expect(try source.statistics() == CaptureStatistics())
+    }
+
+    @Test func missingFileThroughExplicitPrefix() throws {
+        let error = #expect(throws: PacketSourceError.self) { try pcapRegistry.open("pcap::/nonexistent/x.pcap", mode: .offline) }
+        #expect(error?.description == "problem with trace file pcap::/nonexistent/x.pcap (unable to open /nonexistent/x.pcap: No such file or directory)")
+    }
+}
+
+@Suite struct TraceWriterTests {
+    @Test func failedRunLeavesNoFile() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("out.pcap")
+        do {
+            let writer = try TraceWriter(path: path, linkType: 1)
+            try [UInt8](repeating: 1, count: 60).withUnsafeBytes { try writer.write(timestampNanoseconds: 1, wireLength: 60, bytes: $0) }
+            writer.abandon()
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+
+    @Test func unwritablePathIsAnErrno() {
+        #expect(throws: Errno(rawValue: ENOENT)) { try TraceWriter(path: "/nonexistent/dir/out.pcap", linkType: 1) }
+    }
+}
