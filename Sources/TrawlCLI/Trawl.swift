@@ -100,7 +100,8 @@ public enum Trawl {
             catch { throw FatalError("cannot write \(path): \(error)") }
         }
 
-        installStopHandlers()
+        let stopper = StopSignals(interrupting: sources)
+        defer { stopper.disarm() }
         if live {
             writeStandardError("listening on \(names.joined(separator: ", "))\n")
         }
@@ -124,15 +125,5 @@ public enum Trawl {
         )
         // With -w -, standard output carries the trace: the summary goes to stderr.
         if options.writePath == "-" { writeStandardError(summary.text) } else { print(summary.text, terminator: "") }
-    }
-
-    static func installStopHandlers() {
-        _ = stopRequested.load(ordering: .relaxed) // initialise before any handler can run
-        let handler: @convention(c) (Int32) -> Void = { _ in
-            if stopRequested.load(ordering: .relaxed) { _exit(130) } // a second signal: leave now
-            stopRequested.store(true, ordering: .relaxed)
-        }
-        signal(SIGINT, handler)
-        signal(SIGTERM, handler)
     }
 }

@@ -1,0 +1,56 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TrawlCore
+
+/// Turns SIGINT and SIGTERM into a clean stop. The signals are blocked in every thread and
+/// taken by one thread with `sigwait`, which sets `stopRequested` and interrupts the sources,
+/// so a read blocked in the kernel (a quiet interface) returns at once. This runs outside
+/// signal context, so any code may run. A second signal exits immediately.
+final class StopSignals: @unchecked Sendable {
+    private let sources: [any PacketSource]
+    private var lock = pthread_mutex_t()
+    private var armed = true
+
+    init(interrupting sources: [any PacketSource]) {
+        self.sources = sources
+        pthread_mutex_init(&lock, nil)
+        var set = Self.signals()
+        // Also undoes a mask inherited from the parent: sigwait needs the signals blocked.
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        pthread_create(&thread, nil, { context in
+            Unmanaged<StopSignals>.fromOpaque(context!).takeRetainedValue().waitForSignals()
+            return nil
+        }, context)
+        pthread_detach(thread)
+    }
+
+    static func signals() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        return set
+    }
+
+    private func waitForSignals() {
+        var set = Self.signals()
+        var signal: Int32 = 0
+        while sigwait(&set, &signal) == 0 {
+            if stopRequested.load(ordering: .relaxed) { _exit(128 + signal) }
+            stopRequested.store(true, ordering: .relaxed)
+            pthread_mutex_lock(&lock)
+            if armed { sources.forEach { $0.interrupt() } }
+            pthread_mutex_unlock(&lock)
+        }
+    }
+
+    /// Called before the sources close: no interrupt reaches them after this returns.
+    func disarm() {
+        pthread_mutex_lock(&lock)
+        armed = false
+        pthread_mutex_unlock(&lock)
+    }
+}
