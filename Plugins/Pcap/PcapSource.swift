@@ -1,4 +1,7 @@
 import CLibpcap
+#if canImport(Glibc)
+import Glibc
+#endif
 import TrawlPluginSDK
 
 /// Trawl::Pcap: live interfaces and trace files through libpcap.
@@ -32,8 +35,12 @@ public final class PcapSource: SourcePlugin {
     private let arenaSize: Int
     private let arenaReserve: Int
     /// The batch being filled by `pcap_dispatch`'s callback, and how much arena it used.
-    private var filling: UnsafeMutablePointer<BatchOutput>?
-    private var arenaUsed = 0
+    /// Touched for every packet, so dynamic exclusivity checks are off for them.
+    @exclusivity(unchecked) private var filling: UnsafeMutablePointer<BatchOutput>?
+    @exclusivity(unchecked) private var arenaUsed = 0
+    /// The stdio buffer of a trace file; lives until pcap_close has closed the file.
+    private let streamBuffer: UnsafeMutablePointer<CChar>?
+    static let streamBufferSize = 1 << 20
     /// Set when `accept` stopped a dispatch because the arena is nearly full.
     private var brokeForArena = false
     /// A read error met after some packets of a batch; thrown on the next call.
@@ -44,10 +51,9 @@ public final class PcapSource: SourcePlugin {
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         switch request.mode {
         case .offline:
-            guard let opened = pcap_open_offline_with_tstamp_precision(request.path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errorBuffer) else {
-                throw PluginError(Self.offlineReason(Self.text(errorBuffer), path: request.path))
-            }
+            let (opened, buffer) = try Self.openTrace(request.path, errorBuffer: &errorBuffer)
             handle = opened
+            streamBuffer = buffer
             nanosecond = pcap_get_tstamp_precision(opened) == PCAP_TSTAMP_PRECISION_NANO
             info = PluginSourceInfo(linkType: Self.linkType(pcap_datalink(opened)),
                                     snaplen: UInt32(clamping: pcap_snapshot(opened)), isLive: false)
@@ -62,6 +68,7 @@ public final class PcapSource: SourcePlugin {
                 throw error
             }
             handle = created
+            streamBuffer = nil
         }
         // libpcap never hands out more than max(snaplen, 256 KiB) bytes of one packet.
         arenaReserve = max(Int(info.snaplen), 262_144)
@@ -72,6 +79,7 @@ public final class PcapSource: SourcePlugin {
     deinit {
         pcap_close(handle)
         arena.deallocate()
+        streamBuffer?.deallocate()
     }
 
     static func text(_ buffer: [CChar]) -> String {
@@ -107,9 +115,30 @@ public final class PcapSource: SourcePlugin {
         return (pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO, info)
     }
 
-    /// libpcap says "X: No such file or directory" when it cannot open X.
-    static func offlineReason(_ message: String, path: String) -> String {
-        message.hasPrefix(path + ": ") ? "unable to open " + message : message
+    /// Opens a trace file with a 1 MiB stdio buffer: libpcap reads each record with two
+    /// freads, and the default 4 KiB buffer turns a large trace into a read call per 4 KiB.
+    /// "-" is standard input, which libpcap opens itself.
+    static func openTrace(_ path: String, errorBuffer: inout [CChar]) throws(PluginError)
+        -> (OpaquePointer, UnsafeMutablePointer<CChar>?)
+    {
+        let precision = UInt32(PCAP_TSTAMP_PRECISION_NANO)
+        if path == "-" {
+            guard let p = pcap_open_offline_with_tstamp_precision(path, precision, &errorBuffer) else {
+                throw PluginError(text(errorBuffer))
+            }
+            return (p, nil)
+        }
+        guard let file = fopen(path, "rb") else {
+            throw PluginError("unable to open \(path): " + String(cString: strerror(errno)))
+        }
+        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: streamBufferSize)
+        setvbuf(file, buffer, _IOFBF, streamBufferSize) // glibc ignores a size given without a buffer
+        guard let p = pcap_fopen_offline_with_tstamp_precision(file, precision, &errorBuffer) else {
+            fclose(file) // libpcap leaves the FILE to its caller on failure
+            buffer.deallocate()
+            throw PluginError(text(errorBuffer))
+        }
+        return (p, buffer) // pcap_close closes the FILE; the buffer is freed after it
     }
 
     static func liveReason(_ status: Int32, detail: String) -> String {
