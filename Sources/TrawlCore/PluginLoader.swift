@@ -65,7 +65,8 @@ public struct PluginLoader {
         if let executablePath, let slash = executablePath.lastIndex(of: "/") {
             let directory = String(executablePath[..<slash])
             entries.append(PluginDirectory(path: directory, namePrefix: "libtrawl"))
-            entries.append(PluginDirectory(path: directory + "/../lib/trawl/plugins"))
+            let installed = directory + "/../lib/trawl/plugins"
+            entries.append(PluginDirectory(path: realPath(installed) ?? installed))
         }
         return PluginLoader(entries: entries)
     }

@@ -199,3 +199,19 @@ import TrawlCore
         #expect(clash.stderr.contains("fatal error: packet source prefix 'counter' is claimed by both"))
     }
 }
+
+@Suite struct InstallTests {
+    /// scripts/install lays out PREFIX/bin and PREFIX/lib/trawl/plugins, and the installed
+    /// trawl finds its plugins there by itself.
+    @Test func installedTrawlFindsItsPlugins() throws {
+        let prefix = try TemporaryDirectory()
+        let install = try runProcess(Paths.packageRoot + "/scripts/install", ["--from", Paths.buildDirectory, prefix.path])
+        #expect(install.status == 0, "\(install.stderr)")
+        let listing = try runProcess(prefix.file("bin/trawl"), ["-NN", "--json"])
+        #expect(listing.status == 0, "\(listing.stderr)")
+        let plugins = try #require(try JSONSerialization.jsonObject(with: listing.stdoutData) as? [[String: Any]])
+        #expect(plugins.map { $0["name"] as? String } == ["Trawl::Pcap"])
+        let library = try #require(plugins.first?["library"] as? String)
+        #expect(library == prefix.file("lib/trawl/plugins/libTrawlPcap.so"))
+    }
+}
