@@ -78,6 +78,8 @@ final class CaptureRun {
 
     /// Several trace files: packets are handed on in timestamp order across files.
     private func mergeTraces() throws {
+        var tally = self.tally
+        defer { self.tally = tally }
         let cursors = sources.map { TraceCursor(source: $0) }
         while !stopRequested.load(ordering: .relaxed) {
             var earliest: TraceCursor?
@@ -91,23 +93,28 @@ final class CaptureRun {
     }
 
     /// Several live interfaces, opened non-blocking: read whichever has packets, else poll.
+    /// A source that ends (a synthetic one may) drops out; the run ends when all have.
     private func pollInterfaces() throws {
-        var descriptors = sources.compactMap { $0.info.selectableFD }.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-        while !stopRequested.load(ordering: .relaxed) {
+        var tally = self.tally
+        defer { self.tally = tally }
+        var open = sources
+        while !open.isEmpty && !stopRequested.load(ordering: .relaxed) {
             var idle = true
-            for source in sources {
-                _ = try source.nextBatch(batch)
+            var ended: [Int] = []
+            for (index, source) in open.enumerated() {
+                if try !source.nextBatch(batch) { ended.append(index) }
                 if batch.count > 0 {
                     idle = false
                     try consume(batch, from: 0, to: batch.count, into: &tally)
                 }
             }
-            if idle {
-                if descriptors.count == sources.count {
-                    _ = poll(&descriptors, nfds_t(descriptors.count), 100)
-                } else {
-                    usleep(1000) // a source without a pollable descriptor
-                }
+            for index in ended.reversed() { open.remove(at: index) }
+            guard idle, !open.isEmpty else { continue }
+            var descriptors = open.compactMap(\.info.selectableFD).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if descriptors.count == open.count {
+                _ = poll(&descriptors, nfds_t(descriptors.count), 100)
+            } else {
+                usleep(1000) // a source without a pollable descriptor
             }
         }
     }

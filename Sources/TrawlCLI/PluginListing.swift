@@ -54,7 +54,7 @@ enum PluginListing {
 
 /// Just enough JSON to print listings without Foundation.
 indirect enum JSON {
-    case string(String), bool(Bool), number(Double), null
+    case string(String), bool(Bool), null
     case array([JSON])
     case object([(String, JSON)])
 
@@ -62,7 +62,6 @@ indirect enum JSON {
         switch self {
         case let .string(text): return Self.quote(text)
         case let .bool(value): return value ? "true" : "false"
-        case let .number(value): return value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
         case .null: return "null"
         case let .array(items): return "[" + items.map(\.rendered).joined(separator: ",") + "]"
         case let .object(fields): return "{" + fields.map { Self.quote($0.0) + ":" + $0.1.rendered }.joined(separator: ",") + "}"

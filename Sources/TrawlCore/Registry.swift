@@ -35,6 +35,9 @@ public enum Registration: Equatable, Sendable {
 }
 
 /// The plugins a process knows, and the prefix each component answers to.
+///
+/// Register everything first, from one thread; once registration is done the registry is
+/// only read, and may be shared between threads.
 public final class SourceRegistry: @unchecked Sendable {
     public private(set) var plugins: [Plugin] = []
     /// The prefix used for names without one.

@@ -43,6 +43,11 @@ import TrawlCore
         #expect(summaryFields(live.stdout)["packets"] == "2000")
         #expect(summaryFields(live.stdout)["received by capture"] == "2000")
 
+        // Two live sources read together; the run ends when both have ended.
+        let both = try trawl(["-i", "gen::a", "-i", "gen::b", "Gen::packets=1500", "Gen::rate=0"], environment: env)
+        #expect(both.status == 0, "\(both.stderr)")
+        #expect(summaryFields(both.stdout)["packets"] == "3000")
+
         let refused = try trawl(["-r", "gen::x", "Gen::packets=0"], environment: env)
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("Gen::packets=0 (no end) works only for live input"))

@@ -72,12 +72,14 @@ public final class GenSource: SourcePlugin {
             if ready == 0 { usleep(200); return true }
             allowed = min(allowed, Int(clamping: ready))
         }
+        // Unpaced live packets carry the time they were made; paced ones their scheduled time.
+        let clockStamp = live && gap == 0 ? Self.now(CLOCK_REALTIME) : nil
         for slot in 0..<allowed {
             if packetLimit > 0 && synthesizer.packetsGenerated >= packetLimit { break }
             let frame = UnsafeMutableRawBufferPointer(rebasing:
                 arena[(slot * TrafficSynthesizer.maximumFrameLength)..<((slot + 1) * TrafficSynthesizer.maximumFrameLength)])
             guard let (length, timestamp) = synthesizer.next(into: frame) else { break }
-            batch.append(timestampNanoseconds: timestamp, capturedLength: UInt32(length), wireLength: UInt32(length),
+            batch.append(timestampNanoseconds: clockStamp ?? timestamp, capturedLength: UInt32(length), wireLength: UInt32(length),
                          data: UnsafePointer(frame.baseAddress!.assumingMemoryBound(to: UInt8.self)))
         }
         return batch.count > 0
