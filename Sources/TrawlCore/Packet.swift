@@ -8,14 +8,28 @@ public struct Packet {
     public let capturedLength: Int
     public let wireLength: Int
     public let bytes: UnsafeRawBufferPointer
+    public let flags: PacketFlags
 
     @inlinable
-    public init(timestampNanoseconds: UInt64, capturedLength: Int, wireLength: Int, bytes: UnsafeRawBufferPointer) {
+    public init(timestampNanoseconds: UInt64, capturedLength: Int, wireLength: Int, bytes: UnsafeRawBufferPointer,
+                flags: PacketFlags = []) {
         self.timestampNanoseconds = timestampNanoseconds
         self.capturedLength = capturedLength
         self.wireLength = wireLength
         self.bytes = bytes
+        self.flags = flags
     }
+}
+
+/// What the capture mechanism knows about a packet (the ABI's TRAWL_PACKET_* bits).
+@frozen
+public struct PacketFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// The kernel or NIC verified the checksums.
+    public static let checksumVerified = PacketFlags(rawValue: 0x1)
+    /// Checksums not filled in yet (sent with offload); not to be judged.
+    public static let checksumPartial = PacketFlags(rawValue: 0x2)
 }
 
 /// A reusable array of packet slots that a source fills on each read. It is allocated
@@ -45,19 +59,23 @@ public final class PacketBatch {
             timestampNanoseconds: slot.timestamp_ns,
             capturedLength: length,
             wireLength: Int(slot.wire_length),
-            bytes: UnsafeRawBufferPointer(start: slot.data, count: length)
+            bytes: UnsafeRawBufferPointer(start: slot.data, count: length),
+            flags: PacketFlags(rawValue: slot.flags)
         )
     }
 
     /// Appends one packet; for sources written in Swift inside the host. Returns false when full.
     @inlinable
-    public func append(timestampNanoseconds: UInt64, wireLength: Int, bytes: UnsafeRawBufferPointer) -> Bool {
+    public func append(timestampNanoseconds: UInt64, wireLength: Int, bytes: UnsafeRawBufferPointer,
+                       flags: PacketFlags = []) -> Bool {
         guard count < capacity else { return false }
         slots[count] = trawl_packet(
             timestamp_ns: timestampNanoseconds,
             captured_length: UInt32(bytes.count),
             wire_length: UInt32(wireLength),
-            data: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            data: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self),
+            flags: flags.rawValue,
+            reserved: 0
         )
         count += 1
         return true

@@ -55,13 +55,14 @@ public struct BatchOutput {
         self.capacity = capacity
     }
 
-    /// Adds one packet; `data` must stay valid until the next read. Returns false when full.
+    /// Adds one packet; `data` must stay valid until the next read. `flags` are TRAWL_PACKET_*
+    /// bits. Returns false when full.
     @inlinable @discardableResult
     public mutating func append(timestampNanoseconds: UInt64, capturedLength: UInt32, wireLength: UInt32,
-                                data: UnsafePointer<UInt8>?) -> Bool {
+                                data: UnsafePointer<UInt8>?, flags: UInt32 = 0) -> Bool {
         guard _count < capacity else { return false }
         slots[_count] = trawl_packet(timestamp_ns: timestampNanoseconds, captured_length: capturedLength,
-                                    wire_length: wireLength, data: data)
+                                    wire_length: wireLength, data: data, flags: flags, reserved: 0)
         _count += 1
         return true
     }

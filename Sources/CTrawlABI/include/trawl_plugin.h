@@ -63,12 +63,21 @@ typedef struct trawl_error {
     char message[TRAWL_ERROR_SIZE];
 } trawl_error;
 
+/* trawl_packet.flags: what the capture mechanism knows about a packet. */
+/* The kernel or the NIC verified the packet's checksums; analysis may skip its own check. */
+#define TRAWL_PACKET_CHECKSUM_VERIFIED 0x1u
+/* The checksums are not filled in yet (a packet sent with checksum offload, seen on its
+   way out); they must not be judged. */
+#define TRAWL_PACKET_CHECKSUM_PARTIAL 0x2u
+
 /* One packet of a batch. `data` points into the source's own memory. */
 typedef struct trawl_packet {
     uint64_t timestamp_ns;   /* nanoseconds since the Unix epoch */
     uint32_t captured_length;
     uint32_t wire_length;
     const uint8_t *data;
+    uint32_t flags;          /* TRAWL_PACKET_* bits; 0 when the source knows nothing more */
+    uint32_t reserved;       /* 0 */
 } trawl_packet;
 
 typedef struct trawl_option {
