@@ -9,6 +9,7 @@ import PackageDescription
 //   Sources/TrawlCLI       the `trawl` command's logic; Sources/trawl is its entry point
 //   Sources/TrawlSynth     synthetic traffic for fixtures, the sample trace and benchmarks
 //   Plugins/Pcap           Trawl::Pcap, the default packet source (libpcap)
+//   Plugins/AFPacket       Trawl::AF_Packet, TPACKET_V3 rings with fanout
 let package = Package(
     name: "Trawl",
     products: [
@@ -16,6 +17,7 @@ let package = Package(
         .library(name: "TrawlPluginSDK", targets: ["TrawlPluginSDK"]),
         .library(name: "TrawlSynth", targets: ["TrawlSynth"]),
         .library(name: "TrawlPcap", type: .dynamic, targets: ["TrawlPcap"]),
+        .library(name: "TrawlAFPacket", type: .dynamic, targets: ["TrawlAFPacket"]),
         .executable(name: "trawl", targets: ["trawl"]),
         .executable(name: "trawl-mkpcap", targets: ["trawl-mkpcap"]),
     ],
@@ -32,6 +34,12 @@ let package = Package(
             name: "TrawlPcap",
             dependencies: ["TrawlPluginSDK", "CLibpcap"],
             path: "Plugins/Pcap"
+        ),
+        .target(name: "CLinuxPacket"),
+        .target(
+            name: "TrawlAFPacket",
+            dependencies: ["TrawlPluginSDK", "CLibpcap", "CLinuxPacket"],
+            path: "Plugins/AFPacket"
         ),
         .target(name: "TrawlCLI", dependencies: ["TrawlCore", "CTrawlABI"]),
         .executableTarget(name: "trawl", dependencies: ["TrawlCLI"]),

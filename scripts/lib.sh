@@ -2,8 +2,9 @@
 # Sourced, not run.
 
 # Debian packages the build and the tests need: libpcap for the Pcap plugin, a C
-# compiler for the C-ABI tests, iproute2 for the live-capture tests on veth pairs.
-TRAWL_APT_PACKAGES="libpcap-dev gcc libc6-dev iproute2 bash"
+# compiler for the C-ABI tests, iproute2 and python3 (traffic) for the live-capture tests
+# on veth pairs, util-linux (setpriv) to test running without privileges.
+TRAWL_APT_PACKAGES="libpcap-dev gcc libc6-dev iproute2 bash python3 util-linux"
 
 trawl_find_swift() {
     if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then

@@ -6,7 +6,9 @@ import TrawlCore
 /// Turns SIGINT and SIGTERM into a clean stop. The signals are blocked in every thread and
 /// taken by one thread with `sigwait`, which sets `stopRequested` and interrupts the sources,
 /// so a read blocked in the kernel (a quiet interface) returns at once. This runs outside
-/// signal context, so any code may run. A second signal exits immediately.
+/// signal context, so any code may run. A second signal exits immediately, unless it comes
+/// within a second of the first: `timeout` and shells signal the command and then its whole
+/// process group, which would otherwise cut the summary off.
 final class StopSignals: @unchecked Sendable {
     private let sources: [any PacketSource]
     private var lock = pthread_mutex_t()
@@ -38,8 +40,13 @@ final class StopSignals: @unchecked Sendable {
     private func waitForSignals() {
         var set = Self.signals()
         var signal: Int32 = 0
+        var firstSignal: UInt64 = 0
         while sigwait(&set, &signal) == 0 {
-            if stopRequested.load(ordering: .relaxed) { _exit(128 + signal) }
+            if stopRequested.load(ordering: .relaxed) {
+                if Progress.now() - firstSignal > 1_000_000_000 { _exit(128 + signal) }
+                continue
+            }
+            firstSignal = Progress.now()
             stopRequested.store(true, ordering: .relaxed)
             pthread_mutex_lock(&lock)
             if armed { sources.forEach { $0.interrupt() } }

@@ -35,6 +35,14 @@ final class VethPair {
         guard result.status == 0 else { throw TestFailure("ip \(arguments.joined(separator: " ")): \(result.stderr)") }
     }
 
+    /// Runs a command inside a namespace and waits for it.
+    @discardableResult
+    func run(in namespace: String, _ command: [String]) throws -> ProcessResult {
+        let result = try runProcess("/usr/bin/env", ["ip", "netns", "exec", namespace] + command)
+        guard result.status == 0 else { throw TestFailure("\(command.joined(separator: " ")) in \(namespace): \(result.stderr)") }
+        return result
+    }
+
     /// Sends `count` UDP datagrams "message N" from B to A's `port`, with bash's /dev/udp.
     func sendUDP(count: Int, port: Int) throws {
         let script = "for i in $(seq 1 \(count)); do echo \"message $i\" > /dev/udp/\(addressA)/\(port); done"
@@ -101,21 +109,24 @@ final class BackgroundTrawl: @unchecked Sendable {
 }
 
 @Suite(.serialized) struct LiveCaptureTests {
-    @Test(.enabled(if: isRoot, "live capture needs root to create network namespaces and veth pairs"))
-    func capturesUDPOnAVethPairWithAFilter() throws {
+    /// The same capture through libpcap (no prefix) and through AF_PACKET.
+    @Test(.enabled(if: isRoot, "live capture needs root to create network namespaces and veth pairs"),
+          arguments: ["", "af_packet::"])
+    func capturesUDPOnAVethPairWithAFilter(prefix: String) throws {
         let pair = try VethPair()
         let dir = try TemporaryDirectory()
         let out = dir.file("live.pcap")
+        let name = prefix + pair.interfaceA
         let capture = try BackgroundTrawl(namespace: pair.namespaceA,
-                                          arguments: ["-i", pair.interfaceA, "-f", "udp port 9999", "-w", out])
-        #expect(capture.wait(for: "listening on \(pair.interfaceA)", seconds: 10), "trawl did not start: \(capture.stderr)")
+                                          arguments: ["-i", name, "-f", "udp port 9999", "-w", out])
+        #expect(capture.wait(for: "listening on \(name)", seconds: 10), "trawl did not start: \(capture.stderr)")
         try pair.sendUDP(count: 25, port: 9999)
         try pair.sendUDP(count: 5, port: 8888) // filtered out
         usleep(600_000) // more than the 100 ms block timeout: everything has been delivered
         let (status, stdout) = capture.stop()
         #expect(status == 0, "\(capture.stderr)")
         let fields = summaryFields(stdout)
-        #expect(fields["sources"] == pair.interfaceA)
+        #expect(fields["sources"] == name)
         #expect(fields["packets"] == "25")
         #expect(fields["dropped"] == "0 by kernel, 0 by interface")
         #expect(Int(fields["received by capture"] ?? "") ?? 0 >= 25)
