@@ -3,7 +3,8 @@
 
     flows.py serve PORT              TCP and UDP echo on PORT, until killed
     flows.py send HOST PORT TCP UDP  TCP connections (handshake, data both ways, close) and
-                                     UDP exchanges, each from a new source port
+                                     UDP exchanges, each from its own source port (TCP from
+                                     30000 up, UDP from 20000 up), so each is a distinct flow
     flows.py vlan IFACE VID COUNT    COUNT 802.1Q-tagged UDP frames (VLAN VID, to port 7777)
                                      sent raw on IFACE; needs no VLAN support in the kernel
 
@@ -47,7 +48,7 @@ def serve(port):
 
 def send(host, port, tcp, udp):
     for i in range(tcp):
-        with socket.create_connection((host, port), timeout=5) as s:
+        with socket.create_connection((host, port), timeout=5, source_address=("", 30000 + i)) as s:
             payload = b"tcp %d " % i * 8
             s.sendall(payload)
             received = b""
@@ -55,6 +56,7 @@ def send(host, port, tcp, udp):
                 received += s.recv(4096)
     for i in range(udp):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("", 20000 + i))
             s.settimeout(5)
             s.sendto(b"udp %d" % i, (host, port))
             s.recvfrom(4096)

@@ -147,7 +147,8 @@ import TrawlCore
             (["-i", "foo::eth0"], "fatal error: type of packet source 'foo' not recognized, or mode not supported"),
             (["-i", "trawl-no-such-if9"], "fatal error: problem with interface trawl-no-such-if9 (No such device)"),
             (["-r", text, "Pcap::snaplen=big"], "fatal error: invalid value 'big' for Pcap::snaplen: expected count"),
-            (["-r", text, "AF_Packet::fanout_id=1"], "fatal error: unknown option AF_Packet::fanout_id"),
+            (["-r", text, "Nope::fanout_id=1"], "fatal error: unknown option Nope::fanout_id"),
+            (["-r", text, "AF_Packet::fanoutid=1"], "fatal error: unknown option AF_Packet::fanoutid"),
         ]
         for (arguments, message) in cases {
             let result = try trawl(arguments)
@@ -156,7 +157,9 @@ import TrawlCore
             #expect(result.stderr.hasPrefix(message), "\(arguments): \(result.stderr)")
         }
         let listed = try trawl(["-r", text, "Pcap::nope=1"])
-        #expect(listed.stderr.contains("valid options are:\n    Pcap::snaplen (count, default 262144)"))
+        #expect(listed.stderr.contains("valid options are:\n"))
+        #expect(listed.stderr.contains("\n    Pcap::snaplen (count, default 262144)\n"))
+        #expect(listed.stderr.contains("\n    AF_Packet::fanout_id (count, default 23)\n"))
         let usage = try trawl(["-q"])
         #expect(usage.status == 1)
         #expect(usage.stderr.hasPrefix("trawl: unknown option -q\nusage: trawl"))
@@ -210,8 +213,9 @@ import TrawlCore
         let listing = try runProcess(prefix.file("bin/trawl"), ["-NN", "--json"])
         #expect(listing.status == 0, "\(listing.stderr)")
         let plugins = try #require(try JSONSerialization.jsonObject(with: listing.stdoutData) as? [[String: Any]])
-        #expect(plugins.map { $0["name"] as? String } == ["Trawl::Pcap"])
-        let library = try #require(plugins.first?["library"] as? String)
-        #expect(library == prefix.file("lib/trawl/plugins/libTrawlPcap.so"))
+        #expect(plugins.map { $0["name"] as? String } == ["Trawl::AF_Packet", "Trawl::Pcap"])
+        #expect(plugins.map { $0["library"] as? String } == [
+            prefix.file("lib/trawl/plugins/libTrawlAFPacket.so"), prefix.file("lib/trawl/plugins/libTrawlPcap.so"),
+        ])
     }
 }
