@@ -27,7 +27,8 @@ let package = Package(
             name: "CLibpcap",
             providers: [.apt(["libpcap-dev"])]
         ),
-        .target(name: "TrawlCore", dependencies: ["CTrawlABI"]),
+        .target(name: "CTrawlSystem"),
+        .target(name: "TrawlCore", dependencies: ["CTrawlABI", "CTrawlSystem"]),
         .target(name: "TrawlPluginSDK", dependencies: ["CTrawlABI"]),
         .target(name: "TrawlSynth"),
         .target(

@@ -7,6 +7,23 @@ public enum Command: Equatable {
     /// `-N` (verbose false) or `-NN` (verbose true), optionally for one plugin.
     case listPlugins(verbose: Bool, name: String?, json: Bool)
     case capture(CaptureOptions)
+    /// `--check-fanout af_packet::IFACE`: is the kernel's fanout hash symmetric?
+    case checkFanout(FanoutCheckOptions)
+}
+
+public struct FanoutCheckOptions: Equatable {
+    public var interface: String
+    public var seconds: Double = 5
+    public var members = 2
+    /// Make TCP conversations on the loopback interface while watching it.
+    public var generate: Bool
+    public var optionAssignments: [String] = []
+    public var pinCPUs: [Int]?
+
+    public init(interface: String) {
+        self.interface = interface
+        generate = SourceSpec(interface).path == "lo"
+    }
 }
 
 /// The settings of a capture run.
@@ -20,6 +37,8 @@ public struct CaptureOptions: Equatable {
     /// `Namespace::name=value` words, checked against the plugins once they are loaded.
     public var optionAssignments: [String] = []
     public var progress: Bool?
+    /// `--pin-cpu LIST`: run on these CPUs only.
+    public var pinCPUs: [Int]?
 
     public init() {}
 }
@@ -35,6 +54,9 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
     var options = CaptureOptions()
     var listing: (verbose: Bool, name: String?)?
     var json = false
+    var checkFanout: String?
+    var duration: Double?
+    var members: Int?
     var index = 0
 
     func value(for flag: String, attached: Substring) throws(UsageError) -> String {
@@ -61,6 +83,19 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
         case "-b": options.bareMode = true
         case "--progress": options.progress = true
         case "--no-progress": options.progress = false
+        case "--check-fanout": checkFanout = try value(for: word, attached: "")
+        case "--duration":
+            let text = try value(for: word, attached: "")
+            guard let seconds = Double(text), seconds > 0, seconds.isFinite else { throw UsageError("--duration takes a positive number of seconds, not '\(text)'") }
+            duration = seconds
+        case "--members":
+            let text = try value(for: word, attached: "")
+            guard let count = Int(text), (2...64).contains(count) else { throw UsageError("--members takes a number from 2 to 64, not '\(text)'") }
+            members = count
+        case "--pin-cpu":
+            let text = try value(for: word, attached: "")
+            guard let cpus = CPUAffinity.parse(text) else { throw UsageError("--pin-cpu takes CPU numbers such as 2, 0,2 or 0-3, not '\(text)'") }
+            options.pinCPUs = cpus
         default:
             if word.hasPrefix("-") && word.count >= 2 && !word.hasPrefix("--") {
                 let flag = String(word.prefix(2))
@@ -81,6 +116,16 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
         index += 1
     }
     if let listing { return .listPlugins(verbose: listing.verbose, name: listing.name, json: json) }
+    if let checkFanout {
+        guard options.interfaces.isEmpty && options.traces.isEmpty else { throw UsageError("--check-fanout takes no -i or -r") }
+        var check = FanoutCheckOptions(interface: checkFanout)
+        check.seconds = duration ?? check.seconds
+        check.members = members ?? check.members
+        check.optionAssignments = options.optionAssignments
+        check.pinCPUs = options.pinCPUs
+        return .checkFanout(check)
+    }
+    if duration != nil || members != nil { throw UsageError("--duration and --members go with --check-fanout") }
     if json { throw UsageError("--json goes with -N or -NN") }
     if options.interfaces.isEmpty && options.traces.isEmpty {
         throw UsageError("nothing to read: give -r FILE or -i INTERFACE")
@@ -102,6 +147,10 @@ usage: trawl [options] [Namespace::option=value ...]
   -N [NAME]      list the packet-source plugins (or one of them); -NN adds components and options
   --json         with -N/-NN: machine-readable output
   --progress     report progress on standard error (default when it is a terminal)
+  --pin-cpu LIST run on these CPUs only (sched_setaffinity), e.g. 2 or 0,2 or 0-3
+  --check-fanout af_packet::IFACE [--duration S] [--members N]
+                 check that the kernel's fanout hash sends both directions of every flow to
+                 one member (on lo it makes its own TCP traffic)
   -h, --help     this text;  -v, --version  the version
 
 Plugins are loaded from $TRAWL_PLUGIN_PATH (colon-separated directories or .so files), from beside

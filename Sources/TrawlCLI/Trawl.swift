@@ -33,9 +33,22 @@ public enum Trawl {
             }
             print(json ? PluginListing.json(plugins) : PluginListing.text(plugins, verbose: verbose), terminator: "")
             return 0
+        case let .checkFanout(options):
+            guard let registry = loadRegistry() else { return 1 }
+            do {
+                try pin(options.pinCPUs)
+                return try FanoutCheck.run(options, registry: registry)
+            } catch let error as FatalError {
+                writeStandardError("fatal error: \(error.message)\n")
+                return 1
+            } catch {
+                writeStandardError("fatal error: \(error)\n")
+                return 1
+            }
         case let .capture(options):
             guard let registry = loadRegistry() else { return 1 }
             do {
+                try pin(options.pinCPUs)
                 try capture(options, registry: registry)
                 return 0
             } catch let error as FatalError {
@@ -52,6 +65,13 @@ public enum Trawl {
         let message: String
         init(_ message: String) { self.message = message }
         init(_ error: CustomStringConvertible) { message = error.description }
+    }
+
+    /// `--pin-cpu`: restricts the process to the CPUs given.
+    static func pin(_ cpus: [Int]?) throws {
+        guard let cpus else { return }
+        do { try CPUAffinity.pin(to: cpus) }
+        catch { throw FatalError("cannot pin to CPUs \(cpus.map(String.init).joined(separator: ",")): \(error)") }
     }
 
     /// Loads plugins; warnings go to stderr, a prefix clash is fatal.

@@ -172,3 +172,48 @@ extension VethPair {
         try runProcess("/usr/bin/env", ["ip", "netns", "exec", namespace] + command)
     }
 }
+
+@Suite(.serialized) struct FanoutCheckAndPinningTests {
+    /// In a namespace of its own, so that nothing else on the machine shares its loopback.
+    @Test(AFPacketTests.rootOnly) func checkFanoutPassesForHashAndCatchesRoundRobin() throws {
+        let pair = try VethPair()
+        let hash = try pair.runAllowingFailure(in: pair.namespaceA, [Paths.trawl, "--check-fanout", "af_packet::lo", "--duration", "1"])
+        #expect(hash.status == 0, "\(hash.stdout)\(hash.stderr)")
+        #expect(hash.stdout.contains("flows split across members: 0"))
+        #expect(hash.stdout.contains("result: symmetric"))
+        let bothWays = summaryFields(hash.stdout)["flows seen"].flatMap { $0.split(separator: " ").last }.flatMap { Int($0) }
+        #expect((bothWays ?? 0) > 50, "too little traffic to judge: \(hash.stdout)")
+
+        // Round robin sends consecutive packets to different members: the check must say so.
+        let roundRobin = try pair.runAllowingFailure(in: pair.namespaceA, [
+            Paths.trawl, "--check-fanout", "af_packet::lo", "--duration", "1", "AF_Packet::fanout_mode=lb", "AF_Packet::fanout_id=5",
+        ])
+        #expect(roundRobin.status == 1)
+        #expect(roundRobin.stdout.contains("result: NOT symmetric"))
+
+        let quiet = try pair.runAllowingFailure(in: pair.namespaceA, [Paths.trawl, "--check-fanout", "af_packet::\(pair.interfaceA)", "--duration", "0.3"])
+        #expect(quiet.status == 2)
+        #expect(quiet.stdout.contains("result: inconclusive"))
+    }
+
+    @Test(AFPacketTests.rootOnly) func pinCPUSetsTheProcessAffinity() throws {
+        let cpu = try #require(CPUAffinity.current().last)
+        let pair = try VethPair()
+        let capture = try BackgroundTrawl(namespace: pair.namespaceA, arguments: ["--pin-cpu", String(cpu), "-i", "af_packet::lo"])
+        #expect(capture.wait(for: "listening on", seconds: 10), "\(capture.stderr)")
+        let status = try String(contentsOfFile: "/proc/\(capture.process.processIdentifier)/status", encoding: .utf8)
+        #expect(status.split(separator: "\n").contains("Cpus_allowed_list:\t\(cpu)"))
+        #expect(capture.stop().status == 0)
+    }
+
+    @Test func pinCPUErrors() throws {
+        let absent = try trawl(["--pin-cpu", "1000", "-r", "-"])
+        #expect(absent.status == 1)
+        #expect(absent.stderr.hasPrefix("fatal error: cannot pin to CPUs 1000: Invalid argument"))
+        let bad = try trawl(["--pin-cpu", "x", "-r", "-"])
+        #expect(bad.stderr.hasPrefix("trawl: --pin-cpu takes CPU numbers such as 2, 0,2 or 0-3, not 'x'"))
+        #expect(CPUAffinity.parse("0-3,6") == [0, 1, 2, 3, 6])
+        #expect(CPUAffinity.parse("3-1") == nil)
+        #expect(CPUAffinity.parse("") == nil)
+    }
+}
