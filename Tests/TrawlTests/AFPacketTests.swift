@@ -217,3 +217,96 @@ extension VethPair {
         #expect(CPUAffinity.parse("") == nil)
     }
 }
+
+/// Trawl::AF_Packet loaded into the test process, on this namespace's loopback.
+@Suite(.serialized) struct AFPacketInProcessTests {
+    static let registry: SourceRegistry = {
+        let registry = SourceRegistry()
+        if case let .success(plugin) = PluginLoader.loadLibrary(at: Paths.buildDirectory + "/libTrawlAFPacket.so") {
+            _ = try? registry.register(plugin)
+        }
+        return registry
+    }()
+
+    /// Sends `count` UDP datagrams to 127.0.0.1:`port` from this process.
+    static func sendLoopbackUDP(port: UInt16, count: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var payload = [UInt8](repeating: 0x42, count: 32)
+        for _ in 0..<count {
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, &payload, payload.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+    }
+
+    /// Reads until `expected` packets arrived or two seconds passed.
+    static func collect(_ source: any PacketSource, expected: Int) throws -> [PacketFlags] {
+        let batch = PacketBatch(capacity: 64)
+        var flags: [PacketFlags] = []
+        let deadline = Date().addingTimeInterval(2)
+        while flags.count < expected && Date() < deadline {
+            _ = try source.nextBatch(batch)
+            for i in 0..<batch.count { flags.append(batch[i].flags) }
+        }
+        return flags
+    }
+
+    @Test(AFPacketTests.rootOnly, arguments: ["on", "off", "kernel"])
+    func checksumModeBecomesPacketFlags(mode: String) throws {
+        let port = UInt16(40_000 + Int(getpid() % 20_000))
+        let settings = try OptionSettings(assignments: [
+            "AF_Packet::checksum_validation_mode=\(mode)", "AF_Packet::enable_fanout=F", "AF_Packet::block_timeout=1",
+        ], registry: Self.registry)
+        let source = try Self.registry.open("af_packet::lo", mode: .live, settings: settings, timeoutMilliseconds: 50)
+        defer { source.close() }
+        try source.setFilter("udp dst port \(port)")
+        #expect(source.info.isLive && source.info.linkType == 1 && source.info.selectableFD != nil)
+        Self.sendLoopbackUDP(port: port, count: 5)
+        // On lo each datagram is seen twice: on its way out (checksum left to "offload")
+        // and on its way in (already trusted by the kernel).
+        let flags = try Self.collect(source, expected: 10)
+        #expect(flags.count == 10)
+        switch mode {
+        case "on": #expect(flags.allSatisfy { $0.isEmpty })
+        case "off": #expect(flags.allSatisfy { $0 == .checksumVerified })
+        default:
+            #expect(flags.allSatisfy { $0 == .checksumVerified || $0 == .checksumPartial })
+            #expect(flags.contains(.checksumPartial), "outgoing loopback packets carry TP_STATUS_CSUMNOTREADY")
+        }
+        let stats = try source.statistics()
+        #expect(stats.received == 10)
+        #expect(stats.dropped == 0)
+    }
+
+    @Test(AFPacketTests.rootOnly) func interruptWakesABlockedRead() throws {
+        let settings = try OptionSettings(assignments: ["AF_Packet::enable_fanout=F"], registry: Self.registry)
+        let source = try Self.registry.open("af_packet::lo", mode: .live, settings: settings, timeoutMilliseconds: 60_000)
+        defer { source.close() }
+        try source.setFilter("udp port 9") // nothing on the loopback matches
+        // interrupt() is the one call the ABI allows from another thread.
+        struct Handle: @unchecked Sendable { let source: any PacketSource }
+        let handle = Handle(source: source)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { handle.source.interrupt() }
+        let started = Date()
+        let batch = PacketBatch(capacity: 8)
+        #expect(try source.nextBatch(batch))
+        #expect(batch.count == 0)
+        #expect(Date().timeIntervalSince(started) < 5, "a 60 s wait was not interrupted")
+    }
+
+    @Test(AFPacketTests.rootOnly) func hardwareTimestampingOnVethIsRefusedClearly() throws {
+        let pair = try VethPair()
+        let result = try pair.runAllowingFailure(in: pair.namespaceA, [
+            Paths.trawl, "-i", "af_packet::\(pair.interfaceA)", "AF_Packet::enable_hw_timestamping=T",
+        ])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("hardware timestamping is not available on \(pair.interfaceA)"))
+    }
+}
