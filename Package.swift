@@ -7,6 +7,7 @@ import PackageDescription
 //   Sources/TrawlCore      PacketSource protocol, registry, plugin loader, options, trace I/O
 //   Sources/TrawlPluginSDK writes a Swift plugin as one type plus one export line
 //   Sources/TrawlCLI       the `trawl` command's logic; Sources/trawl is its entry point
+//   Sources/TrawlAnalysis  decoding, connection tracking, conn.log writers
 //   Sources/TrawlSynth     synthetic traffic for fixtures, the sample trace and benchmarks
 //   Plugins/Pcap           Trawl::Pcap, the default packet source (libpcap)
 //   Plugins/AFPacket       Trawl::AF_Packet, TPACKET_V3 rings with fanout
@@ -16,6 +17,7 @@ let package = Package(
         .library(name: "TrawlCore", targets: ["TrawlCore"]),
         .library(name: "TrawlPluginSDK", targets: ["TrawlPluginSDK"]),
         .library(name: "TrawlSynth", targets: ["TrawlSynth"]),
+        .library(name: "TrawlAnalysis", targets: ["TrawlAnalysis"]),
         .library(name: "TrawlPcap", type: .dynamic, targets: ["TrawlPcap"]),
         .library(name: "TrawlAFPacket", type: .dynamic, targets: ["TrawlAFPacket"]),
         .executable(name: "trawl", targets: ["trawl"]),
@@ -31,6 +33,7 @@ let package = Package(
         .target(name: "TrawlCore", dependencies: ["CTrawlABI", "CTrawlSystem"]),
         .target(name: "TrawlPluginSDK", dependencies: ["CTrawlABI"]),
         .target(name: "TrawlSynth"),
+        .target(name: "TrawlAnalysis", dependencies: ["TrawlCore"]),
         .target(
             name: "TrawlPcap",
             dependencies: ["TrawlPluginSDK", "CLibpcap"],
@@ -42,7 +45,7 @@ let package = Package(
             dependencies: ["TrawlPluginSDK", "CLibpcap", "CLinuxPacket"],
             path: "Plugins/AFPacket"
         ),
-        .target(name: "TrawlCLI", dependencies: ["TrawlCore", "CTrawlABI"]),
+        .target(name: "TrawlCLI", dependencies: ["TrawlCore", "TrawlAnalysis", "CTrawlABI"]),
         .executableTarget(name: "trawl", dependencies: ["TrawlCLI"]),
         .executableTarget(
             name: "trawl-mkpcap",
@@ -55,7 +58,7 @@ let package = Package(
         // Tests/Fixtures holds the C plugin source.
         .testTarget(
             name: "TrawlTests",
-            dependencies: ["TrawlCLI", "TrawlCore", "TrawlSynth", "CTrawlABI"]
+            dependencies: ["TrawlCLI", "TrawlCore", "TrawlAnalysis", "TrawlSynth", "CTrawlABI"]
         ),
     ]
 )

@@ -39,6 +39,10 @@ public struct CaptureOptions: Equatable {
     public var progress: Bool?
     /// `--pin-cpu LIST`: run on these CPUs only.
     public var pinCPUs: [Int]?
+    /// Connection analysis and conn.log; off with --no-analysis.
+    public var analysis = true
+    public var logDirectory = "."
+    public var jsonLogs = false
 
     public init() {}
 }
@@ -92,6 +96,8 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
             let text = try value(for: word, attached: "")
             guard let count = Int(text), (2...64).contains(count) else { throw UsageError("--members takes a number from 2 to 64, not '\(text)'") }
             members = count
+        case "--no-analysis": options.analysis = false
+        case "--logdir": options.logDirectory = try value(for: word, attached: "")
         case "--pin-cpu":
             let text = try value(for: word, attached: "")
             guard let cpus = CPUAffinity.parse(text) else { throw UsageError("--pin-cpu takes CPU numbers such as 2, 0,2 or 0-3, not '\(text)'") }
@@ -107,6 +113,12 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
                 case "-w": options.writePath = try value(for: flag, attached: attached)
                 default: throw UsageError("unknown option \(word)")
                 }
+            } else if let (namespace, name, text) = OptionAssignment.parse(word), namespace == "LogAscii" {
+                // Zeek's own switch for JSON logs.
+                guard name == "use_json", let value = OptionValue.parse(text, as: .bool), case let .bool(json) = value else {
+                    throw UsageError("the only LogAscii option is LogAscii::use_json=T|F, not '\(word)'")
+                }
+                options.jsonLogs = json
             } else if OptionAssignment.parse(word) != nil {
                 options.optionAssignments.append(word)
             } else {
@@ -143,7 +155,10 @@ usage: trawl [options] [Namespace::option=value ...]
   -f FILTER      BPF filter in tcpdump syntax
   -w FILE        write the packets read to a pcap file ("-" is standard output)
   -C             ignore checksums
-  -b             bare mode
+  -b             bare mode: no well-known-port guesses of which side is the server
+  --logdir DIR   write conn.log into DIR (default: the current directory)
+  LogAscii::use_json=T   write the logs as JSON lines instead of Zeek's TSV
+  --no-analysis  only read packets: no connection analysis, no conn.log
   -N [NAME]      list the packet-source plugins (or one of them); -NN adds components and options
   --json         with -N/-NN: machine-readable output
   --progress     report progress on standard error (default when it is a terminal)

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Synchronization
 import CTrawlABI
+import TrawlAnalysis
 import TrawlCore
 
 /// Set by SIGINT/SIGTERM; the read loop stops at the next batch.
@@ -31,13 +32,16 @@ final class CaptureRun {
     let sources: [any PacketSource]
     let writer: TraceWriter?
     let progress: Progress?
+    /// The connection analysis the packets go through, if any.
+    let tracker: ConnectionTracker?
     private(set) var tally = CaptureTally()
     private let batch = PacketBatch(capacity: 256)
 
-    init(sources: [any PacketSource], writer: TraceWriter?, progress: Progress?) {
+    init(sources: [any PacketSource], writer: TraceWriter?, progress: Progress?, tracker: ConnectionTracker? = nil) {
         self.sources = sources
         self.writer = writer
         self.progress = progress
+        self.tracker = tracker
     }
 
     func run() throws -> CaptureTally {
@@ -59,16 +63,19 @@ final class CaptureRun {
         defer { self.tally = tally }
         while !stopRequested.load(ordering: .relaxed) {
             guard try source.nextBatch(batch) else { break }
-            try consume(batch, from: 0, to: batch.count, into: &tally)
+            try consume(batch, from: 0, to: batch.count, linkType: source.info.linkType, into: &tally)
         }
     }
 
     @inline(__always)
-    private func consume(_ batch: PacketBatch, from start: Int, to end: Int, into tally: inout CaptureTally) throws {
+    private func consume(_ batch: PacketBatch, from start: Int, to end: Int, linkType: UInt32, into tally: inout CaptureTally) throws {
         let slots = batch.slots
         for i in start..<end {
             let slot = slots[i]
             tally.add(timestamp: slot.timestamp_ns, captured: slot.captured_length, wire: slot.wire_length)
+        }
+        if let tracker {
+            for i in start..<end { tracker.process(batch[i], linkType: linkType) }
         }
         if let writer {
             for i in start..<end { try writer.write(batch[i]) }
@@ -87,7 +94,7 @@ final class CaptureRun {
                 if earliest == nil || cursor.timestamp < earliest!.timestamp { earliest = cursor }
             }
             guard let earliest else { break }
-            try consume(earliest.batch, from: earliest.index, to: earliest.index + 1, into: &tally)
+            try consume(earliest.batch, from: earliest.index, to: earliest.index + 1, linkType: earliest.source.info.linkType, into: &tally)
             earliest.index += 1
         }
     }
@@ -105,7 +112,7 @@ final class CaptureRun {
                 if try !source.nextBatch(batch) { ended.append(index) }
                 if batch.count > 0 {
                     idle = false
-                    try consume(batch, from: 0, to: batch.count, into: &tally)
+                    try consume(batch, from: 0, to: batch.count, linkType: source.info.linkType, into: &tally)
                 }
             }
             for index in ended.reversed() { open.remove(at: index) }

@@ -10,6 +10,7 @@ struct Summary {
     let statistics: [CaptureStatistics]
     let live: Bool
     let written: (path: String, packets: UInt64)?
+    let connections: (logged: UInt64, path: String, weirds: [String: UInt64])?
 
     var text: String {
         var lines = ["sources: " + sources.joined(separator: ", ")]
@@ -34,6 +35,12 @@ struct Summary {
             lines.append("dropped: n/a (trace input)")
         }
         if let written { lines.append("written: \(written.packets) packets to \(written.path)") }
+        if let connections {
+            lines.append("connections: \(connections.logged) logged to \(connections.path)")
+            if !connections.weirds.isEmpty {
+                lines.append("weird: " + connections.weirds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            }
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CTrawlABI
+import TrawlAnalysis
 import TrawlCore
 
 /// The `trawl` command. Returns the process exit status.
@@ -120,28 +121,52 @@ public enum Trawl {
             catch { throw FatalError("cannot write \(path): \(error)") }
         }
 
+        // The connection log, opened last so that a failed start leaves no file behind.
+        var analysis: (tracker: ConnectionTracker, sink: ConnLogSink)?
+        if options.analysis {
+            var configuration = AnalysisConfiguration()
+            configuration.verifyChecksums = !options.ignoreChecksums
+            configuration.bareMode = options.bareMode
+            do {
+                let writer: LogWriter = options.jsonLogs
+                    ? try JSONLinesWriter(schema: .conn, directory: options.logDirectory)
+                    : try ZeekASCIIWriter(schema: .conn, directory: options.logDirectory)
+                let sink = ConnLogSink(writer: writer)
+                analysis = (ConnectionTracker(configuration: configuration, sink: sink), sink)
+            } catch {
+                writer?.abandon()
+                throw FatalError("cannot write \(options.logDirectory)/conn.log: \(error)")
+            }
+        }
+
         let stopper = StopSignals(interrupting: sources)
         defer { stopper.disarm() }
         if live {
             writeStandardError("listening on \(names.joined(separator: ", "))\n")
         }
         let showProgress = options.progress ?? (isatty(STDERR_FILENO) == 1)
-        let run = CaptureRun(sources: sources, writer: writer, progress: showProgress ? Progress() : nil)
+        let run = CaptureRun(sources: sources, writer: writer, progress: showProgress ? Progress() : nil, tracker: analysis?.tracker)
         let tally: CaptureTally
         do {
             tally = try run.run()
             try writer?.finish()
+            if let analysis {
+                analysis.tracker.finish()
+                if let failure = analysis.sink.failure { throw failure }
+                try analysis.sink.writer.close()
+            }
         } catch let error as PacketSourceError {
             writer?.abandon()
             throw FatalError(error)
         } catch let error as Errno {
             writer?.abandon()
-            throw FatalError("cannot write \(options.writePath ?? ""): \(error)")
+            throw FatalError("cannot write \(options.writePath ?? options.logDirectory + "/conn.log"): \(error)")
         }
         let statistics = sources.map { (try? $0.statistics()) ?? CaptureStatistics() }
         let summary = Summary(
             sources: names, tally: tally, statistics: statistics, live: live,
-            written: writer.map { ($0.path, $0.packetsWritten) }
+            written: writer.map { ($0.path, $0.packetsWritten) },
+            connections: analysis.map { ($0.sink.rows, options.logDirectory + "/conn.log", $0.tracker.weirds) }
         )
         // With -w -, standard output carries the trace: the summary goes to stderr.
         if options.writePath == "-" { writeStandardError(summary.text) } else { print(summary.text, terminator: "") }
