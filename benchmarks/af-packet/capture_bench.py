@@ -104,10 +104,10 @@ def main():
     cases = [
         ("tcpdump (libpcap)", 1, lambda: [["tcpdump", "-i", IF_CAPTURE, "-n", "-w", "/dev/null", "-B", "131072"]], parse_tcpdump),
         ("netsniff-ng", 1, lambda: [["netsniff-ng", "--in", IF_CAPTURE, "--out", "/dev/null", "--silent", "-S", "128MiB"]], parse_netsniff),
-        ("trawl af_packet", 1, lambda: [[TRAWL, "-i", "af_packet::" + IF_CAPTURE, "--no-progress"]], parse_trawl),
-        ("trawl af_packet nofanout", 1, lambda: [[TRAWL, "-i", "af_packet::" + IF_CAPTURE, "--no-progress", "AF_Packet::enable_fanout=F"]], parse_trawl),
-        ("trawl af_packet fanout", 2, lambda: [[TRAWL, "-i", "af_packet::" + IF_CAPTURE, "--no-progress", "AF_Packet::fanout_id=42"]] * 2, parse_trawl),
-        ("trawl libpcap", 1, lambda: [[TRAWL, "-i", IF_CAPTURE, "--no-progress"]], parse_trawl),
+        ("trawl af_packet", 1, lambda: [[TRAWL, "-i", "af_packet::" + IF_CAPTURE, "--no-progress", "--no-analysis"]], parse_trawl),
+        ("trawl af_packet nofanout", 1, lambda: [[TRAWL, "-i", "af_packet::" + IF_CAPTURE, "--no-progress", "--no-analysis", "AF_Packet::enable_fanout=F"]], parse_trawl),
+        ("trawl af_packet fanout", 2, lambda: [[TRAWL, "-i", "af_packet::" + IF_CAPTURE, "--no-progress", "--no-analysis", "AF_Packet::fanout_id=42"]] * 2, parse_trawl),
+        ("trawl libpcap", 1, lambda: [[TRAWL, "-i", IF_CAPTURE, "--no-progress", "--no-analysis"]], parse_trawl),
     ]
     with tempfile.NamedTemporaryFile("w", suffix=".trafgen") as config:
         config.write(TRAFGEN_CONFIG)
