@@ -328,7 +328,8 @@ public final class ConnectionTracker {
         // Acknowledged data of the peer that never passed by is a content gap.
         if !peer.gapReported {
             let start: Int64 = peer.startedWithSYN ? 1 : 0
-            let ackedEnd = min(peer.highestAck, peer.highestEnd) - (peer.finCount > 0 && peer.highestAck >= peer.highestEnd ? 1 : 0)
+            // The acknowledged end of the peer's data; a FIN's octet carries none.
+            let ackedEnd = peer.highestAck - (peer.finCount > 0 && peer.highestAck >= peer.highestEnd ? 1 : 0)
             if peer.unseen(below: ackedEnd, from: start) > 0 {
                 peer.gapReported = true
                 appendLetter(&c, isOrig: !isOrig, "G")

@@ -62,9 +62,12 @@ final class BackgroundTrawl: @unchecked Sendable {
     private let errPipe = Pipe(), outPipe = Pipe()
     private let lock = NSLock()
     private var errText = ""
+    /// The working directory, where conn.log is written.
+    let directory = try? TemporaryDirectory()
 
     init(namespace: String, arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory.path) }
         process.arguments = ["ip", "netns", "exec", namespace, Paths.trawl] + arguments
         process.standardError = errPipe
         process.standardOutput = outPipe

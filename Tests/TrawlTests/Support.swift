@@ -83,8 +83,11 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
                          stderr: String(decoding: errData.data, as: UTF8.self), stdoutData: outData)
 }
 
-func trawl(_ arguments: [String], environment: [String: String] = [:], input: Data? = nil) throws -> ProcessResult {
-    try runProcess(Paths.trawl, arguments, environment: environment, input: input)
+/// Runs the built trawl in a fresh directory (where its conn.log lands), or in `directory`.
+func trawl(_ arguments: [String], environment: [String: String] = [:], input: Data? = nil,
+           directory: String? = nil) throws -> ProcessResult {
+    let scratch = try TemporaryDirectory()
+    return try runProcess(Paths.trawl, arguments, environment: environment, input: input, directory: directory ?? scratch.path)
 }
 
 /// The `key: value` lines of trawl's summary.

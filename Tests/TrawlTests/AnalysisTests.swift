@@ -1,0 +1,250 @@
+import Foundation
+import Testing
+@testable import TrawlAnalysis
+import TrawlCore
+
+/// Builds Ethernet/IPv4 (or IPv6) frames with TCP, UDP or ICMP and correct checksums.
+struct PacketBuilder {
+    var client = IPAddress("10.1.1.1")!, server = IPAddress("192.0.2.80")!
+    var clientPort: UInt16 = 40000, serverPort: UInt16 = 80
+
+    static func sum(_ bytes: [UInt8], initial: UInt32 = 0) -> UInt16 {
+        var s = initial
+        var i = 0
+        while i + 1 < bytes.count { s += UInt32(bytes[i]) << 8 | UInt32(bytes[i + 1]); i += 2 }
+        if i < bytes.count { s += UInt32(bytes[i]) << 8 }
+        while s >> 16 != 0 { s = (s & 0xffff) + (s >> 16) }
+        return ~UInt16(s)
+    }
+
+    static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xff)] }
+    static func be32(_ v: UInt32) -> [UInt8] { be16(UInt16(v >> 16)) + be16(UInt16(v & 0xffff)) }
+    static func v4(_ a: IPAddress) -> [UInt8] { be32(a.v4Value) }
+
+    func ip(proto: UInt8, fromClient: Bool, transport: [UInt8], badChecksumAt: Int? = nil) -> [UInt8] {
+        let (src, dst) = fromClient ? (client, server) : (server, client)
+        var segment = transport
+        let pseudo = Self.v4(src) + Self.v4(dst) + [0, proto] + Self.be16(UInt16(segment.count))
+        let checksumAt = proto == 6 ? 16 : proto == 17 ? 6 : 2
+        let value = proto == 1 ? Self.sum(segment) : Self.sum(pseudo + segment)
+        segment[checksumAt] = UInt8(value >> 8)
+        segment[checksumAt + 1] = UInt8(value & 0xff)
+        if let at = badChecksumAt { segment[at] ^= 0xff }
+        var header: [UInt8] = [0x45, 0] + Self.be16(UInt16(20 + segment.count)) + [0, 1, 0x40, 0, 64, proto, 0, 0] + Self.v4(src) + Self.v4(dst)
+        let headerSum = Self.sum(header)
+        header[10] = UInt8(headerSum >> 8)
+        header[11] = UInt8(headerSum & 0xff)
+        return [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00] + header + segment
+    }
+
+    func tcp(fromClient: Bool, flags: UInt8, seq: UInt32, ack: UInt32 = 0, payload: Int = 0, window: UInt16 = 65535, badChecksum: Bool = false) -> [UInt8] {
+        let (sport, dport) = fromClient ? (clientPort, serverPort) : (serverPort, clientPort)
+        let segment = Self.be16(sport) + Self.be16(dport) + Self.be32(seq) + Self.be32(ack) + [0x50, flags]
+            + Self.be16(window) + [0, 0, 0, 0] + [UInt8](repeating: 0x61, count: payload)
+        return ip(proto: 6, fromClient: fromClient, transport: segment, badChecksumAt: badChecksum ? 16 : nil)
+    }
+
+    func udp(fromClient: Bool, payload: Int) -> [UInt8] {
+        let (sport, dport) = fromClient ? (clientPort, serverPort) : (serverPort, clientPort)
+        let segment = Self.be16(sport) + Self.be16(dport) + Self.be16(UInt16(8 + payload)) + [0, 0] + [UInt8](repeating: 0x62, count: payload)
+        return ip(proto: 17, fromClient: fromClient, transport: segment)
+    }
+
+    func icmpEcho(fromClient: Bool, payload: Int) -> [UInt8] {
+        let segment: [UInt8] = [fromClient ? 8 : 0, 0, 0, 0, 0, 1, 0, 1] + [UInt8](repeating: 0x63, count: payload)
+        return ip(proto: 1, fromClient: fromClient, transport: segment)
+    }
+}
+
+final class CollectingSink: ConnectionSink {
+    var records: [ConnectionRecord] = []
+    func connectionEnded(_ record: ConnectionRecord) { records.append(record) }
+}
+
+/// Feeds frames, 10 ms apart, through a tracker and returns what it logged.
+func analyse(_ frames: [[UInt8]], configure: (inout AnalysisConfiguration) -> Void = { _ in }) -> (records: [ConnectionRecord], tracker: ConnectionTracker) {
+    var configuration = AnalysisConfiguration()
+    configuration.bareMode = true
+    configure(&configuration)
+    let sink = CollectingSink()
+    let tracker = ConnectionTracker(configuration: configuration, sink: sink, seed: 42)
+    for (index, frame) in frames.enumerated() {
+        frame.withUnsafeBytes { bytes in
+            tracker.process(Packet(timestampNanoseconds: 1_000_000_000_000 + UInt64(index) * 10_000_000,
+                                   capturedLength: bytes.count, wireLength: bytes.count, bytes: bytes), linkType: 1)
+        }
+    }
+    tracker.finish()
+    return (sink.records, tracker)
+}
+
+@Suite struct ConnectionStateTests {
+    let b = PacketBuilder()
+    let S = TCPFlag.syn, A = TCPFlag.ack, F = TCPFlag.fin, R = TCPFlag.rst, P = TCPFlag.psh
+
+    @Test func fullHandshakeDataAndCloseIsSF() throws {
+        let (records, _) = analyse([
+            b.tcp(fromClient: true, flags: S, seq: 1000),
+            b.tcp(fromClient: false, flags: S | A, seq: 5000, ack: 1001),
+            b.tcp(fromClient: true, flags: A, seq: 1001, ack: 5001),
+            b.tcp(fromClient: true, flags: A | P, seq: 1001, ack: 5001, payload: 100),
+            b.tcp(fromClient: false, flags: A | P, seq: 5001, ack: 1101, payload: 300),
+            b.tcp(fromClient: true, flags: F | A, seq: 1101, ack: 5301),
+            b.tcp(fromClient: false, flags: F | A, seq: 5301, ack: 1102),
+            b.tcp(fromClient: true, flags: A, seq: 1102, ack: 5302),
+        ])
+        let r = try #require(records.first)
+        #expect(records.count == 1)
+        #expect(r.state == "SF")
+        #expect(r.history == "ShADdFf") // the server only sent data with its ACKs: no "a"
+        #expect(r.origBytes == 100 && r.respBytes == 300)
+        #expect(r.origPackets == 5 && r.respPackets == 3)
+        #expect(r.origIPBytes == 5 * 40 + 100 && r.respIPBytes == 3 * 40 + 300)
+        #expect(r.missedBytes == 0)
+        #expect(r.duration == 70_000_000)
+        #expect(r.origAddress == b.client && r.respPort == 80)
+        #expect(r.localOrig && r.localResp) // 10/8 and 192.0.2/24 are private address space
+        #expect(r.uid.hasPrefix("C") && r.uid.count >= 12)
+    }
+
+    @Test func unansweredSYNIsS0AndRefusedIsREJ() {
+        #expect(analyse([b.tcp(fromClient: true, flags: S, seq: 1)]).records.first?.state == "S0")
+        let refused = analyse([b.tcp(fromClient: true, flags: S, seq: 1), b.tcp(fromClient: false, flags: R | A, seq: 0, ack: 2)]).records
+        #expect(refused.first?.state == "REJ")
+        #expect(refused.first?.history == "Sr")
+    }
+
+    @Test func resetsAfterEstablishment() {
+        let open = [b.tcp(fromClient: true, flags: S, seq: 1), b.tcp(fromClient: false, flags: S | A, seq: 9, ack: 2),
+                    b.tcp(fromClient: true, flags: A, seq: 2, ack: 10)]
+        let byOrig = analyse(open + [b.tcp(fromClient: true, flags: R, seq: 2)]).records.first
+        #expect(byOrig?.state == "RSTO")
+        #expect(byOrig?.history == "ShAR")
+        let byResp = analyse(open + [b.tcp(fromClient: false, flags: R, seq: 10)]).records.first
+        #expect(byResp?.state == "RSTR")
+        #expect(analyse(open).records.first?.state == "S1")
+    }
+
+    @Test func synThenResetWithoutAnswerIsRSTOS0() {
+        let r = analyse([b.tcp(fromClient: true, flags: S, seq: 1), b.tcp(fromClient: true, flags: R, seq: 2)]).records.first
+        #expect(r?.state == "RSTOS0")
+        #expect(r?.history == "SR")
+    }
+
+    @Test func halfClosesAreSHAndSHR() {
+        let sh = analyse([b.tcp(fromClient: true, flags: A, seq: 1, ack: 1, payload: 10), b.tcp(fromClient: true, flags: F | A, seq: 11, ack: 1)])
+        #expect(sh.records.first?.state == "SH" || sh.records.first?.state == "OTH")
+        let shr = analyse([b.tcp(fromClient: false, flags: A, seq: 1, ack: 1, payload: 10), b.tcp(fromClient: false, flags: F | A, seq: 11, ack: 1)])
+        #expect(shr.records.first.map { ["SHR", "SH"].contains($0.state) } == true)
+    }
+
+    @Test func firstPacketSYNACKFlipsRoles() throws {
+        let r = try #require(analyse([
+            b.tcp(fromClient: false, flags: S | A, seq: 5000, ack: 1001),
+            b.tcp(fromClient: true, flags: A, seq: 1001, ack: 5001),
+        ]).records.first)
+        #expect(r.history == "^hA")
+        #expect(r.origAddress == b.client && r.origPort == b.clientPort)
+    }
+
+    @Test func badChecksumIsCountedAsCAndIgnoredUnlessDashC() {
+        let frames = [b.tcp(fromClient: true, flags: S, seq: 1, badChecksum: true)]
+        let checked = analyse(frames).records.first
+        #expect(checked?.history == "C")
+        #expect(checked?.origPackets == 0)
+        #expect(checked?.state == "OTH")
+        let ignored = analyse(frames) { $0.verifyChecksums = false }.records.first
+        #expect(ignored?.history == "S")
+        #expect(ignored?.state == "S0")
+    }
+
+    @Test func retransmissionAndZeroWindowLetters() {
+        let r = analyse([
+            b.tcp(fromClient: true, flags: S, seq: 1), b.tcp(fromClient: false, flags: S | A, seq: 9, ack: 2),
+            b.tcp(fromClient: true, flags: A | P, seq: 2, ack: 10, payload: 50),
+            b.tcp(fromClient: true, flags: A | P, seq: 2, ack: 10, payload: 50),
+            b.tcp(fromClient: false, flags: A, seq: 10, ack: 52, window: 0),
+        ]).records.first
+        #expect(r?.history == "ShDTaw") // the zero window is the server's: lowercase
+        #expect(r?.origBytes == 50)
+    }
+
+    @Test func unseenButAcknowledgedDataIsMissedAndAGap() {
+        let r = analyse([
+            b.tcp(fromClient: true, flags: S, seq: 1), b.tcp(fromClient: false, flags: S | A, seq: 9, ack: 2),
+            b.tcp(fromClient: true, flags: A | P, seq: 2, ack: 10, payload: 100),
+            // 200 bytes at seq 102 never seen; the server acknowledges them.
+            b.tcp(fromClient: false, flags: A, seq: 10, ack: 302),
+        ]).records.first
+        #expect(r?.origBytes == 300)
+        #expect(r?.missedBytes == 200)
+        #expect(r?.history == "ShDaG", "\(r?.history ?? "")")
+    }
+
+    @Test func udpAndICMP() throws {
+        let udp = analyse([b.udp(fromClient: true, payload: 30), b.udp(fromClient: false, payload: 70), b.udp(fromClient: true, payload: 5)]).records
+        #expect(udp.first?.state == "SF")
+        #expect(udp.first?.history == "Dd")
+        #expect(udp.first?.origBytes == 35 && udp.first?.respBytes == 70)
+        #expect(udp.first?.origIPBytes == 2 * 28 + 35)
+        #expect(analyse([b.udp(fromClient: true, payload: 1)]).records.first?.state == "S0")
+
+        let icmp = try #require(analyse([b.icmpEcho(fromClient: true, payload: 56), b.icmpEcho(fromClient: false, payload: 56)]).records.first)
+        #expect(icmp.proto == 1 && icmp.origPort == 8 && icmp.respPort == 0)
+        #expect(icmp.state == "OTH")
+        #expect(icmp.origBytes == 56 && icmp.respBytes == 56)
+        #expect(icmp.history.isEmpty)
+    }
+
+    @Test func malformedPacketsAreCountedNeverFatal() {
+        var frames: [[UInt8]] = []
+        let whole = b.tcp(fromClient: true, flags: S, seq: 1, payload: 20)
+        for cut in 0..<whole.count { frames.append(Array(whole.prefix(cut))) }
+        let (records, tracker) = analyse(frames)
+        #expect(tracker.weirds.values.reduce(0, +) + tracker.packetsAnalyzed == UInt64(whole.count))
+        #expect(tracker.weirds["truncated_link_header"] == 14)
+        #expect(records.count <= 1)
+    }
+}
+
+@Suite struct LogFormatTests {
+    @Test func addressesFormatAsZeekDoes() {
+        #expect(IPAddress("192.168.1.2")?.description == "192.168.1.2")
+        #expect(IPAddress("fe80::c801:eff:fe88:8")?.description == "fe80::c801:eff:fe88:8")
+        #expect(IPAddress("2001:db8:0:0:1:0:0:1")?.description == "2001:db8::1:0:0:1")
+        #expect(IPAddress("::1")?.description == "::1")
+        #expect(Subnet("10.0.0.0/8")!.contains(IPAddress("10.9.8.7")!))
+        #expect(!Subnet("10.0.0.0/8")!.contains(IPAddress("11.0.0.1")!))
+        #expect(Subnet("fe80::/10")!.contains(IPAddress("fe80::1")!))
+        #expect(formatSeconds(1_500_000_000_123_456_789) == "1500000000.123457")
+    }
+
+    @Test func tsvAndJSONFiles() throws {
+        let dir = try TemporaryDirectory()
+        let record = ConnectionRecord(start: 1_000_000_000, uid: "Cabc", origAddress: IPAddress("10.0.0.1")!, origPort: 1234,
+                                      respAddress: IPAddress("10.0.0.2")!, respPort: 80, proto: 6, duration: 1_500_000,
+                                      origBytes: 5, respBytes: 6, state: "SF", localOrig: true, localResp: false, missedBytes: 0,
+                                      history: "ShADadFf", origPackets: 4, origIPBytes: 200, respPackets: 3, respIPBytes: 150)
+        let tsv = try ZeekASCIIWriter(schema: .conn, directory: dir.path)
+        try tsv.write(record.logValues)
+        #expect(!FileManager.default.fileExists(atPath: dir.file("conn.log"))) // only once complete
+        try tsv.close()
+        let text = try String(contentsOfFile: dir.file("conn.log"), encoding: .utf8)
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines[0] == "#separator \\x09")
+        #expect(lines[6].hasPrefix("#fields\tts\tuid\tid.orig_h"))
+        #expect(lines[8] == "1.000000\tCabc\t10.0.0.1\t1234\t10.0.0.2\t80\ttcp\t-\t0.001500\t5\t6\tSF\tT\tF\t0\tShADadFf\t4\t200\t3\t150\t-\t6")
+        #expect(lines[9].hasPrefix("#close\t"))
+
+        let jsonDir = try TemporaryDirectory()
+        let json = try JSONLinesWriter(schema: .conn, directory: jsonDir.path)
+        try json.write(record.logValues)
+        try json.close()
+        let line = try String(contentsOfFile: jsonDir.file("conn.log"), encoding: .utf8)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["id.orig_h"] as? String == "10.0.0.1")
+        #expect(object["local_resp"] as? Bool == false)
+        #expect(object["history"] as? String == "ShADadFf")
+        #expect(object["service"] == nil) // unset fields are left out
+    }
+}
