@@ -23,15 +23,15 @@ public struct AnalysisConfiguration: Sendable {
     public static let privateAddressSpace: [Subnet] = [
         "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
         "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
-        "240.0.0.0/4", "255.255.255.255/32",
-        "::/128", "::1/128", "100::/64", "2001:2::/48", "2001:db8::/32", "3fff::/20", "fc00::/7", "fe80::/10",
+        "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
+        "::/128", "::1/128", "100::/64", "2001:2::/48", "2001:db8::/32", "3fff::/20", "fc00::/7", "fe80::/10", "ff00::/8",
     ].compactMap(Subnet.init)
 
     /// Ports Zeek's protocol analyzers register, used outside bare mode to guess the server
     /// of a connection whose start was not seen.
     public static let likelyServerPorts: Set<UInt16> = [
         21, 22, 23, 25, 53, 67, 68, 69, 80, 88, 110, 111, 123, 137, 138, 139, 143, 161, 162, 179, 389, 443, 445,
-        464, 465, 502, 512, 513, 514, 515, 520, 547, 587, 631, 636, 749, 853, 873, 989, 990, 992, 993, 995, 1080,
+        464, 465, 502, 512, 513, 514, 515, 587, 631, 636, 749, 853, 873, 989, 990, 992, 993, 995, 1080,
         1194, 1433, 1521, 1701, 1723, 1812, 1813, 2049, 2123, 2152, 3128, 3260, 3306, 3389, 3478, 4500, 4789,
         5060, 5061, 5222, 5223, 5269, 5353, 5355, 5432, 5671, 5672, 5900, 6081, 6379, 6443, 6666, 6667, 6668,
         6669, 8000, 8008, 8080, 8081, 8443, 8888, 9200, 11211, 27017,
@@ -151,7 +151,7 @@ public final class ConnectionTracker {
             uid: uids.next(), proto: p.proto, isIPv6: p.isIPv6, origAddress: p.source, origPort: origPort,
             respAddress: p.destination, respPort: respPort, start: now, last: now
         )
-        if shouldFlipNewConnection(p) { connection.flipWithoutMark() }
+        if shouldFlipNewConnection(p) { connection.flip() }
         update(&connection, isOrig: connection.origAddress == p.source && connection.origPort == origPort)
         connections[key] = connection
     }
@@ -180,7 +180,10 @@ public final class ConnectionTracker {
 
     private func update(_ c: inout Connection, isOrig: Bool) {
         let p = decoded
-        if now > c.last { c.last = now }
+        // Zeek's duration ends when both sides of a TCP connection have closed: packets after
+        // that (the last ACK) are counted, but do not lengthen it.
+        let finished = p.proto == 6 && c.orig.state == .closed && c.resp.state == .closed
+        if now > c.last && !finished { c.last = now }
         switch p.proto {
         case 6:
             updateTCP(&c, isOrig: isOrig)
@@ -230,12 +233,6 @@ public final class ConnectionTracker {
         let syn = flags & TCPFlag.syn != 0, ack = flags & TCPFlag.ack != 0
         let fin = flags & TCPFlag.fin != 0, rst = flags & TCPFlag.rst != 0
 
-        // The first packet is a SYN-ACK from the side taken as originator: roles are reversed.
-        if isOrig && syn && ack && c.orig.state == .inactive && c.resp.state == .inactive && c.orig.packets == 0 && c.resp.packets == 0 {
-            c.flip()
-            updateTCP(&c, isOrig: false)
-            return
-        }
         guard p.checksumValid else {
             addHistory(&c, isOrig: isOrig, .corrupt, "C", scaled: true)
             weirds["bad_TCP_checksum", default: 0] += 1
@@ -447,14 +444,6 @@ public final class ConnectionTracker {
             missedBytes: UInt64(max(missed, 0)), history: String(decoding: c.history, as: UTF8.self),
             origPackets: c.orig.packets, origIPBytes: c.orig.ipBytes, respPackets: c.resp.packets, respIPBytes: c.resp.ipBytes
         ))
-    }
-}
-
-extension Connection {
-    /// Turns the roles around before anything was recorded (no '^').
-    mutating func flipWithoutMark() {
-        swap(&origAddress, &respAddress)
-        swap(&origPort, &respPort)
     }
 }
 

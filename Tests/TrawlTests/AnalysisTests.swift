@@ -101,7 +101,7 @@ func analyse(_ frames: [[UInt8]], configure: (inout AnalysisConfiguration) -> Vo
         #expect(r.origPackets == 5 && r.respPackets == 3)
         #expect(r.origIPBytes == 5 * 40 + 100 && r.respIPBytes == 3 * 40 + 300)
         #expect(r.missedBytes == 0)
-        #expect(r.duration == 70_000_000)
+        #expect(r.duration == 60_000_000) // the last ACK came after both FINs
         #expect(r.origAddress == b.client && r.respPort == 80)
         #expect(r.localOrig && r.localResp) // 10/8 and 192.0.2/24 are private address space
         #expect(r.uid.hasPrefix("C") && r.uid.count >= 12)
@@ -138,13 +138,29 @@ func analyse(_ frames: [[UInt8]], configure: (inout AnalysisConfiguration) -> Vo
         #expect(shr.records.first.map { ["SHR", "SH"].contains($0.state) } == true)
     }
 
-    @Test func firstPacketSYNACKFlipsRoles() throws {
-        let r = try #require(analyse([
+    @Test func wellKnownServerPortFlipsRolesOutsideBareMode() throws {
+        let frames = [
             b.tcp(fromClient: false, flags: S | A, seq: 5000, ack: 1001),
             b.tcp(fromClient: true, flags: A, seq: 1001, ack: 5001),
+        ]
+        let flipped = try #require(analyse(frames) { $0.bareMode = false }.records.first)
+        #expect(flipped.history == "^hA")
+        #expect(flipped.origAddress == b.client && flipped.origPort == b.clientPort)
+        // Bare mode knows no server ports: the first sender stays the originator.
+        let bare = try #require(analyse(frames).records.first)
+        #expect(bare.history == "Ha")
+        #expect(bare.origPort == b.serverPort)
+    }
+
+    @Test func packetsAfterBothFINsDoNotLengthenTheConnection() throws {
+        let r = try #require(analyse([
+            b.tcp(fromClient: true, flags: S, seq: 1), b.tcp(fromClient: false, flags: S | A, seq: 9, ack: 2),
+            b.tcp(fromClient: true, flags: A, seq: 2, ack: 10),
+            b.tcp(fromClient: true, flags: F | A, seq: 2, ack: 10), b.tcp(fromClient: false, flags: F | A, seq: 10, ack: 3),
+            b.tcp(fromClient: true, flags: A, seq: 3, ack: 11),
         ]).records.first)
-        #expect(r.history == "^hA")
-        #expect(r.origAddress == b.client && r.origPort == b.clientPort)
+        #expect(r.duration == 40_000_000) // to the second FIN, not the last ACK
+        #expect(r.origPackets == 4)
     }
 
     @Test func badChecksumIsCountedAsCAndIgnoredUnlessDashC() {
