@@ -16,6 +16,8 @@ public struct AnalysisConfiguration: Sendable {
     public var icmpInactivityTimeout: UInt64 = 60_000_000_000
     /// How long a closed or reset TCP connection lingers before it is logged.
     public var tcpCloseDelay: UInt64 = 5_000_000_000
+    /// An unanswered connection attempt (SYN sent, nothing back) ends this long after its start.
+    public var tcpAttemptDelay: UInt64 = 5_000_000_000
 
     public init() {}
 
@@ -23,8 +25,8 @@ public struct AnalysisConfiguration: Sendable {
     public static let privateAddressSpace: [Subnet] = [
         "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
         "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
-        "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32",
-        "::/128", "::1/128", "100::/64", "2001:2::/48", "2001:db8::/32", "3fff::/20", "fc00::/7", "fe80::/10", "ff00::/8",
+        "224.0.0.0/24", "240.0.0.0/4", "255.255.255.255/32",
+        "::/128", "::1/128", "100::/64", "2001:2::/48", "2001:db8::/32", "3fff::/20", "fc00::/7", "fe80::/10",
     ].compactMap(Subnet.init)
 
     /// Ports Zeek's protocol analyzers register, used outside bare mode to guess the server
@@ -138,7 +140,7 @@ public final class ConnectionTracker {
         let key = ConnectionKey(proto: p.proto, p.source, origPort, p.destination, respPort)
         _ = oneWay
         if var connection = connections[key] {
-            if p.proto == 6 && isReuse(connection, p) {
+            if connection.expires <= now || (p.proto == 6 && isReuse(connection, p)) {
                 connections[key] = nil
                 log(connection)
             } else {
@@ -187,9 +189,13 @@ public final class ConnectionTracker {
         switch p.proto {
         case 6:
             updateTCP(&c, isOrig: isOrig)
-            let closing = [TCPEndpointState.closed, .reset]
-            c.expires = now + (closing.contains(c.orig.state) || closing.contains(c.resp.state)
-                ? configuration.tcpCloseDelay : configuration.tcpInactivityTimeout)
+            let closing: (TCPEndpointState) -> Bool = { $0 == .closed || $0 == .reset }
+            if c.orig.state == .synSent && c.resp.state == .inactive {
+                c.expires = c.start + configuration.tcpAttemptDelay
+            } else {
+                c.expires = now + (closing(c.orig.state) || closing(c.resp.state)
+                    ? configuration.tcpCloseDelay : configuration.tcpInactivityTimeout)
+            }
         case 17:
             guard p.checksumValid else {
                 addHistory(&c, isOrig: isOrig, .corrupt, "C", scaled: true)
@@ -353,7 +359,8 @@ public final class ConnectionTracker {
                 endpoint.state = .closed
             } else if syn && ack {
                 endpoint.state = .synAckSent
-            } else if ack || length > 0 {
+            } else if (ack || length > 0) && peer.state != .inactive {
+                // Established once the peer has answered; an unanswered SYN stays an attempt.
                 endpoint.state = .established
                 if peer.state == .synSent || peer.state == .synAckSent { peer.state = .established }
             }

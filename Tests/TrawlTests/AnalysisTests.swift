@@ -152,6 +152,21 @@ func analyse(_ frames: [[UInt8]], configure: (inout AnalysisConfiguration) -> Vo
         #expect(bare.origPort == b.serverPort)
     }
 
+    @Test func anUnansweredAttemptEndsFiveSecondsAfterItsSYN() throws {
+        // One-sided traffic: the SYN and data are never answered; after a pause of more than
+        // five seconds the rest is a new, partial connection.
+        var frames = [b.tcp(fromClient: true, flags: S, seq: 1), b.tcp(fromClient: true, flags: A, seq: 2, ack: 1),
+                      b.tcp(fromClient: true, flags: A | P, seq: 2, ack: 1, payload: 40)]
+        frames += Array(repeating: b.tcp(fromClient: true, flags: A, seq: 42, ack: 1), count: 600) // 6 s of ACKs, 10 ms apart
+        frames.append(b.tcp(fromClient: true, flags: F | A, seq: 42, ack: 1))
+        let records = analyse(frames).records
+        #expect(records.count == 2)
+        #expect(records.first?.state == "S0")
+        #expect(records.first?.history == "SAD")
+        #expect(records.last?.state == "SH")
+        #expect(records.last?.history == "AF")
+    }
+
     @Test func packetsAfterBothFINsDoNotLengthenTheConnection() throws {
         let r = try #require(analyse([
             b.tcp(fromClient: true, flags: S, seq: 1), b.tcp(fromClient: false, flags: S | A, seq: 9, ack: 2),
