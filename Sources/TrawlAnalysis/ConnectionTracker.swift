@@ -372,7 +372,7 @@ public final class ConnectionTracker {
                 peer.state = .established
             }
         case .closed:
-            if rst { endpoint.state = .reset }
+            break // a RST after the FIN does not undo the orderly close
         case .reset:
             break
         }

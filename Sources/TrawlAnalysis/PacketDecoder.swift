@@ -154,7 +154,10 @@ public struct PacketDecoder {
         case 4:
             guard ip.count >= 20 else { return .skipped(.truncatedIPHeader) }
             let headerLength = Int(first & 0x0f) * 4
-            let total = Int(Self.u16(ip, 2))
+            var total = Int(Self.u16(ip, 2))
+            // Segmentation offload can leave the length 0 in captures of outgoing packets:
+            // the datagram is what was captured, as Zeek assumes.
+            if total == 0 { total = ip.count }
             guard headerLength >= 20, ip.count >= headerLength, total >= headerLength else { return .skipped(.truncatedIPHeader) }
             if verifyChecksums && Checksum.sum(UnsafeRawBufferPointer(rebasing: ip[0..<headerLength])) != 0xffff {
                 return .skipped(.badIPChecksum)
