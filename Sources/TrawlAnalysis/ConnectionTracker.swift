@@ -92,6 +92,7 @@ public final class ConnectionTracker {
     private var connections: [ConnectionKey: Connection] = [:]
     private var decoded = DecodedPacket()
     private let decoder: PacketDecoder
+    private let fragments = FragmentReassembler()
     private var uids: UIDGenerator
     private var now: UInt64 = 0
     private var nextSweep: UInt64 = 0
@@ -117,6 +118,19 @@ public final class ConnectionTracker {
         case .packet:
             packetsAnalyzed += 1
             track()
+        case let .fragment(ipStart):
+            let ip = UnsafeRawBufferPointer(rebasing: packet.bytes[ipStart...])
+            guard let datagram = fragments.add(ip, decoded, at: now) else { return }
+            let result = datagram.withUnsafeBytes { decoder.decodeIP($0, flags: packet.flags.rawValue, into: &decoded) }
+            switch result {
+            case .packet:
+                packetsAnalyzed += 1
+                track()
+            case let .skipped(problem):
+                weirds[problem.rawValue, default: 0] += 1
+            case .fragment:
+                weirds["fragment_inside_fragment", default: 0] += 1
+            }
         }
     }
 

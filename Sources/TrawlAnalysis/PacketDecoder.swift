@@ -19,10 +19,35 @@ public struct DecodedPacket {
     public var payloadLength = 0
     /// False when a checksum that could be checked was wrong.
     public var checksumValid = true
+    /// Set for a fragment: where its IP header starts in the packet, and its place.
+    public var fragment = FragmentInfo()
     public var icmpType: UInt8 { UInt8(truncatingIfNeeded: sourcePort) }
     public var icmpCode: UInt8 { UInt8(truncatingIfNeeded: destinationPort) }
 
     public init() {}
+}
+
+/// One IP fragment's identity and extent.
+public struct FragmentInfo {
+    public var identification: UInt32 = 0
+    /// Byte offset of this fragment's data in the original datagram's payload.
+    public var offset = 0
+    public var moreFragments = false
+    /// The header bytes to keep for the reassembled datagram: IPv4's header, or IPv6's
+    /// fixed and unfragmentable headers (up to, not including, the fragment header).
+    public var headerLength = 0
+    /// Where the fragment's data starts and ends in the IP bytes.
+    public var dataStart = 0
+    public var dataEnd = 0
+    public init() {}
+    public init(identification: UInt32, offset: Int, moreFragments: Bool, headerLength: Int, dataStart: Int, dataEnd: Int) {
+        self.identification = identification
+        self.offset = offset
+        self.moreFragments = moreFragments
+        self.headerLength = headerLength
+        self.dataStart = dataStart
+        self.dataEnd = dataEnd
+    }
 }
 
 public enum TCPFlag {
@@ -39,12 +64,14 @@ public enum DecodeProblem: String, CaseIterable, Sendable {
     case badIPVersion = "bad_IP_version"
     case badIPChecksum = "bad_IP_checksum"
     case truncatedTransport = "truncated_header"
-    case ipFragment = "ip_fragment_not_reassembled"
+    case ipFragment = "ip_fragment"
     case unknownProtocol = "unknown_protocol"
 }
 
 public enum DecodeResult {
     case packet
+    /// An IP fragment: `DecodedPacket.fragment` says where; the IP bytes start at `ipStart`.
+    case fragment(ipStart: Int)
     case skipped(DecodeProblem)
 }
 
@@ -139,7 +166,9 @@ public struct PacketDecoder {
         }
         switch etherType {
         case 0x0800, 0x86dd:
-            return decodeIP(UnsafeRawBufferPointer(rebasing: bytes[offset...]), flags: flags, into: &out)
+            let result = decodeIP(UnsafeRawBufferPointer(rebasing: bytes[offset...]), flags: flags, into: &out)
+            if case .fragment = result { return .fragment(ipStart: offset) }
+            return result
         default:
             return .skipped(.nonIP)
         }
@@ -163,12 +192,17 @@ public struct PacketDecoder {
                 return .skipped(.badIPChecksum)
             }
             let fragment = Self.u16(ip, 6)
-            if fragment & 0x3fff != 0 { return .skipped(.ipFragment) } // MF set or an offset
             out.isIPv6 = false
             out.source = IPAddress(v4: ip, at: 12)
             out.destination = IPAddress(v4: ip, at: 16)
             out.proto = ip[9]
             out.ipLength = total
+            if fragment & 0x3fff != 0 { // more fragments, or an offset
+                out.fragment = FragmentInfo(identification: UInt32(Self.u16(ip, 4)), offset: Int(fragment & 0x1fff) * 8,
+                                            moreFragments: fragment & 0x2000 != 0, headerLength: headerLength,
+                                            dataStart: headerLength, dataEnd: min(total, ip.count))
+                return .fragment(ipStart: 0)
+            }
             transport = headerLength
             end = min(total, ip.count)
         case 6:
@@ -191,7 +225,13 @@ public struct PacketDecoder {
                 case 44: // fragment
                     guard end >= transport + 8 else { return .skipped(.truncatedIPHeader) }
                     let offsetAndMore = Self.u16(ip, transport + 2)
-                    if offsetAndMore & 0xfff9 != 0 { return .skipped(.ipFragment) } // an offset, or more fragments
+                    if offsetAndMore & 0xfff9 != 0 { // an offset, or more fragments
+                        out.proto = ip[transport]
+                        out.fragment = FragmentInfo(identification: Self.u32(ip, transport + 4), offset: Int(offsetAndMore & 0xfff8),
+                                                    moreFragments: offsetAndMore & 1 != 0, headerLength: transport,
+                                                    dataStart: transport + 8, dataEnd: end)
+                        return .fragment(ipStart: 0)
+                    }
                     next = ip[transport]
                     transport += 8
                 case 51: // authentication header: length in 4-byte units, plus 2

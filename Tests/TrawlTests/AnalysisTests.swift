@@ -238,6 +238,61 @@ func analyse(_ frames: [[UInt8]], configure: (inout AnalysisConfiguration) -> Vo
     }
 }
 
+@Suite struct FragmentTests {
+    /// Splits an Ethernet/IPv4 frame's datagram into fragments of `size` data bytes.
+    static func fragmentV4(_ frame: [UInt8], size: Int) -> [[UInt8]] {
+        let ethernet = Array(frame[0..<14]), header = Array(frame[14..<34]), data = Array(frame[34...])
+        return stride(from: 0, to: data.count, by: size).map { offset in
+            let chunk = Array(data[offset..<min(offset + size, data.count)])
+            var h = header
+            let more = offset + size < data.count
+            let field = UInt16(offset / 8) | (more ? 0x2000 : 0)
+            h[2] = UInt8((20 + chunk.count) >> 8); h[3] = UInt8((20 + chunk.count) & 0xff)
+            h[6] = UInt8(field >> 8); h[7] = UInt8(field & 0xff)
+            h[10] = 0; h[11] = 0
+            let sum = PacketBuilder.sum(h)
+            h[10] = UInt8(sum >> 8); h[11] = UInt8(sum & 0xff)
+            return ethernet + h + chunk
+        }
+    }
+
+    @Test func ipv4FragmentsOutOfOrderMakeOneDatagram() throws {
+        let b = PacketBuilder()
+        let pieces = Self.fragmentV4(b.udp(fromClient: true, payload: 3000), size: 1480)
+        #expect(pieces.count == 3)
+        let (records, tracker) = analyse([pieces[2], pieces[0], pieces[1], b.udp(fromClient: false, payload: 10)])
+        let r = try #require(records.first)
+        #expect(records.count == 1)
+        #expect(r.origBytes == 3000)
+        #expect(r.origPackets == 1)
+        #expect(r.origIPBytes == 3028)
+        #expect(r.state == "SF")
+        #expect(tracker.weirds.isEmpty)
+    }
+
+    @Test func ipv6FragmentsMakeOneDatagram() throws {
+        // An IPv6 UDP datagram of 2000 payload bytes in two fragments, built by hand.
+        let source = [UInt8](repeating: 0, count: 15) + [1], destination = [UInt8](repeating: 0, count: 15) + [2]
+        let payload = [UInt8](repeating: 0x44, count: 2000)
+        var udp = PacketBuilder.be16(5000) + PacketBuilder.be16(53) + PacketBuilder.be16(UInt16(8 + payload.count)) + [0, 0] + payload
+        let pseudo = source + destination + PacketBuilder.be32(UInt32(udp.count)) + [0, 0, 0, 17]
+        let sum = PacketBuilder.sum(pseudo + udp)
+        udp[6] = UInt8(sum >> 8); udp[7] = UInt8(sum & 0xff)
+        func fragment(_ offset: Int, _ chunk: ArraySlice<UInt8>, more: Bool) -> [UInt8] {
+            let fragmentHeader: [UInt8] = [17, 0] + PacketBuilder.be16(UInt16(offset) | (more ? 1 : 0)) + PacketBuilder.be32(0xabcd)
+            let ip: [UInt8] = [0x60, 0, 0, 0] + PacketBuilder.be16(UInt16(8 + chunk.count)) + [44, 64] + source + destination
+            return [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xdd] + ip + fragmentHeader + Array(chunk)
+        }
+        let first = fragment(0, udp[0..<1232], more: true), second = fragment(1232, udp[1232...], more: false)
+        let (records, tracker) = analyse([second, first])
+        let r = try #require(records.first)
+        #expect(r.origBytes == 2000)
+        #expect(r.origIPBytes == UInt64(40 + udp.count))
+        #expect(r.respPort == 53 && r.proto == 17)
+        #expect(tracker.weirds.isEmpty, "\(tracker.weirds)")
+    }
+}
+
 @Suite struct LogFormatTests {
     @Test func addressesFormatAsZeekDoes() {
         #expect(IPAddress("192.168.1.2")?.description == "192.168.1.2")
