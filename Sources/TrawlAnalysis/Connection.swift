@@ -54,6 +54,12 @@ struct Endpoint {
 
     mutating func noteData(_ range: Range<Int64>) {
         guard !range.isEmpty else { return }
+        // The common case, in-order data: extend the last range in place.
+        if let last = seen.last, last.lowerBound <= range.lowerBound, range.lowerBound <= last.upperBound,
+           seen.count == 1 || seen[seen.count - 2].upperBound < last.lowerBound {
+            if range.upperBound > last.upperBound { seen[seen.count - 1] = last.lowerBound..<range.upperBound }
+            return
+        }
         var merged = range
         var kept: [Range<Int64>] = []
         kept.reserveCapacity(seen.count + 1)
@@ -83,6 +89,7 @@ struct Endpoint {
 
 /// A connection being tracked.
 struct Connection {
+    var key: ConnectionKey
     var uid: String
     var proto: UInt8
     var isIPv6: Bool

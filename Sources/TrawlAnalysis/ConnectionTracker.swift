@@ -89,7 +89,9 @@ enum HistoryLetter: UInt16 {
 public final class ConnectionTracker {
     public let configuration: AnalysisConfiguration
     private let sink: ConnectionSink
-    private var connections: [ConnectionKey: Connection] = [:]
+    /// Connections live in `storage` and are updated in place; `index` finds them by key.
+    private var index: [ConnectionKey: Int] = [:]
+    private var storage: [Connection] = []
     private var decoded = DecodedPacket()
     private let decoder: PacketDecoder
     private let fragments = FragmentReassembler()
@@ -99,7 +101,7 @@ public final class ConnectionTracker {
     /// Packets that did not reach connection tracking, by reason, as Zeek's weird names.
     public private(set) var weirds: [String: UInt64] = [:]
     public private(set) var packetsAnalyzed: UInt64 = 0
-    public var activeConnections: Int { connections.count }
+    public var activeConnections: Int { storage.count }
 
     public init(configuration: AnalysisConfiguration = AnalysisConfiguration(), sink: ConnectionSink, seed: UInt64 = 0) {
         self.configuration = configuration
@@ -136,9 +138,22 @@ public final class ConnectionTracker {
 
     /// Logs every connection still open, as at the end of input.
     public func finish() {
-        let remaining = connections.values.sorted { $0.start < $1.start }
-        connections.removeAll()
+        let remaining = storage.sorted { $0.start < $1.start }
+        storage.removeAll()
+        index.removeAll()
         for connection in remaining { log(connection) }
+    }
+
+    /// Takes the connection at `position` out of the table (the last one moves into its place).
+    private func remove(at position: Int) -> Connection {
+        let last = storage.count - 1
+        if position != last {
+            storage.swapAt(position, last)
+            index[storage[position].key] = position
+        }
+        let removed = storage.removeLast()
+        index[removed.key] = nil
+        return removed
     }
 
     // MARK: Connections
@@ -153,23 +168,23 @@ public final class ConnectionTracker {
         }
         let key = ConnectionKey(proto: p.proto, p.source, origPort, p.destination, respPort)
         _ = oneWay
-        if var connection = connections[key] {
-            if connection.expires <= now || (p.proto == 6 && isReuse(connection, p)) {
-                connections[key] = nil
-                log(connection)
+        if let position = index[key] {
+            if storage[position].expires <= now || (p.proto == 6 && isReuse(storage[position], p)) {
+                log(remove(at: position))
             } else {
-                update(&connection, isOrig: connection.origAddress == p.source && connection.origPort == origPort)
-                connections[key] = connection
+                let isOrig = storage[position].origAddress == p.source && storage[position].origPort == origPort
+                update(&storage[position], isOrig: isOrig)
                 return
             }
         }
         var connection = Connection(
-            uid: uids.next(), proto: p.proto, isIPv6: p.isIPv6, origAddress: p.source, origPort: origPort,
+            key: key, uid: uids.next(), proto: p.proto, isIPv6: p.isIPv6, origAddress: p.source, origPort: origPort,
             respAddress: p.destination, respPort: respPort, start: now, last: now
         )
         if shouldFlipNewConnection(p) { connection.flip() }
         update(&connection, isOrig: connection.origAddress == p.source && connection.origPort == origPort)
-        connections[key] = connection
+        index[key] = storage.count
+        storage.append(connection)
     }
 
     /// Outside bare mode, a connection whose start was missed is turned around when its
@@ -259,10 +274,11 @@ public final class ConnectionTracker {
             return
         }
         count(&c, isOrig: isOrig)
-        var endpoint = isOrig ? c.orig : c.resp
-        var peer = isOrig ? c.resp : c.orig
+        // Moved out (not copied), so their arrays stay uniquely referenced and grow in place.
+        var endpoint = Endpoint(), peer = Endpoint()
+        if isOrig { swap(&endpoint, &c.orig); swap(&peer, &c.resp) } else { swap(&endpoint, &c.resp); swap(&peer, &c.orig) }
         defer {
-            if isOrig { c.orig = endpoint; c.resp = peer } else { c.resp = endpoint; c.orig = peer }
+            if isOrig { swap(&endpoint, &c.orig); swap(&peer, &c.resp) } else { swap(&endpoint, &c.resp); swap(&peer, &c.orig) }
         }
 
         let length = Int64(p.payloadLength)
@@ -433,10 +449,12 @@ public final class ConnectionTracker {
 
     private func sweep() {
         nextSweep = now + 1_000_000_000
-        var expired: [ConnectionKey] = []
-        for (key, connection) in connections where connection.expires <= now { expired.append(key) }
-        if expired.isEmpty { return }
-        var finished = expired.compactMap { connections.removeValue(forKey: $0) }
+        var finished: [Connection] = []
+        var position = 0
+        while position < storage.count {
+            if storage[position].expires <= now { finished.append(remove(at: position)) } else { position += 1 }
+        }
+        if finished.isEmpty { return }
         finished.sort { $0.start < $1.start }
         for connection in finished { log(connection) }
     }
