@@ -90,14 +90,15 @@ public final class ConnectionTracker {
     public let configuration: AnalysisConfiguration
     private let sink: ConnectionSink
     /// Connections live in `storage` and are updated in place; `index` finds them by key.
-    private var index: [ConnectionKey: Int] = [:]
-    private var storage: [Connection] = []
-    private var decoded = DecodedPacket()
+    // Touched for every packet: no dynamic exclusivity checks.
+    @exclusivity(unchecked) private var index: [ConnectionKey: Int] = [:]
+    @exclusivity(unchecked) private var storage: [Connection] = []
+    @exclusivity(unchecked) private var decoded = DecodedPacket()
     private let decoder: PacketDecoder
     private let fragments = FragmentReassembler()
     private var uids: UIDGenerator
-    private var now: UInt64 = 0
-    private var nextSweep: UInt64 = 0
+    @exclusivity(unchecked) private var now: UInt64 = 0
+    @exclusivity(unchecked) private var nextSweep: UInt64 = 0
     /// Packets that did not reach connection tracking, by reason, as Zeek's weird names.
     public private(set) var weirds: [String: UInt64] = [:]
     public private(set) var packetsAnalyzed: UInt64 = 0
@@ -169,7 +170,7 @@ public final class ConnectionTracker {
         let key = ConnectionKey(proto: p.proto, p.source, origPort, p.destination, respPort)
         _ = oneWay
         if let position = index[key] {
-            if storage[position].expires <= now || (p.proto == 6 && isReuse(storage[position], p)) {
+            if storage[position].expires <= now || (p.proto == 6 && isReuse(at: position, p)) {
                 log(remove(at: position))
             } else {
                 let isOrig = storage[position].origAddress == p.source && storage[position].origPort == origPort
@@ -203,10 +204,10 @@ public final class ConnectionTracker {
     }
 
     /// A new SYN on a connection whose endpoints have closed starts a new connection.
-    private func isReuse(_ c: Connection, _ p: DecodedPacket) -> Bool {
+    private func isReuse(at position: Int, _ p: DecodedPacket) -> Bool {
         guard p.tcpFlags & TCPFlag.syn != 0, p.tcpFlags & TCPFlag.ack == 0 else { return false }
         let done: (TCPEndpointState) -> Bool = { $0 == .closed || $0 == .reset }
-        return done(c.orig.state) || done(c.resp.state)
+        return done(storage[position].orig.state) || done(storage[position].resp.state)
     }
 
     private func update(_ c: inout Connection, isOrig: Bool) {

@@ -300,16 +300,28 @@ public struct PacketDecoder {
 
 /// The Internet checksum (RFC 1071), as a ones'-complement sum: 0xffff means valid.
 enum Checksum {
+    /// Adds `bytes` as big-endian 16-bit words. Sums 32-bit words eight bytes at a time
+    /// (a ones'-complement sum can be taken in any word size and folded after).
     @inline(__always)
     static func add(_ bytes: UnsafeRawBufferPointer, to initial: UInt64) -> UInt64 {
         var sum = initial
         var i = 0
         let n = bytes.count
+        guard let base = bytes.baseAddress else { return sum }
+        while i + 8 <= n {
+            let word = UInt64(bigEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            sum &+= (word >> 32) &+ (word & 0xffff_ffff)
+            i += 8
+        }
+        var tail: UInt64 = 0
         while i + 1 < n {
-            sum &+= UInt64(bytes[i]) << 8 | UInt64(bytes[i + 1])
+            tail &+= UInt64(bytes[i]) << 8 | UInt64(bytes[i + 1])
             i += 2
         }
-        if i < n { sum &+= UInt64(bytes[i]) << 8 }
+        if i < n { tail &+= UInt64(bytes[i]) << 8 }
+        // Fold the 32-bit-word sum to 16 bits before adding the 16-bit tail.
+        sum = (sum >> 32) &+ (sum & 0xffff_ffff)
+        sum = (sum >> 16 & 0xffff_ffff) &+ (sum & 0xffff) &+ tail
         return sum
     }
 

@@ -293,6 +293,19 @@ func analyse(_ frames: [[UInt8]], configure: (inout AnalysisConfiguration) -> Vo
     }
 }
 
+@Suite struct ChecksumTests {
+    /// The word-at-a-time sum agrees with the plain RFC 1071 definition for every length.
+    @Test func fastSumMatchesTheDefinition() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0...70 {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let expected = ~PacketBuilder.sum(bytes) // PacketBuilder returns the complement
+            let got = bytes.withUnsafeBytes { Checksum.sum($0) }
+            #expect(got == expected, "length \(length)")
+        }
+    }
+}
+
 @Suite struct LogFormatTests {
     @Test func addressesFormatAsZeekDoes() {
         #expect(IPAddress("192.168.1.2")?.description == "192.168.1.2")
