@@ -65,7 +65,8 @@ extension ConnectionRecord {
             lasted ? .count(origBytes) : .unset, lasted ? .count(respBytes) : .unset,
             .string(state), .bool(localOrig), .bool(localResp), .count(missedBytes),
             history.isEmpty ? .unset : .string(history),
-            .count(origPackets), .count(origIPBytes), .count(respPackets), .count(respIPBytes), .unset, .count(UInt64(proto)),
+            .count(origPackets), .count(origIPBytes), .count(respPackets), .count(respIPBytes),
+            tunnelParents.isEmpty ? .unset : .set(tunnelParents), .count(UInt64(proto)),
         ]
     }
 }

@@ -102,6 +102,8 @@ struct Connection {
     var orig = Endpoint()
     var resp = Endpoint()
     var history: [UInt8] = []
+    /// The uid of the tunnel this connection travels in, if any.
+    var tunnelParent: String?
     /// When the connection is due to be logged and forgotten (inactivity or close delay).
     var expires: UInt64 = 0
 

@@ -60,6 +60,8 @@ public struct ConnectionRecord: Sendable {
     public var history: String
     public var origPackets: UInt64, origIPBytes: UInt64
     public var respPackets: UInt64, respIPBytes: UInt64
+    /// Uids of the connections or tunnels this one was carried in.
+    public var tunnelParents: [String] = []
 }
 
 /// Connection identity: transport protocol and both ends, in a fixed order.
@@ -96,6 +98,8 @@ public final class ConnectionTracker {
     @exclusivity(unchecked) private var decoded = DecodedPacket()
     private let decoder: PacketDecoder
     private let fragments = FragmentReassembler()
+    /// Uids of GRE and IP-in-IP tunnels, which are no connections of their own.
+    private var ipTunnels: [ConnectionKey: String] = [:]
     private var uids: UIDGenerator
     @exclusivity(unchecked) private var now: UInt64 = 0
     @exclusivity(unchecked) private var nextSweep: UInt64 = 0
@@ -115,26 +119,52 @@ public final class ConnectionTracker {
     public func process(_ packet: Packet, linkType: UInt32) {
         now = packet.timestampNanoseconds
         if now >= nextSweep { sweep() }
-        switch decoder.decode(packet.bytes, linkType: linkType, flags: packet.flags.rawValue, into: &decoded) {
+        analyse(packet.bytes, linkType: linkType, flags: packet.flags.rawValue, parent: nil, depth: 0)
+    }
+
+    /// Decodes and tracks one packet, or the packet inside a tunnel, `depth` tunnels deep.
+    private func analyse(_ bytes: UnsafeRawBufferPointer, linkType: UInt32, flags: UInt32, parent: String?, depth: Int) {
+        switch decoder.decode(bytes, linkType: linkType, flags: flags, into: &decoded) {
         case let .skipped(problem):
-            weirds[problem.rawValue, default: 0] += 1
+            weirds[(depth > 0 ? "tunnel_" : "") + problem.rawValue, default: 0] += 1
         case .packet:
-            packetsAnalyzed += 1
-            track()
+            analyseIP(bytes, flags: flags, parent: parent, depth: depth)
         case let .fragment(ipStart):
-            let ip = UnsafeRawBufferPointer(rebasing: packet.bytes[ipStart...])
+            let ip = UnsafeRawBufferPointer(rebasing: bytes[ipStart...])
             guard let datagram = fragments.add(ip, decoded, at: now) else { return }
-            let result = datagram.withUnsafeBytes { decoder.decodeIP($0, flags: packet.flags.rawValue, into: &decoded) }
-            switch result {
-            case .packet:
-                packetsAnalyzed += 1
-                track()
-            case let .skipped(problem):
-                weirds[problem.rawValue, default: 0] += 1
-            case .fragment:
-                weirds["fragment_inside_fragment", default: 0] += 1
+            datagram.withUnsafeBytes { whole in
+                switch decoder.decodeIP(whole, flags: flags, into: &decoded) {
+                case .packet:
+                    decoded.ipStart = 0
+                    analyseIP(whole, flags: flags, parent: parent, depth: depth)
+                case let .skipped(problem):
+                    weirds[problem.rawValue, default: 0] += 1
+                case .fragment:
+                    weirds["fragment_inside_fragment", default: 0] += 1
+                }
             }
         }
+    }
+
+    /// Tracks a decoded IP packet; a tunnel's inner packet is analysed in turn, with the
+    /// outer connection (or the IP tunnel) as its parent.
+    private func analyseIP(_ bytes: UnsafeRawBufferPointer, flags: UInt32, parent: String?, depth: Int) {
+        packetsAnalyzed += 1
+        guard depth < 4, decoded.checksumValid, let tunnel = Tunnel.inner(of: decoded, in: bytes) else {
+            track(parent: parent)
+            return
+        }
+        let outer: String
+        if tunnel.kind.outerIsConnection {
+            outer = track(parent: parent)
+        } else {
+            let key = ConnectionKey(proto: decoded.proto, decoded.source, 0, decoded.destination, 0)
+            if let uid = ipTunnels[key] { outer = uid } else {
+                outer = uids.next()
+                ipTunnels[key] = outer
+            }
+        }
+        analyse(tunnel.bytes, linkType: tunnel.linkType, flags: 0, parent: outer, depth: depth + 1)
     }
 
     /// Logs every connection still open, as at the end of input.
@@ -159,7 +189,9 @@ public final class ConnectionTracker {
 
     // MARK: Connections
 
-    private func track() {
+    /// Adds the decoded packet to its connection; returns the connection's uid.
+    @discardableResult
+    private func track(parent: String?) -> String {
         let p = decoded
         var origPort = p.sourcePort, respPort = p.destinationPort
         var oneWay = false
@@ -175,17 +207,19 @@ public final class ConnectionTracker {
             } else {
                 let isOrig = storage[position].origAddress == p.source && storage[position].origPort == origPort
                 update(&storage[position], isOrig: isOrig)
-                return
+                return storage[position].uid
             }
         }
         var connection = Connection(
             key: key, uid: uids.next(), proto: p.proto, isIPv6: p.isIPv6, origAddress: p.source, origPort: origPort,
             respAddress: p.destination, respPort: respPort, start: now, last: now
         )
+        connection.tunnelParent = parent
         if shouldFlipNewConnection(p) { connection.flip() }
         update(&connection, isOrig: connection.origAddress == p.source && connection.origPort == origPort)
         index[key] = storage.count
         storage.append(connection)
+        return connection.uid
     }
 
     /// Outside bare mode, a connection whose start was missed is turned around when its
@@ -482,7 +516,8 @@ public final class ConnectionTracker {
             origBytes: origBytes, respBytes: respBytes, state: c.state,
             localOrig: local.contains { $0.contains(c.origAddress) }, localResp: local.contains { $0.contains(c.respAddress) },
             missedBytes: UInt64(max(missed, 0)), history: String(decoding: c.history, as: UTF8.self),
-            origPackets: c.orig.packets, origIPBytes: c.orig.ipBytes, respPackets: c.resp.packets, respIPBytes: c.resp.ipBytes
+            origPackets: c.orig.packets, origIPBytes: c.orig.ipBytes, respPackets: c.resp.packets, respIPBytes: c.resp.ipBytes,
+            tunnelParents: c.tunnelParent.map { [$0] } ?? []
         ))
     }
 }

@@ -6,6 +6,8 @@ public struct DecodedPacket {
     /// IP protocol number of the transport (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, ...).
     public var proto: UInt8 = 0
     public var isIPv6 = false
+    /// Where the IP header starts in the bytes given to `decode`.
+    public var ipStart = 0
     /// The IP datagram's length as its header states it (Zeek's ip_bytes).
     public var ipLength = 0
     /// Transport ports; for ICMP, the type and code.
@@ -21,6 +23,10 @@ public struct DecodedPacket {
     public var checksumValid = true
     /// Set for a fragment: where its IP header starts in the packet, and its place.
     public var fragment = FragmentInfo()
+    /// Where the transport payload starts, counted from the start of the IP header.
+    public var payloadStart = 0
+    /// How many captured bytes the IP datagram has (its header's length, or fewer).
+    public var ipCaptured = 0
     public var icmpType: UInt8 { UInt8(truncatingIfNeeded: sourcePort) }
     public var icmpCode: UInt8 { UInt8(truncatingIfNeeded: destinationPort) }
 
@@ -69,6 +75,7 @@ public enum DecodeProblem: String, CaseIterable, Sendable {
 }
 
 public enum DecodeResult {
+    /// A whole IP packet; its IP header starts at `DecodedPacket.ipStart` in the bytes given.
     case packet
     /// An IP fragment: `DecodedPacket.fragment` says where; the IP bytes start at `ipStart`.
     case fragment(ipStart: Int)
@@ -166,6 +173,7 @@ public struct PacketDecoder {
         }
         switch etherType {
         case 0x0800, 0x86dd:
+            out.ipStart = offset
             let result = decodeIP(UnsafeRawBufferPointer(rebasing: bytes[offset...]), flags: flags, into: &out)
             if case .fragment = result { return .fragment(ipStart: offset) }
             return result
@@ -247,6 +255,7 @@ public struct PacketDecoder {
             return .skipped(.badIPVersion)
         }
         guard transport <= end else { return .skipped(.truncatedIPHeader) }
+        out.ipCaptured = end
         let segment = UnsafeRawBufferPointer(rebasing: ip[transport..<end])
         let checksummed = verifyChecksums && flags & 0x3 == 0 // TRAWL_PACKET_CHECKSUM_VERIFIED or _PARTIAL: skip
         out.checksumValid = true
@@ -263,6 +272,7 @@ public struct PacketDecoder {
             out.window = Self.u16(segment, 14)
             // The payload length from the IP header; captured bytes may be fewer.
             out.payloadLength = max(0, out.ipLength - transport - dataOffset)
+            out.payloadStart = transport + dataOffset
             if checksummed && segment.count == out.ipLength - transport {
                 out.checksumValid = Checksum.transport(segment, source: out.source, destination: out.destination, proto: 6) == 0xffff
             }
@@ -271,6 +281,7 @@ public struct PacketDecoder {
             out.sourcePort = Self.u16(segment, 0)
             out.destinationPort = Self.u16(segment, 2)
             out.payloadLength = max(0, Int(Self.u16(segment, 4)) - 8)
+            out.payloadStart = transport + 8
             out.tcpFlags = 0
             let stated = Self.u16(segment, 6)
             if checksummed && stated != 0 && segment.count == out.ipLength - transport {
@@ -292,6 +303,7 @@ public struct PacketDecoder {
             out.sourcePort = 0
             out.destinationPort = 0
             out.payloadLength = max(0, out.ipLength - transport)
+            out.payloadStart = transport
             out.tcpFlags = 0
         }
         return .packet

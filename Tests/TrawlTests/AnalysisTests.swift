@@ -25,10 +25,12 @@ struct PacketBuilder {
         let (src, dst) = fromClient ? (client, server) : (server, client)
         var segment = transport
         let pseudo = Self.v4(src) + Self.v4(dst) + [0, proto] + Self.be16(UInt16(segment.count))
-        let checksumAt = proto == 6 ? 16 : proto == 17 ? 6 : 2
-        let value = proto == 1 ? Self.sum(segment) : Self.sum(pseudo + segment)
-        segment[checksumAt] = UInt8(value >> 8)
-        segment[checksumAt + 1] = UInt8(value & 0xff)
+        if [1, 6, 17].contains(proto) { // other protocols carry no checksum of this kind
+            let checksumAt = proto == 6 ? 16 : proto == 17 ? 6 : 2
+            let value = proto == 1 ? Self.sum(segment) : Self.sum(pseudo + segment)
+            segment[checksumAt] = UInt8(value >> 8)
+            segment[checksumAt + 1] = UInt8(value & 0xff)
+        }
         if let at = badChecksumAt { segment[at] ^= 0xff }
         var header: [UInt8] = [0x45, 0] + Self.be16(UInt16(20 + segment.count)) + [0, 1, 0x40, 0, 64, proto, 0, 0] + Self.v4(src) + Self.v4(dst)
         let headerSum = Self.sum(header)
@@ -290,6 +292,37 @@ func analyse(_ frames: [[UInt8]], configure: (inout AnalysisConfiguration) -> Vo
         #expect(r.origIPBytes == UInt64(40 + udp.count))
         #expect(r.respPort == 53 && r.proto == 17)
         #expect(tracker.weirds.isEmpty, "\(tracker.weirds)")
+    }
+}
+
+@Suite struct TunnelTests {
+    let outer = PacketBuilder(client: IPAddress("198.51.100.1")!, server: IPAddress("198.51.100.2")!, clientPort: 50000, serverPort: 4789)
+    let inner = PacketBuilder()
+
+    @Test func vxlanLogsTheOuterAndTheInnerConnectionWithItsParent() throws {
+        // VXLAN: 8-byte header (I flag), then the inner Ethernet frame, inside UDP to 4789.
+        let innerFrame = inner.udp(fromClient: true, payload: 20)
+        var vxlan = PacketBuilder.be16(50000) + PacketBuilder.be16(4789) + PacketBuilder.be16(UInt16(8 + 8 + innerFrame.count)) + [0, 0]
+        vxlan += [0x08, 0, 0, 0, 0, 0, 1, 0] + innerFrame
+        let frame = outer.ip(proto: 17, fromClient: true, transport: vxlan)
+        let (records, _) = analyse([frame, frame])
+        #expect(records.count == 2)
+        let tunnel = try #require(records.first { $0.respPort == 4789 })
+        let carried = try #require(records.first { $0.respPort == 80 })
+        #expect(tunnel.tunnelParents.isEmpty)
+        #expect(carried.tunnelParents == [tunnel.uid])
+        #expect(carried.origBytes == 40 && carried.origPackets == 2)
+    }
+
+    @Test func greCarriesIPButIsNoConnection() throws {
+        let innerFrame = inner.tcp(fromClient: true, flags: TCPFlag.syn, seq: 7)
+        let gre: [UInt8] = [0, 0, 0x08, 0x00] + Array(innerFrame[14...]) // GRE, protocol IPv4
+        let frame = outer.ip(proto: 47, fromClient: true, transport: gre)
+        let (records, _) = analyse([frame])
+        #expect(records.count == 1)
+        let carried = try #require(records.first)
+        #expect(carried.proto == 6 && carried.state == "S0")
+        #expect(carried.tunnelParents.count == 1)
     }
 }
 
