@@ -35,8 +35,7 @@ public struct AnalysisConfiguration: Sendable {
         21, 22, 23, 25, 53, 67, 68, 69, 80, 88, 110, 111, 123, 137, 138, 139, 143, 161, 162, 179, 389, 443, 445,
         464, 465, 502, 512, 513, 514, 515, 587, 631, 636, 749, 853, 873, 989, 990, 992, 993, 995, 1080,
         1194, 1433, 1521, 1701, 1723, 1812, 1813, 2049, 2123, 2152, 3128, 3260, 3306, 3389, 3478, 4500, 4789,
-        5060, 5061, 5222, 5223, 5269, 5353, 5355, 5432, 5671, 5672, 5900, 6081, 6379, 6443, 6666, 6667, 6668,
-        6669, 8000, 8008, 8080, 8081, 8443, 8888, 9200, 11211, 27017,
+        5060, 5061, 5222, 5223, 5269, 5353, 5355, 5432, 5671, 5672, 5900, 6081, 6379, 6443, 8000, 8008, 8080, 8081, 8443, 8888, 9200, 11211, 27017,
     ]
 }
 
@@ -288,10 +287,10 @@ public final class ConnectionTracker {
     private func count(_ c: inout Connection, isOrig: Bool) {
         if isOrig {
             c.orig.packets += 1
-            c.orig.ipBytes += UInt64(decoded.ipLength)
+            c.orig.ipBytes += UInt64(decoded.statedIPLength)
         } else {
             c.resp.packets += 1
-            c.resp.ipBytes += UInt64(decoded.ipLength)
+            c.resp.ipBytes += UInt64(decoded.statedIPLength)
         }
     }
 
@@ -437,7 +436,9 @@ public final class ConnectionTracker {
                 peer.state = .established
             }
         case .closed:
-            break // a RST after the FIN does not undo the orderly close
+            // A RST after this side's FIN counts while the peer is still open; once both
+            // have closed, the close was orderly.
+            if rst && peer.state != .closed { endpoint.state = .reset }
         case .reset:
             break
         }

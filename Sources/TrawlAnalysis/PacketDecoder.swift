@@ -8,8 +8,11 @@ public struct DecodedPacket {
     public var isIPv6 = false
     /// Where the IP header starts in the bytes given to `decode`.
     public var ipStart = 0
-    /// The IP datagram's length as its header states it (Zeek's ip_bytes).
+    /// The IP datagram's length: as its header states it, or the captured length where the
+    /// header says 0 (segmentation offload).
     public var ipLength = 0
+    /// The length the header states, even 0: what Zeek adds up as ip_bytes.
+    public var statedIPLength = 0
     /// Transport ports; for ICMP, the type and code.
     public var sourcePort: UInt16 = 0
     public var destinationPort: UInt16 = 0
@@ -192,6 +195,7 @@ public struct PacketDecoder {
             guard ip.count >= 20 else { return .skipped(.truncatedIPHeader) }
             let headerLength = Int(first & 0x0f) * 4
             var total = Int(Self.u16(ip, 2))
+            out.statedIPLength = total
             // Segmentation offload can leave the length 0 in captures of outgoing packets:
             // the datagram is what was captured, as Zeek assumes.
             if total == 0 { total = ip.count }
@@ -220,6 +224,7 @@ public struct PacketDecoder {
             out.destination = IPAddress(v6: ip, at: 24)
             let payload = Int(Self.u16(ip, 4))
             out.ipLength = payload + 40
+            out.statedIPLength = out.ipLength
             end = min(40 + payload, ip.count)
             var next = ip[6]
             transport = 40

@@ -127,6 +127,26 @@ func analyse(_ frames: [[UInt8]], configure: (inout AnalysisConfiguration) -> Vo
         #expect(analyse(open).records.first?.state == "S1")
     }
 
+    @Test func resetAfterOwnFINWhileThePeerIsOpenIsRSTO() {
+        let open = [b.tcp(fromClient: true, flags: S, seq: 1), b.tcp(fromClient: false, flags: S | A, seq: 9, ack: 2),
+                    b.tcp(fromClient: true, flags: A, seq: 2, ack: 10)]
+        let r = analyse(open + [b.tcp(fromClient: true, flags: F | A, seq: 2, ack: 10), b.tcp(fromClient: true, flags: R, seq: 3)])
+        #expect(r.records.first?.state == "RSTO")
+        // After both FINs a RST changes nothing: the close was orderly.
+        let both = analyse(open + [b.tcp(fromClient: true, flags: F | A, seq: 2, ack: 10), b.tcp(fromClient: false, flags: F | A, seq: 10, ack: 3),
+                                   b.tcp(fromClient: true, flags: R, seq: 3)])
+        #expect(both.records.first?.state == "SF")
+    }
+
+    @Test func zeroIPLengthFromSegmentationOffload() throws {
+        var frame = b.tcp(fromClient: true, flags: A | P, seq: 1, ack: 1, payload: 500)
+        frame[16] = 0; frame[17] = 0 // the IPv4 total length, as a TSO capture leaves it
+        let r = try #require(analyse([frame]) { $0.verifyChecksums = false }.records.first)
+        #expect(r.origPackets == 1)
+        #expect(r.origIPBytes == 0) // Zeek adds up the stated length
+        #expect(r.history == "D")
+    }
+
     @Test func synThenResetWithoutAnswerIsRSTOS0() {
         let r = analyse([b.tcp(fromClient: true, flags: S, seq: 1), b.tcp(fromClient: true, flags: R, seq: 2)]).records.first
         #expect(r?.state == "RSTOS0")
