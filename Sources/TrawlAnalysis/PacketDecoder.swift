@@ -160,6 +160,16 @@ public struct PacketDecoder {
                 guard offset < bytes.count else { return .skipped(.truncatedLinkHeader) }
                 etherType = bytes[offset] >> 4 == 6 ? 0x86dd : 0x0800
                 continue
+            case 0x88e7: // 802.1ah provider backbone bridging: I-TAG, then the customer's MACs
+                guard bytes.count >= offset + 18 else { return .skipped(.truncatedLinkHeader) }
+                etherType = Self.u16(bytes, offset + 16)
+                offset += 18
+                continue
+            case 0x8926: // VN-Tag
+                guard bytes.count >= offset + 6 else { return .skipped(.truncatedLinkHeader) }
+                etherType = Self.u16(bytes, offset + 4)
+                offset += 6
+                continue
             case 0x8864: // PPPoE session: 6-byte header, then a PPP protocol number
                 guard bytes.count >= offset + 8 else { return .skipped(.truncatedLinkHeader) }
                 switch Self.u16(bytes, offset + 6) {
