@@ -148,8 +148,8 @@ public final class ConnectionTracker {
     /// Tracks a decoded IP packet; a tunnel's inner packet is analysed in turn, with the
     /// outer connection (or the IP tunnel) as its parent.
     private func analyseIP(_ bytes: UnsafeRawBufferPointer, flags: UInt32, parent: String?, depth: Int) {
-        packetsAnalyzed += 1
-        guard depth < 4, decoded.checksumValid, let tunnel = Tunnel.inner(of: decoded, in: bytes) else {
+        if !decoded.transportIncomplete { packetsAnalyzed += 1 } // else counted as a weird
+        guard depth < 4, decoded.checksumValid, !decoded.transportIncomplete, let tunnel = Tunnel.inner(of: decoded, in: bytes) else {
             track(parent: parent)
             return
         }
@@ -245,6 +245,11 @@ public final class ConnectionTracker {
 
     private func update(_ c: inout Connection, isOrig: Bool) {
         let p = decoded
+        if p.transportIncomplete {
+            weirds["truncated_header", default: 0] += 1
+            if c.expires == 0 { c.expires = now + configuration.tcpInactivityTimeout }
+            return
+        }
         // Zeek's duration ends when both sides of a TCP connection have closed: packets after
         // that (the last ACK) are counted, but do not lengthen it.
         let finished = p.proto == 6 && c.orig.state == .closed && c.resp.state == .closed

@@ -24,6 +24,9 @@ public struct DecodedPacket {
     public var payloadLength = 0
     /// False when a checksum that could be checked was wrong.
     public var checksumValid = true
+    /// The TCP header was cut short after its ports: the connection exists, the packet
+    /// cannot be analysed (Zeek logs such a connection with no packets).
+    public var transportIncomplete = false
     /// Set for a fragment: where its IP header starts in the packet, and its place.
     public var fragment = FragmentInfo()
     /// Where the transport payload starts, counted from the start of the IP header.
@@ -274,11 +277,20 @@ public struct PacketDecoder {
         let segment = UnsafeRawBufferPointer(rebasing: ip[transport..<end])
         let checksummed = verifyChecksums && flags & 0x3 == 0 // TRAWL_PACKET_CHECKSUM_VERIFIED or _PARTIAL: skip
         out.checksumValid = true
+        out.transportIncomplete = false
         switch out.proto {
         case 6:
-            guard segment.count >= 20 else { return .skipped(.truncatedTransport) }
-            let dataOffset = Int(segment[12] >> 4) * 4
-            guard dataOffset >= 20, segment.count >= dataOffset else { return .skipped(.truncatedTransport) }
+            let dataOffset = segment.count >= 13 ? Int(segment[12] >> 4) * 4 : 0
+            guard segment.count >= 20, dataOffset >= 20, segment.count >= dataOffset else {
+                guard segment.count >= 4 else { return .skipped(.truncatedTransport) }
+                out.sourcePort = Self.u16(segment, 0)
+                out.destinationPort = Self.u16(segment, 2)
+                out.tcpFlags = 0
+                out.payloadLength = 0
+                out.payloadStart = transport
+                out.transportIncomplete = true
+                return .packet
+            }
             out.sourcePort = Self.u16(segment, 0)
             out.destinationPort = Self.u16(segment, 2)
             out.sequence = Self.u32(segment, 4)
