@@ -29,12 +29,15 @@ public struct AnalysisConfiguration: Sendable {
         "::/128", "::1/128", "100::/64", "2001:2::/48", "2001:db8::/32", "3fff::/20", "fc00::/7", "fe80::/10",
     ].compactMap(Subnet.init)
 
+    /// UDP ports of the tunnels Zeek decapsulates, well known even in bare mode.
+    public static let tunnelPorts: Set<UInt16> = [2152, 3544, 4789, 5072, 6081]
+
     /// Ports Zeek's protocol analyzers register, used outside bare mode to guess the server
     /// of a connection whose start was not seen.
     public static let likelyServerPorts: Set<UInt16> = [
         21, 22, 23, 25, 53, 67, 68, 69, 80, 88, 110, 111, 123, 137, 138, 139, 143, 161, 162, 179, 389, 443, 445,
         464, 465, 502, 512, 513, 514, 515, 587, 631, 636, 749, 853, 873, 989, 990, 992, 993, 995, 1080,
-        1194, 1433, 1521, 1701, 1723, 1812, 1813, 2049, 2123, 2152, 3128, 3260, 3306, 3389, 3478, 4500, 4789,
+        1194, 1433, 1521, 1701, 1723, 1812, 1813, 2049, 2123, 2152, 3128, 3544, 5072, 3260, 3306, 3389, 3478, 4500, 4789,
         5060, 5061, 5222, 5223, 5269, 5353, 5355, 5432, 5671, 5672, 5900, 6081, 6379, 6443, 8000, 8008, 8080, 8081, 8443, 8888, 9200, 11211, 27017,
     ]
 }
@@ -224,7 +227,6 @@ public final class ConnectionTracker {
     /// Outside bare mode, a connection whose start was missed is turned around when its
     /// first packet comes from a well-known server port to one that is not.
     private func shouldFlipNewConnection(_ p: DecodedPacket) -> Bool {
-        guard !configuration.bareMode else { return false }
         switch p.proto {
         case 6:
             let syn = p.tcpFlags & TCPFlag.syn != 0, ack = p.tcpFlags & TCPFlag.ack != 0
@@ -232,7 +234,8 @@ public final class ConnectionTracker {
         case 17: break
         default: return false
         }
-        let ports = AnalysisConfiguration.likelyServerPorts
+        // Bare mode still knows the tunnel ports: Zeek's tunnel decapsulation is core.
+        let ports = configuration.bareMode ? AnalysisConfiguration.tunnelPorts : AnalysisConfiguration.likelyServerPorts
         return ports.contains(p.sourcePort) && !ports.contains(p.destinationPort)
     }
 
