@@ -18,6 +18,10 @@ public struct AnalysisConfiguration: Sendable {
     public var tcpCloseDelay: UInt64 = 5_000_000_000
     /// An unanswered connection attempt (SYN sent, nothing back) ends this long after its start.
     public var tcpAttemptDelay: UInt64 = 5_000_000_000
+    /// At most this many connections are tracked at once. Beyond it (a SYN flood, a scan) a
+    /// tracked connection is evicted, preferably an unanswered attempt, logged, and counted
+    /// as the weird `connection_evicted`, so memory stays bounded.
+    public var maximumConnections = 2_000_000
 
     public init() {}
 
@@ -103,6 +107,7 @@ public final class ConnectionTracker {
     /// Uids of GRE and IP-in-IP tunnels, which are no connections of their own.
     private var ipTunnels: [ConnectionKey: String] = [:]
     private var uids: UIDGenerator
+    private var evictionRandom = UIDGenerator(seed: 0x5eed) // its numbers pick eviction victims
     @exclusivity(unchecked) private var now: UInt64 = 0
     @exclusivity(unchecked) private var nextSweep: UInt64 = 0
     /// Packets that did not reach connection tracking, by reason, as Zeek's weird names.
@@ -171,10 +176,23 @@ public final class ConnectionTracker {
 
     /// Logs every connection still open, as at the end of input.
     public func finish() {
-        let remaining = storage.sorted { $0.start < $1.start }
-        storage.removeAll()
         index.removeAll()
-        for connection in remaining { log(connection) }
+        storage.sort { $0.start < $1.start } // in place: no second copy of every connection
+        for connection in storage { log(connection) }
+        storage.removeAll()
+    }
+
+    /// Makes room for one connection: looks at a few connections at random and evicts the
+    /// first unanswered attempt among them, else the last one looked at. O(1), and under a
+    /// flood the attempts are what it finds.
+    private func evictOne() {
+        var victim = 0
+        for _ in 0..<8 {
+            victim = Int(evictionRandom.nextNumber() % UInt64(storage.count))
+            if storage[victim].resp.packets == 0 { break }
+        }
+        weirds["connection_evicted", default: 0] += 1
+        log(remove(at: victim))
     }
 
     /// Takes the connection at `position` out of the table (the last one moves into its place).
@@ -219,6 +237,7 @@ public final class ConnectionTracker {
         connection.tunnelParent = parent
         if shouldFlipNewConnection(p) { connection.flip() }
         update(&connection, isOrig: connection.origAddress == p.source && connection.origPort == origPort)
+        if storage.count >= configuration.maximumConnections { evictOne() }
         index[key] = storage.count
         storage.append(connection)
         return connection.uid
@@ -550,6 +569,8 @@ struct UIDGenerator {
         clock_gettime(CLOCK_REALTIME, &t)
         state = seed != 0 ? seed : UInt64(t.tv_nsec) ^ UInt64(t.tv_sec) << 20 ^ UInt64(getpid())
     }
+
+    mutating func nextNumber() -> UInt64 { random() }
 
     private mutating func random() -> UInt64 {
         state &+= 0x9e37_79b9_7f4a_7c15

@@ -63,8 +63,9 @@ final class CollectingSink: ConnectionSink {
     func connectionEnded(_ record: ConnectionRecord) { records.append(record) }
 }
 
-/// Feeds frames, 10 ms apart, through a tracker and returns what it logged.
-func analyse(_ frames: [[UInt8]], configure: (inout AnalysisConfiguration) -> Void = { _ in }) -> (records: [ConnectionRecord], tracker: ConnectionTracker) {
+/// Feeds frames, `spacing` (10 ms) apart, through a tracker and returns what it logged.
+func analyse(_ frames: [[UInt8]], spacing: UInt64 = 10_000_000,
+             configure: (inout AnalysisConfiguration) -> Void = { _ in }) -> (records: [ConnectionRecord], tracker: ConnectionTracker) {
     var configuration = AnalysisConfiguration()
     configuration.bareMode = true
     configure(&configuration)
@@ -72,7 +73,7 @@ func analyse(_ frames: [[UInt8]], configure: (inout AnalysisConfiguration) -> Vo
     let tracker = ConnectionTracker(configuration: configuration, sink: sink, seed: 42)
     for (index, frame) in frames.enumerated() {
         frame.withUnsafeBytes { bytes in
-            tracker.process(Packet(timestampNanoseconds: 1_000_000_000_000 + UInt64(index) * 10_000_000,
+            tracker.process(Packet(timestampNanoseconds: 1_000_000_000_000 + UInt64(index) * spacing,
                                    capturedLength: bytes.count, wireLength: bytes.count, bytes: bytes), linkType: 1)
         }
     }
@@ -247,6 +248,20 @@ func analyse(_ frames: [[UInt8]], configure: (inout AnalysisConfiguration) -> Vo
         #expect(icmp.state == "OTH")
         #expect(icmp.origBytes == 56 && icmp.respBytes == 56)
         #expect(icmp.history.isEmpty)
+    }
+
+    @Test func aSYNFloodIsBoundedByEviction() {
+        var builder = b
+        var frames: [[UInt8]] = []
+        for port in 0..<1000 {
+            builder.clientPort = UInt16(10_000 + port)
+            frames.append(builder.tcp(fromClient: true, flags: S, seq: 1))
+        }
+        let (records, tracker) = analyse(frames, spacing: 1_000_000) { $0.maximumConnections = 100 } // 1 s in all
+        #expect(tracker.weirds["connection_evicted"] == 900)
+        #expect(records.count == 1000) // evicted connections are logged, not lost
+        #expect(Set(records.map(\.origPort)).count == 1000)
+        #expect(records.allSatisfy { $0.state == "S0" })
     }
 
     @Test func malformedPacketsAreCountedNeverFatal() {
