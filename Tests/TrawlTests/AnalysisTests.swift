@@ -415,3 +415,52 @@ func analyse(_ frames: [[UInt8]], spacing: UInt64 = 10_000_000,
         #expect(object["service"] == nil) // unset fields are left out
     }
 }
+
+@Suite struct RobustnessTests {
+    /// Frames of every kind the decoder follows, then thousands of mutations of them: bytes
+    /// flipped, headers cut at every length. Nothing may crash, and every packet must end up
+    /// either analysed or counted as a weird.
+    @Test func mutatedFramesNeverCrash() {
+        let b = PacketBuilder()
+        let outer = PacketBuilder(client: IPAddress("198.51.100.1")!, server: IPAddress("198.51.100.2")!, clientPort: 50000, serverPort: 4789)
+        let innerFrame = b.tcp(fromClient: true, flags: TCPFlag.syn, seq: 1, payload: 30)
+        let vxlan = outer.ip(proto: 17, fromClient: true, transport: PacketBuilder.be16(50000) + PacketBuilder.be16(4789)
+            + PacketBuilder.be16(UInt16(16 + innerFrame.count)) + [0, 0] + [0x08, 0, 0, 0, 0, 0, 1, 0] + innerFrame)
+        let gre = outer.ip(proto: 47, fromClient: true, transport: [0x30, 0, 0x88, 0xbe, 0, 0, 0, 1, 0, 0, 0, 2]
+            + [UInt8](repeating: 0, count: 8) + innerFrame)
+        let ipInIP = outer.ip(proto: 4, fromClient: true, transport: Array(innerFrame[14...]))
+        let fragments = FragmentTests.fragmentV4(b.udp(fromClient: true, payload: 2000), size: 800)
+        let seeds = [innerFrame, b.udp(fromClient: false, payload: 12), b.icmpEcho(fromClient: true, payload: 20), vxlan, gre, ipInIP] + fragments
+        var generator = SplitMix(seed: 2026)
+        var frames: [[UInt8]] = []
+        for seed in seeds {
+            for cut in 0...seed.count { frames.append(Array(seed.prefix(cut))) }
+            for _ in 0..<1500 {
+                var frame = seed
+                for _ in 0..<(1 + Int(generator.next() % 4)) {
+                    frame[Int(generator.next() % UInt64(frame.count))] = UInt8(truncatingIfNeeded: generator.next())
+                }
+                if generator.next() % 3 == 0 { frame = Array(frame.prefix(Int(generator.next() % UInt64(frame.count + 1)))) }
+                frames.append(frame)
+            }
+        }
+        let (_, tracker) = analyse(frames, spacing: 1000)
+        let accounted = tracker.packetsAnalyzed + tracker.weirds.filter { !$0.key.hasPrefix("tunnel_") && $0.key != "bad_TCP_checksum"
+            && $0.key != "bad_UDP_checksum" && $0.key != "bad_ICMP_checksum" && $0.key != "connection_evicted" }.values.reduce(0, +)
+        // Fragments waiting for their other parts are the only packets neither analysed nor weird.
+        #expect(accounted <= UInt64(frames.count))
+        #expect(accounted >= UInt64(frames.count) / 2)
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}
