@@ -19,15 +19,14 @@ struct Endpoint {
     var startedWithSYN = false
     var highestEnd: Int64 = 0       // highest seq + length (+1 for SYN/FIN) seen
     var highestAck: Int64 = 0       // highest ack of this endpoint's data, from the peer
-    var finCount = 0
+    var finCount: UInt32 = 0
     /// Data seen, as merged ranges of relative sequence numbers (usually one).
-    var seen: [Range<Int64>] = []
+    var seen = SeenRanges()
     var gapReported = false
-    var missed: Int64 = 0
     // History bookkeeping: letters already recorded, and the sequence of the last SYN/FIN/RST.
     var historySeen: UInt16 = 0
     var lastSYN: Int64 = -1, lastFIN: Int64 = -1, lastRST: Int64 = -1
-    var retransmissions = 0, zeroWindows = 0, corrupt = 0
+    var retransmissions: UInt32 = 0, zeroWindows: UInt32 = 0, corrupt: UInt32 = 0
 
     /// Relative position of a raw sequence number, following wrap-around from the last one.
     mutating func relative(_ raw: UInt32) -> Int64 {
@@ -52,18 +51,34 @@ struct Endpoint {
         return max(size, 0)
     }
 
-    mutating func noteData(_ range: Range<Int64>) {
+    mutating func noteData(_ range: Range<Int64>) { seen.insert(range) }
+
+    /// Data bytes below `end` that were never seen.
+    func unseen(below end: Int64, from start: Int64) -> Int64 { seen.unseen(below: end, from: start) }
+}
+
+/// Merged ranges of sequence space seen. The first range is kept inline: in-order data,
+/// the usual case, never allocates; holes spill into `more`.
+struct SeenRanges {
+    private var low: Int64 = 0, high: Int64 = 0 // empty while low == high
+    private var more: [Range<Int64>] = []
+
+    var isEmpty: Bool { low == high && more.isEmpty }
+
+    mutating func insert(_ range: Range<Int64>) {
         guard !range.isEmpty else { return }
-        // The common case, in-order data: extend the last range in place.
-        if let last = seen.last, last.lowerBound <= range.lowerBound, range.lowerBound <= last.upperBound,
-           seen.count == 1 || seen[seen.count - 2].upperBound < last.lowerBound {
-            if range.upperBound > last.upperBound { seen[seen.count - 1] = last.lowerBound..<range.upperBound }
+        if low == high && more.isEmpty {
+            (low, high) = (range.lowerBound, range.upperBound)
             return
         }
+        if more.isEmpty && range.lowerBound >= low && range.lowerBound <= high {
+            high = max(high, range.upperBound) // in order, or overlapping the end
+            return
+        }
+        var all = [low..<high] + more
         var merged = range
         var kept: [Range<Int64>] = []
-        kept.reserveCapacity(seen.count + 1)
-        for existing in seen {
+        for existing in all where !existing.isEmpty {
             if existing.upperBound < merged.lowerBound || existing.lowerBound > merged.upperBound {
                 kept.append(existing)
             } else {
@@ -71,26 +86,64 @@ struct Endpoint {
             }
         }
         kept.append(merged)
-        if kept.count > 1 { kept.sort { $0.lowerBound < $1.lowerBound } }
-        seen = kept
+        kept.sort { $0.lowerBound < $1.lowerBound }
+        all = kept
+        (low, high) = (all[0].lowerBound, all[0].upperBound)
+        more = Array(all.dropFirst())
     }
 
-    /// Data bytes below `end` that were never seen.
     func unseen(below end: Int64, from start: Int64) -> Int64 {
         guard end > start else { return 0 }
         var covered: Int64 = 0
-        for range in seen {
-            let low = max(range.lowerBound, start), high = min(range.upperBound, end)
-            if high > low { covered += high - low }
+        func add(_ l: Int64, _ h: Int64) {
+            let a = max(l, start), b = min(h, end)
+            if b > a { covered += b - a }
         }
+        add(low, high)
+        for range in more { add(range.lowerBound, range.upperBound) }
         return end - start - covered
     }
+}
+
+/// The history letters of a connection: up to 16 inline, longer ones spill to the heap.
+struct History {
+    private var inline: (UInt64, UInt64) = (0, 0)
+    private var count: UInt8 = 0
+    private var spill: [UInt8] = []
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func append(_ letter: UInt8) {
+        if count < 16 {
+            let shift = UInt64(count % 8) * 8
+            if count < 8 { inline.0 |= UInt64(letter) << shift } else { inline.1 |= UInt64(letter) << shift }
+            count += 1
+        } else {
+            spill.append(letter)
+        }
+    }
+
+    var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(Int(count) + spill.count)
+        for i in 0..<Int(count) {
+            let word = i < 8 ? inline.0 : inline.1
+            out.append(UInt8(truncatingIfNeeded: word >> (UInt64(i % 8) * 8)))
+        }
+        return out + spill
+    }
+
+    init() {}
+    init(_ letters: [UInt8]) { for letter in letters { append(letter) } }
+
+    var string: String { String(decoding: bytes, as: UTF8.self) }
 }
 
 /// A connection being tracked.
 struct Connection {
     var key: ConnectionKey
-    var uid: String
+    /// Formatted as a Zeek uid ("C" and base 62) only when logged.
+    var uid: UInt64
     var proto: UInt8
     var isIPv6: Bool
     var origAddress: IPAddress
@@ -101,9 +154,9 @@ struct Connection {
     var last: UInt64
     var orig = Endpoint()
     var resp = Endpoint()
-    var history: [UInt8] = []
+    var history = History()
     /// The uid of the tunnel this connection travels in, if any.
-    var tunnelParent: String?
+    var tunnelParent: UInt64?
     /// When the connection is due to be logged and forgotten (inactivity or close delay).
     var expires: UInt64 = 0
 
@@ -112,13 +165,13 @@ struct Connection {
         swap(&origPort, &respPort)
         swap(&orig, &resp)
         // Letters keep their case meaning: swap it, and mark the flip.
-        history = history.map { letter in
+        history = History(history.bytes.map { letter in
             switch letter {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"): return letter + 32
             case UInt8(ascii: "a")...UInt8(ascii: "z"): return letter - 32
             default: return letter
             }
-        }
+        })
         history.append(UInt8(ascii: "^"))
     }
 
@@ -154,6 +207,8 @@ struct Connection {
     }
 
     /// /^\^?S[^HAFGIQ]*R.*/
+    static func looksLikeRSTOS0(_ history: History) -> Bool { looksLikeRSTOS0(history.bytes) }
+
     static func looksLikeRSTOS0(_ history: [UInt8]) -> Bool {
         var i = 0
         if i < history.count && history[i] == UInt8(ascii: "^") { i += 1 }

@@ -105,7 +105,7 @@ public final class ConnectionTracker {
     private let decoder: PacketDecoder
     private let fragments = FragmentReassembler()
     /// Uids of GRE and IP-in-IP tunnels, which are no connections of their own.
-    private var ipTunnels: [ConnectionKey: String] = [:]
+    private var ipTunnels: [ConnectionKey: UInt64] = [:]
     private var uids: UIDGenerator
     private var evictionRandom = UIDGenerator(seed: 0x5eed) // its numbers pick eviction victims
     @exclusivity(unchecked) private var now: UInt64 = 0
@@ -130,7 +130,7 @@ public final class ConnectionTracker {
     }
 
     /// Decodes and tracks one packet, or the packet inside a tunnel, `depth` tunnels deep.
-    private func analyse(_ bytes: UnsafeRawBufferPointer, linkType: UInt32, flags: UInt32, parent: String?, depth: Int) {
+    private func analyse(_ bytes: UnsafeRawBufferPointer, linkType: UInt32, flags: UInt32, parent: UInt64?, depth: Int) {
         switch decoder.decode(bytes, linkType: linkType, flags: flags, into: &decoded) {
         case let .skipped(problem):
             weirds[(depth > 0 ? "tunnel_" : "") + problem.rawValue, default: 0] += 1
@@ -155,19 +155,19 @@ public final class ConnectionTracker {
 
     /// Tracks a decoded IP packet; a tunnel's inner packet is analysed in turn, with the
     /// outer connection (or the IP tunnel) as its parent.
-    private func analyseIP(_ bytes: UnsafeRawBufferPointer, flags: UInt32, parent: String?, depth: Int) {
+    private func analyseIP(_ bytes: UnsafeRawBufferPointer, flags: UInt32, parent: UInt64?, depth: Int) {
         if !decoded.transportIncomplete { packetsAnalyzed += 1 } // else counted as a weird
         guard depth < 4, decoded.checksumValid, !decoded.transportIncomplete, let tunnel = Tunnel.inner(of: decoded, in: bytes) else {
             track(parent: parent)
             return
         }
-        let outer: String
+        let outer: UInt64
         if tunnel.kind.outerIsConnection {
             outer = track(parent: parent)
         } else {
             let key = ConnectionKey(proto: decoded.proto, decoded.source, 0, decoded.destination, 0)
             if let uid = ipTunnels[key] { outer = uid } else {
-                outer = uids.next()
+                outer = uids.nextNumber()
                 ipTunnels[key] = outer
             }
         }
@@ -211,7 +211,7 @@ public final class ConnectionTracker {
 
     /// Adds the decoded packet to its connection; returns the connection's uid.
     @discardableResult
-    private func track(parent: String?) -> String {
+    private func track(parent: UInt64?) -> UInt64 {
         let p = decoded
         var origPort = p.sourcePort, respPort = p.destinationPort
         var oneWay = false
@@ -231,7 +231,7 @@ public final class ConnectionTracker {
             }
         }
         var connection = Connection(
-            key: key, uid: uids.next(), proto: p.proto, isIPv6: p.isIPv6, origAddress: p.source, origPort: origPort,
+            key: key, uid: uids.nextNumber(), proto: p.proto, isIPv6: p.isIPv6, origAddress: p.source, origPort: origPort,
             respAddress: p.destination, respPort: respPort, start: now, last: now
         )
         connection.tunnelParent = parent
@@ -395,7 +395,7 @@ public final class ConnectionTracker {
         }
         if p.window == 0 && !syn && !fin && !rst {
             endpoint.zeroWindows += 1
-            if isScaledMoment(endpoint.zeroWindows) { appendLetter(&c, isOrig: isOrig, "W") }
+            if isScaledMoment(Int(endpoint.zeroWindows)) { appendLetter(&c, isOrig: isOrig, "W") }
         }
 
         // Sequence space: SYN and FIN each take one number; data its length.
@@ -404,7 +404,7 @@ public final class ConnectionTracker {
             let range = dataStart..<(dataStart + length)
             if endpoint.unseen(below: range.upperBound, from: range.lowerBound) == 0 && !endpoint.seen.isEmpty {
                 endpoint.retransmissions += 1
-                if isScaledMoment(endpoint.retransmissions) { appendLetter(&c, isOrig: isOrig, "T") }
+                if isScaledMoment(Int(endpoint.retransmissions)) { appendLetter(&c, isOrig: isOrig, "T") }
             }
             endpoint.noteData(range)
         }
@@ -486,7 +486,7 @@ public final class ConnectionTracker {
     private func addHistory(_ c: inout Connection, isOrig: Bool, _ kind: HistoryLetter, _ letter: Character, scaled: Bool = false) {
         if scaled {
             let count: Int
-            if isOrig { c.orig.corrupt += 1; count = c.orig.corrupt } else { c.resp.corrupt += 1; count = c.resp.corrupt }
+            if isOrig { c.orig.corrupt += 1; count = Int(c.orig.corrupt) } else { c.resp.corrupt += 1; count = Int(c.resp.corrupt) }
             if isScaledMoment(count) { appendLetter(&c, isOrig: isOrig, letter) }
             return
         }
@@ -539,13 +539,13 @@ public final class ConnectionTracker {
         }
         let local = configuration.localNetworks
         sink.connectionEnded(ConnectionRecord(
-            start: c.start, uid: c.uid, origAddress: c.origAddress, origPort: c.origPort,
+            start: c.start, uid: UIDGenerator.format(c.uid), origAddress: c.origAddress, origPort: c.origPort,
             respAddress: c.respAddress, respPort: c.respPort, proto: c.proto, duration: duration,
             origBytes: origBytes, respBytes: respBytes, state: c.state,
             localOrig: local.contains { $0.contains(c.origAddress) }, localResp: local.contains { $0.contains(c.respAddress) },
-            missedBytes: UInt64(max(missed, 0)), history: String(decoding: c.history, as: UTF8.self),
+            missedBytes: UInt64(max(missed, 0)), history: c.history.string,
             origPackets: c.orig.packets, origIPBytes: c.orig.ipBytes, respPackets: c.resp.packets, respIPBytes: c.resp.ipBytes,
-            tunnelParents: c.tunnelParent.map { [$0] } ?? []
+            tunnelParents: c.tunnelParent.map { [UIDGenerator.format($0)] } ?? []
         ))
     }
 }
@@ -561,7 +561,7 @@ enum ICMP {
     }
 }
 
-/// Zeek-style connection uids: "C" and 17 or so base-62 characters of random bits.
+/// Zeek-style connection uids: 64 random bits, written as "C" and base-62 digits.
 struct UIDGenerator {
     private var state: UInt64
     init(seed: UInt64) {
@@ -580,16 +580,15 @@ struct UIDGenerator {
         return z ^ (z >> 31)
     }
 
-    mutating func next() -> String {
+    /// A uid as Zeek spells them: "C" and the number in base 62.
+    static func format(_ number: UInt64) -> String {
         let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
         var bytes: [UInt8] = [UInt8(ascii: "C")]
-        for word in [random(), random() >> 32] {
-            var value = word
-            while value > 0 {
-                bytes.append(alphabet[Int(value % 62)])
-                value /= 62
-            }
-        }
+        var value = number
+        repeat {
+            bytes.append(alphabet[Int(value % 62)])
+            value /= 62
+        } while value > 0
         return String(decoding: bytes, as: UTF8.self)
     }
 }

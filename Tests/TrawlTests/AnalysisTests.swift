@@ -361,6 +361,38 @@ func analyse(_ frames: [[UInt8]], spacing: UInt64 = 10_000_000,
     }
 }
 
+@Suite struct CompactStorageTests {
+    @Test func historyKeepsLettersPastItsInlineSpace() {
+        let letters = Array("ShADadtTwWcCgGFfRr^IiQq".utf8)
+        var history = History()
+        for letter in letters { history.append(letter) }
+        #expect(history.bytes == letters)
+        #expect(history.string == "ShADadtTwWcCgGFfRr^IiQq")
+        #expect(History().isEmpty && History().string.isEmpty)
+    }
+
+    @Test func seenRangesMergeHolesAndOverlaps() {
+        var seen = SeenRanges()
+        #expect(seen.isEmpty)
+        seen.insert(0..<10)
+        seen.insert(10..<20)                  // in order: stays inline
+        #expect(seen.unseen(below: 20, from: 0) == 0)
+        seen.insert(30..<40)                  // a hole at 20..<30
+        #expect(seen.unseen(below: 40, from: 0) == 10)
+        seen.insert(25..<32)                  // part of the hole, overlapping the next range
+        #expect(seen.unseen(below: 40, from: 0) == 5)
+        seen.insert(15..<26)                  // closes it
+        #expect(seen.unseen(below: 40, from: 0) == 0)
+        #expect(seen.unseen(below: 50, from: 35) == 10)
+    }
+
+    @Test func uidsLookLikeZeeks() {
+        #expect(UIDGenerator.format(0) == "C0")
+        #expect(UIDGenerator.format(61) == "Cz")
+        #expect(UIDGenerator.format(.max).count == 12)
+    }
+}
+
 @Suite struct ChecksumTests {
     /// The word-at-a-time sum agrees with the plain RFC 1071 definition for every length.
     @Test func fastSumMatchesTheDefinition() {
