@@ -141,15 +141,11 @@ struct History {
 
 /// A connection being tracked.
 struct Connection {
+    /// Both ends and the protocol; which end is the originator is `origIsLow`.
     var key: ConnectionKey
+    var origIsLow: Bool
     /// Formatted as a Zeek uid ("C" and base 62) only when logged.
     var uid: UInt64
-    var proto: UInt8
-    var isIPv6: Bool
-    var origAddress: IPAddress
-    var origPort: UInt16
-    var respAddress: IPAddress
-    var respPort: UInt16
     var start: UInt64
     var last: UInt64
     var orig = Endpoint()
@@ -160,9 +156,22 @@ struct Connection {
     /// When the connection is due to be logged and forgotten (inactivity or close delay).
     var expires: UInt64 = 0
 
+    init(key: ConnectionKey, uid: UInt64, origAddress: IPAddress, origPort: UInt16, start: UInt64) {
+        self.key = key
+        origIsLow = key.lowAddress == origAddress && key.lowPort == origPort
+        self.uid = uid
+        self.start = start
+        last = start
+    }
+
+    var proto: UInt8 { key.proto }
+    var origAddress: IPAddress { origIsLow ? key.lowAddress : key.highAddress }
+    var origPort: UInt16 { origIsLow ? key.lowPort : key.highPort }
+    var respAddress: IPAddress { origIsLow ? key.highAddress : key.lowAddress }
+    var respPort: UInt16 { origIsLow ? key.highPort : key.lowPort }
+
     mutating func flip() {
-        swap(&origAddress, &respAddress)
-        swap(&origPort, &respPort)
+        origIsLow.toggle()
         swap(&orig, &resp)
         // Letters keep their case meaning: swap it, and mark the flip.
         history = History(history.bytes.map { letter in

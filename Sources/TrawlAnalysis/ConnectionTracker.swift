@@ -72,9 +72,10 @@ public struct ConnectionRecord: Sendable {
 
 /// Connection identity: transport protocol and both ends, in a fixed order.
 struct ConnectionKey: Hashable {
+    // Widest fields first: 40 bytes with padding, not 56.
+    var lowAddress: IPAddress, highAddress: IPAddress
+    var lowPort: UInt16, highPort: UInt16
     var proto: UInt8
-    var lowAddress: IPAddress, lowPort: UInt16
-    var highAddress: IPAddress, highPort: UInt16
 
     init(proto: UInt8, _ a: IPAddress, _ pa: UInt16, _ b: IPAddress, _ pb: UInt16) {
         self.proto = proto
@@ -230,10 +231,7 @@ public final class ConnectionTracker {
                 return storage[position].uid
             }
         }
-        var connection = Connection(
-            key: key, uid: uids.nextNumber(), proto: p.proto, isIPv6: p.isIPv6, origAddress: p.source, origPort: origPort,
-            respAddress: p.destination, respPort: respPort, start: now, last: now
-        )
+        var connection = Connection(key: key, uid: uids.nextNumber(), origAddress: p.source, origPort: origPort, start: now)
         connection.tunnelParent = parent
         if shouldFlipNewConnection(p) { connection.flip() }
         update(&connection, isOrig: connection.origAddress == p.source && connection.origPort == origPort)

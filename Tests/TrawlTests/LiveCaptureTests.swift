@@ -8,8 +8,17 @@ final class VethPair {
     let interfaceA: String, interfaceB: String
     let addressA = "10.231.77.1", addressB = "10.231.77.2"
 
+    /// Pairs made by this process so far: suites run in parallel, so names must not collide.
+    private static let counter = Counter()
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = 0
+        func next() -> Int { lock.lock(); defer { lock.unlock() }; value += 1; return value }
+    }
+
     init() throws {
-        let tag = String(getpid() % 100_000) + String(Int.random(in: 10...99))
+        // Interface names have at most 15 bytes: "tva" + 5 digits of the pid + 2 of the counter.
+        let tag = String(getpid() % 100_000) + String(format: "%02d", Self.counter.next() % 100)
         namespaceA = "trawl-test-a-\(tag)"
         namespaceB = "trawl-test-b-\(tag)"
         interfaceA = "tva\(tag)"
