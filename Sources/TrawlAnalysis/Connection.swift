@@ -3,30 +3,32 @@ public enum TCPEndpointState: UInt8, Sendable {
     case inactive, synSent, synAckSent, partial, established, closed, reset
 }
 
-/// One direction of a connection.
+/// One direction of a connection. Fields are ordered widest first, so that the struct packs
+/// into 112 bytes.
 struct Endpoint {
     var packets: UInt64 = 0
     var ipBytes: UInt64 = 0
     /// UDP and ICMP payload bytes.
     var payloadBytes: UInt64 = 0
-    var active = false
 
     // TCP sequence space, relative to the first sequence number seen (the ISN after a SYN).
-    var state = TCPEndpointState.inactive
-    var sequenceKnown = false
-    var lastRawSequence: UInt32 = 0
     var lastRelative: Int64 = 0     // relative position of lastRawSequence
-    var startedWithSYN = false
     var highestEnd: Int64 = 0       // highest seq + length (+1 for SYN/FIN) seen
     var highestAck: Int64 = 0       // highest ack of this endpoint's data, from the peer
-    var finCount: UInt32 = 0
     /// Data seen, as merged ranges of relative sequence numbers (usually one).
     var seen = SeenRanges()
-    var gapReported = false
-    // History bookkeeping: letters already recorded, and the sequence of the last SYN/FIN/RST.
-    var historySeen: UInt16 = 0
-    var lastSYN: Int64 = -1, lastFIN: Int64 = -1, lastRST: Int64 = -1
+    var lastRawSequence: UInt32 = 0
+    // History bookkeeping: the sequence (mod 2^32) of the last SYN, FIN and RST recorded.
+    var lastSYN: UInt32 = .max, lastFIN: UInt32 = .max, lastRST: UInt32 = .max
     var retransmissions: UInt32 = 0, zeroWindows: UInt32 = 0, corrupt: UInt32 = 0
+    /// History letters already recorded for this side, as HistoryLetter bits.
+    var historySeen: UInt16 = 0
+    var finCount: UInt16 = 0        // saturates
+    var state = TCPEndpointState.inactive
+    var active = false
+    var sequenceKnown = false
+    var startedWithSYN = false
+    var gapReported = false
 
     /// Relative position of a raw sequence number, following wrap-around from the last one.
     mutating func relative(_ raw: UInt32) -> Int64 {

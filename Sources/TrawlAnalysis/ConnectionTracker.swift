@@ -362,15 +362,17 @@ public final class ConnectionTracker {
         } else if setFlags == 1 {
             if syn {
                 let letter: Character = ack ? "H" : "S"
+                let at = UInt32(truncatingIfNeeded: relative)
                 if hasHistory(endpoint, ack ? .synAck : .syn) {
-                    if relative != endpoint.lastSYN { appendLetter(&c, isOrig: isOrig, letter) }
+                    if at != endpoint.lastSYN { appendLetter(&c, isOrig: isOrig, letter) }
                 } else {
                     addHistory(&c, &endpoint, isOrig: isOrig, ack ? .synAck : .syn, letter)
                 }
-                endpoint.lastSYN = relative
+                endpoint.lastSYN = at
             }
             if fin {
-                let at = relative + length
+                // A FIN's sequence number comes after the data it carries.
+                let at = UInt32(truncatingIfNeeded: relative + length)
                 if hasHistory(endpoint, .fin) {
                     if at != endpoint.lastFIN { appendLetter(&c, isOrig: isOrig, "F") }
                 } else {
@@ -379,12 +381,13 @@ public final class ConnectionTracker {
                 endpoint.lastFIN = at
             }
             if rst {
+                let at = UInt32(truncatingIfNeeded: relative)
                 if hasHistory(endpoint, .rst) {
-                    if relative != endpoint.lastRST { appendLetter(&c, isOrig: isOrig, "R") }
+                    if at != endpoint.lastRST { appendLetter(&c, isOrig: isOrig, "R") }
                 } else {
                     addHistory(&c, &endpoint, isOrig: isOrig, .rst, "R")
                 }
-                endpoint.lastRST = relative
+                endpoint.lastRST = at
             }
         } else if length > 0 {
             addHistory(&c, &endpoint, isOrig: isOrig, .data, "D")
@@ -408,7 +411,7 @@ public final class ConnectionTracker {
         }
         let end = dataStart + length + (fin ? 1 : 0)
         if end > endpoint.highestEnd { endpoint.highestEnd = end }
-        if fin { endpoint.finCount += 1 }
+        if fin && endpoint.finCount < .max { endpoint.finCount += 1 }
         if ack && peer.sequenceKnown && !rst {
             let acked = peer.relative(p.acknowledgment)
             // An ack far outside what the peer sent is noise, not a size.
