@@ -229,7 +229,8 @@ public final class JSONLinesWriter: LogWriter {
         try file.append(line + "}\n")
     }
 
-    static func quote(_ text: String) -> String {
+    /// `text` as a JSON string literal.
+    public static func quote(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {

@@ -36,29 +36,30 @@ public enum Trawl {
             return 0
         case let .checkFanout(options):
             guard let registry = loadRegistry() else { return 1 }
-            do {
+            return reportingFatalErrors {
                 try pin(options.pinCPUs)
                 return try FanoutCheck.run(options, registry: registry)
-            } catch let error as FatalError {
-                writeStandardError("fatal error: \(error.message)\n")
-                return 1
-            } catch {
-                writeStandardError("fatal error: \(error)\n")
-                return 1
             }
         case let .capture(options):
             guard let registry = loadRegistry() else { return 1 }
-            do {
+            return reportingFatalErrors {
                 try pin(options.pinCPUs)
                 try capture(options, registry: registry)
                 return 0
-            } catch let error as FatalError {
-                writeStandardError("fatal error: \(error.message)\n")
-                return 1
-            } catch {
-                writeStandardError("fatal error: \(error)\n")
-                return 1
             }
+        }
+    }
+
+    /// Runs `body`; an error becomes "fatal error: ..." on stderr and exit status 1.
+    static func reportingFatalErrors(_ body: () throws -> Int32) -> Int32 {
+        do {
+            return try body()
+        } catch let error as FatalError {
+            writeStandardError("fatal error: \(error.message)\n")
+            return 1
+        } catch {
+            writeStandardError("fatal error: \(error)\n")
+            return 1
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import TrawlAnalysis
 import TrawlCore
+@testable import TrawlSynth
 
 /// Builds Ethernet/IPv4 (or IPv6) frames with TCP, UDP or ICMP and correct checksums.
 struct PacketBuilder {
@@ -463,7 +464,7 @@ func analyse(_ frames: [[UInt8]], spacing: UInt64 = 10_000_000,
         let ipInIP = outer.ip(proto: 4, fromClient: true, transport: Array(innerFrame[14...]))
         let fragments = FragmentTests.fragmentV4(b.udp(fromClient: true, payload: 2000), size: 800)
         let seeds = [innerFrame, b.udp(fromClient: false, payload: 12), b.icmpEcho(fromClient: true, payload: 20), vxlan, gre, ipInIP] + fragments
-        var generator = SplitMix(seed: 2026)
+        var generator = SplitMix64(seed: 2026)
         var frames: [[UInt8]] = []
         for seed in seeds {
             for cut in 0...seed.count { frames.append(Array(seed.prefix(cut))) }
@@ -482,17 +483,5 @@ func analyse(_ frames: [[UInt8]], spacing: UInt64 = 10_000_000,
         // Fragments waiting for their other parts are the only packets neither analysed nor weird.
         #expect(accounted <= UInt64(frames.count))
         #expect(accounted >= UInt64(frames.count) / 2)
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
     }
 }
