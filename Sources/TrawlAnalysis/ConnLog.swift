@@ -83,7 +83,8 @@ final class LogFile {
     let path: String
     private let temporary: String
     private let file: FileDescriptor
-    private var buffer: [UInt8] = []
+    /// Bytes not yet written; writers format straight into it.
+    var buffer: [UInt8] = []
     private var closed = false
 
     init(path: String) throws(Errno) {
@@ -101,6 +102,10 @@ final class LogFile {
 
     func append(_ text: String) throws(Errno) {
         buffer.append(contentsOf: text.utf8)
+        try flushIfFull()
+    }
+
+    func flushIfFull() throws(Errno) {
         if buffer.count >= 1 << 16 { try flush() }
     }
 
@@ -157,12 +162,63 @@ public final class ZeekASCIIWriter: LogWriter {
     }
 
     public func write(_ record: [LogValue]) throws(Errno) {
-        var line = ""
         for (index, value) in record.enumerated() {
-            if index > 0 { line += "\t" }
-            line += Self.format(value)
+            if index > 0 { file.buffer.append(0x09) }
+            Self.append(value, to: &file.buffer)
         }
-        try file.append(line + "\n")
+        file.buffer.append(0x0a)
+        try file.flushIfFull()
+    }
+
+    /// Formats a value straight into the output bytes: no intermediate strings for the
+    /// numbers and addresses that make up most of a row.
+    static func append(_ value: LogValue, to out: inout [UInt8]) {
+        switch value {
+        case let .time(ns), let .interval(ns): appendSeconds(ns, to: &out)
+        case let .count(count): appendDecimal(count, to: &out)
+        case let .port(port): appendDecimal(UInt64(port), to: &out)
+        case let .bool(flag): out.append(flag ? UInt8(ascii: "T") : UInt8(ascii: "F"))
+        case .unset: out.append(UInt8(ascii: "-"))
+        case let .address(address) where address.isV4:
+            let v = address.v4Value
+            appendDecimal(UInt64(v >> 24), to: &out)
+            out.append(UInt8(ascii: "."))
+            appendDecimal(UInt64(v >> 16 & 0xff), to: &out)
+            out.append(UInt8(ascii: "."))
+            appendDecimal(UInt64(v >> 8 & 0xff), to: &out)
+            out.append(UInt8(ascii: "."))
+            appendDecimal(UInt64(v & 0xff), to: &out)
+        default:
+            out.append(contentsOf: format(value).utf8)
+        }
+    }
+
+    static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
+        if value < 10 { out.append(0x30 + UInt8(value)); return }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0) // room for 20 digits, reversed
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { raw in
+            while rest > 0 {
+                raw[count] = 0x30 + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            }
+            for i in stride(from: count - 1, through: 0, by: -1) { out.append(raw[i]) }
+        }
+    }
+
+    /// Seconds with six decimals, rounded, as "%.6f" prints them.
+    static func appendSeconds(_ nanoseconds: UInt64, to out: inout [UInt8]) {
+        let micro = (nanoseconds + 500) / 1000
+        appendDecimal(micro / 1_000_000, to: &out)
+        out.append(UInt8(ascii: "."))
+        let fraction = micro % 1_000_000
+        var divisor: UInt64 = 100_000
+        while divisor > 0 {
+            out.append(0x30 + UInt8(fraction / divisor % 10))
+            divisor /= 10
+        }
     }
 
     static func format(_ value: LogValue) -> String {
