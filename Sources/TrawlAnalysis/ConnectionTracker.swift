@@ -77,6 +77,14 @@ struct ConnectionKey: Hashable {
     var lowPort: UInt16, highPort: UInt16
     var proto: UInt8
 
+    /// Three words into the hasher instead of seven fields (the ports and protocol fold
+    /// into the low address word, which they never overlap in meaning).
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(lowAddress.high ^ (highAddress.high &* 0x9e37_79b9_7f4a_7c15))
+        hasher.combine(lowAddress.low ^ (UInt64(lowPort) << 48 | UInt64(highPort) << 32 | UInt64(proto) << 24))
+        hasher.combine(highAddress.low)
+    }
+
     init(proto: UInt8, _ a: IPAddress, _ pa: UInt16, _ b: IPAddress, _ pb: UInt16) {
         self.proto = proto
         if (a, pa) < (b, pb) {
@@ -227,14 +235,14 @@ public final class ConnectionTracker {
                 log(remove(at: position))
             } else {
                 let isOrig = storage[position].origAddress == p.source && storage[position].origPort == origPort
-                update(&storage[position], isOrig: isOrig)
+                update(&storage[position], p, isOrig: isOrig)
                 return storage[position].uid
             }
         }
         var connection = Connection(key: key, uid: uids.nextNumber(), origAddress: p.source, origPort: origPort, start: now)
         connection.tunnelParent = parent
         if shouldFlipNewConnection(p) { connection.flip() }
-        update(&connection, isOrig: connection.origAddress == p.source && connection.origPort == origPort)
+        update(&connection, p, isOrig: connection.origAddress == p.source && connection.origPort == origPort)
         if storage.count >= configuration.maximumConnections { evictOne() }
         index[key] = storage.count
         storage.append(connection)
@@ -263,8 +271,8 @@ public final class ConnectionTracker {
         return done(storage[position].orig.state) || done(storage[position].resp.state)
     }
 
-    private func update(_ c: inout Connection, isOrig: Bool) {
-        let p = decoded
+    /// `p` is passed borrowed: the decoded packet is not copied again for each step.
+    private func update(_ c: inout Connection, _ p: DecodedPacket, isOrig: Bool) {
         if p.transportIncomplete {
             weirds["truncated_header", default: 0] += 1
             if c.expires == 0 { c.expires = now + configuration.tcpInactivityTimeout }
@@ -276,7 +284,7 @@ public final class ConnectionTracker {
         if now > c.last && !finished { c.last = now }
         switch p.proto {
         case 6:
-            updateTCP(&c, isOrig: isOrig)
+            updateTCP(&c, p, isOrig: isOrig)
             let closing: (TCPEndpointState) -> Bool = { $0 == .closed || $0 == .reset }
             if c.orig.state == .synSent && c.resp.state == .inactive {
                 c.expires = c.start + configuration.tcpAttemptDelay
@@ -290,7 +298,7 @@ public final class ConnectionTracker {
                 weirds["bad_UDP_checksum", default: 0] += 1
                 return
             }
-            count(&c, isOrig: isOrig)
+            count(&c, p, isOrig: isOrig)
             if isOrig { c.orig.payloadBytes += UInt64(p.payloadLength); c.orig.active = true }
             else { c.resp.payloadBytes += UInt64(p.payloadLength); c.resp.active = true }
             addHistory(&c, isOrig: isOrig, .data, "D")
@@ -300,29 +308,28 @@ public final class ConnectionTracker {
                 weirds["bad_ICMP_checksum", default: 0] += 1
                 return
             }
-            count(&c, isOrig: isOrig)
+            count(&c, p, isOrig: isOrig)
             if isOrig { c.orig.payloadBytes += UInt64(p.payloadLength) } else { c.resp.payloadBytes += UInt64(p.payloadLength) }
             c.expires = now + configuration.icmpInactivityTimeout
         default:
-            count(&c, isOrig: isOrig)
+            count(&c, p, isOrig: isOrig)
             c.expires = now + configuration.udpInactivityTimeout
         }
     }
 
-    private func count(_ c: inout Connection, isOrig: Bool) {
+    private func count(_ c: inout Connection, _ p: DecodedPacket, isOrig: Bool) {
         if isOrig {
             c.orig.packets += 1
-            c.orig.ipBytes += UInt64(decoded.statedIPLength)
+            c.orig.ipBytes += UInt64(p.statedIPLength)
         } else {
             c.resp.packets += 1
-            c.resp.ipBytes += UInt64(decoded.statedIPLength)
+            c.resp.ipBytes += UInt64(p.statedIPLength)
         }
     }
 
     // MARK: TCP
 
-    private func updateTCP(_ c: inout Connection, isOrig: Bool) {
-        let p = decoded
+    private func updateTCP(_ c: inout Connection, _ p: DecodedPacket, isOrig: Bool) {
         let flags = p.tcpFlags
         let syn = flags & TCPFlag.syn != 0, ack = flags & TCPFlag.ack != 0
         let fin = flags & TCPFlag.fin != 0, rst = flags & TCPFlag.rst != 0
@@ -332,7 +339,7 @@ public final class ConnectionTracker {
             weirds["bad_TCP_checksum", default: 0] += 1
             return
         }
-        count(&c, isOrig: isOrig)
+        count(&c, p, isOrig: isOrig)
         // Moved out (not copied), so their arrays stay uniquely referenced and grow in place.
         var endpoint = Endpoint(), peer = Endpoint()
         if isOrig { swap(&endpoint, &c.orig); swap(&peer, &c.resp) } else { swap(&endpoint, &c.resp); swap(&peer, &c.orig) }
