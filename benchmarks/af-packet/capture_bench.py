@@ -11,6 +11,9 @@ TRAWL, PACKETS = sys.argv[1], int(sys.argv[2])
 TAG = str(os.getpid())
 NS_CAPTURE, NS_SEND = "trawl-bench-a-" + TAG, "trawl-bench-b-" + TAG
 IF_CAPTURE, IF_SEND = "tba" + TAG[-6:], "tbb" + TAG[-6:]
+LOGDIR = tempfile.mkdtemp(prefix="trawl-bench-logs-")
+for sub in ("1", "2"):
+    os.makedirs(os.path.join(LOGDIR, sub), exist_ok=True)
 
 # 60-byte UDP frames whose source port steps through 59 000 values: as many flows, so
 # fanout hashing has something to spread.
@@ -108,6 +111,10 @@ def main():
         ("trawl af_packet nofanout", 1, lambda: [[TRAWL, "-i", "af_packet::" + IF_CAPTURE, "--no-progress", "--no-analysis", "AF_Packet::enable_fanout=F"]], parse_trawl),
         ("trawl af_packet fanout", 2, lambda: [[TRAWL, "-i", "af_packet::" + IF_CAPTURE, "--no-progress", "--no-analysis", "AF_Packet::fanout_id=42"]] * 2, parse_trawl),
         ("trawl libpcap", 1, lambda: [[TRAWL, "-i", IF_CAPTURE, "--no-progress", "--no-analysis"]], parse_trawl),
+        # With the connection analysis behind the source, writing conn.log.
+        ("trawl af_packet+conn.log", 1, lambda: [[TRAWL, "-i", "af_packet::" + IF_CAPTURE, "--no-progress", "--logdir", LOGDIR]], parse_trawl),
+        ("trawl af_packet+conn.log", 2, lambda: [[TRAWL, "-i", "af_packet::" + IF_CAPTURE, "--no-progress", "--logdir", LOGDIR + f"/{i}",
+                                                   "AF_Packet::fanout_id=43"] for i in (1, 2)], parse_trawl),
     ]
     with tempfile.NamedTemporaryFile("w", suffix=".trafgen") as config:
         config.write(TRAFGEN_CONFIG)
@@ -129,7 +136,13 @@ def main():
     base_cpu = base[5] / (base[3] / 1e6)
     for name, members, offered, captured, dropped, cpu, total, rate in rows[2:5]:
         print(f"ratio {name} ({members}) CPU per packet / tcpdump: {cpu / (captured / 1e6) / base_cpu:.2f}  (goal <= 1.0, with 0 drops)")
+    for name, members, offered, captured, dropped, cpu, total, rate in rows[6:]:
+        print(f"{name} ({members}): {dropped} dropped of {offered} offered (goal: 0 with the analysis running)")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        import shutil
+        shutil.rmtree(LOGDIR, ignore_errors=True)
