@@ -45,15 +45,21 @@ public final class PcapSource: SourcePlugin {
     private var brokeForArena = false
     /// A read error met after some packets of a batch; thrown on the next call.
     private var pendingFailure: PluginError?
+    /// Set for pcapng files libpcap refuses; `handle` is then a dead handle for filters.
+    private let pcapng: PcapngReader?
+    /// The pcapng path's filter, compiled once per link type met (interfaces may differ).
+    private var pcapngFilterExpression: String?
+    private var pcapngPrograms: [UInt16: bpf_program] = [:]
 
     public init(request: OpenRequest) throws(PluginError) {
         path = request.path
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         switch request.mode {
         case .offline:
-            let (opened, buffer) = try Self.openTrace(request.path, errorBuffer: &errorBuffer)
+            let (opened, buffer, reader) = try Self.openTrace(request.path, errorBuffer: &errorBuffer)
             handle = opened
             streamBuffer = buffer
+            pcapng = reader
             nanosecond = pcap_get_tstamp_precision(opened) == PCAP_TSTAMP_PRECISION_NANO
             info = PluginSourceInfo(linkType: Self.linkType(pcap_datalink(opened)),
                                     snaplen: UInt32(clamping: pcap_snapshot(opened)), isLive: false)
@@ -69,6 +75,7 @@ public final class PcapSource: SourcePlugin {
             }
             handle = created
             streamBuffer = nil
+            pcapng = nil
         }
         // libpcap never hands out more than max(snaplen, 256 KiB) bytes of one packet.
         arenaReserve = max(Int(info.snaplen), 262_144)
@@ -77,6 +84,7 @@ public final class PcapSource: SourcePlugin {
     }
 
     deinit {
+        for var program in pcapngPrograms.values { pcap_freecode(&program) }
         pcap_close(handle)
         arena.deallocate()
         streamBuffer?.deallocate()
@@ -119,26 +127,40 @@ public final class PcapSource: SourcePlugin {
     /// freads, and the default 4 KiB buffer turns a large trace into a read call per 4 KiB.
     /// "-" is standard input, which libpcap opens itself.
     static func openTrace(_ path: String, errorBuffer: inout [CChar]) throws(PluginError)
-        -> (OpaquePointer, UnsafeMutablePointer<CChar>?)
+        -> (OpaquePointer, UnsafeMutablePointer<CChar>?, PcapngReader?)
     {
         let precision = UInt32(PCAP_TSTAMP_PRECISION_NANO)
         if path == "-" {
             guard let p = pcap_open_offline_with_tstamp_precision(path, precision, &errorBuffer) else {
                 throw PluginError(text(errorBuffer))
             }
-            return (p, nil)
+            return (p, nil, nil)
         }
         guard let file = fopen(path, "rb") else {
             throw PluginError("unable to open \(path): " + String(cString: strerror(errno)))
         }
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: streamBufferSize)
         setvbuf(file, buffer, _IOFBF, streamBufferSize) // glibc ignores a size given without a buffer
+        // libpcap refuses pcapng files whose interfaces differ in snapshot length (common in
+        // multi-interface captures): those are read here, with a dead handle for filters.
+        if PcapngReader.interfacesDifferInSnaplen(file) {
+            do throws(PluginError) {
+                let reader = try PcapngReader(file: file) // owns the FILE from here
+                guard let dead = pcap_open_dead_with_tstamp_precision(Int32(reader.linkType), Int32(clamping: reader.snaplen), precision) else {
+                    throw PluginError("libpcap could not prepare a filter compiler")
+                }
+                return (dead, buffer, reader)
+            } catch {
+                buffer.deallocate()
+                throw error
+            }
+        }
         guard let p = pcap_fopen_offline_with_tstamp_precision(file, precision, &errorBuffer) else {
             fclose(file) // libpcap leaves the FILE to its caller on failure
             buffer.deallocate()
             throw PluginError(text(errorBuffer))
         }
-        return (p, buffer) // pcap_close closes the FILE; the buffer is freed after it
+        return (p, buffer, nil) // pcap_close closes the FILE; the buffer is freed after it
     }
 
     static func liveReason(_ status: Int32, detail: String) -> String {
@@ -166,6 +188,7 @@ public final class PcapSource: SourcePlugin {
     }
 
     public func nextBatch(into batch: inout BatchOutput) throws(PluginError) -> Bool {
+        if let pcapng { return try nextBatch(from: pcapng, into: &batch) }
         if let failure = pendingFailure {
             pendingFailure = nil
             throw failure
@@ -217,11 +240,70 @@ public final class PcapSource: SourcePlugin {
         }
     }
 
+    /// The filter compiled for packets of `linkType`; a link type it cannot be compiled for
+    /// gets a program that rejects every packet.
+    private func pcapngProgram(for linkType: UInt16) -> bpf_program? {
+        if let program = pcapngPrograms[linkType] { return program }
+        guard let expression = pcapngFilterExpression,
+              let dead = pcap_open_dead(linkType == 101 ? 12 : Int32(linkType), 262_144) else { return nil }
+        defer { pcap_close(dead) }
+        var program = bpf_program()
+        if pcap_compile(dead, &program, expression, 1, PCAP_NETMASK_UNKNOWN) != 0 {
+            _ = pcap_compile(dead, &program, "less 0", 1, PCAP_NETMASK_UNKNOWN) // matches nothing
+        }
+        pcapngPrograms[linkType] = program
+        return program
+    }
+
+    /// The pcapng fallback: copies packets that pass the filter into the arena.
+    private func nextBatch(from reader: PcapngReader, into batch: inout BatchOutput) throws(PluginError) -> Bool {
+        if let failure = pendingFailure {
+            pendingFailure = nil
+            throw failure
+        }
+        arenaUsed = 0
+        while !batch.isFull && arenaSize - arenaUsed >= arenaReserve {
+            let record: PcapngReader.Record?
+            do { record = try reader.next() } catch {
+                guard batch.count == 0 else { pendingFailure = error; return true }
+                throw error
+            }
+            guard let record else { return batch.count > 0 }
+            let length = min(record.capturedLength, arenaReserve)
+            let copy = arena + arenaUsed
+            let keep = reader.withBlock { block -> Bool in
+                let data = (block.baseAddress! + record.dataOffset).assumingMemoryBound(to: UInt8.self)
+                if pcapngFilterExpression != nil, var program = pcapngProgram(for: record.linkType) {
+                    var header = pcap_pkthdr()
+                    header.caplen = UInt32(length)
+                    header.len = UInt32(record.wireLength)
+                    if pcap_offline_filter(&program, &header, data) == 0 { return false }
+                }
+                copy.update(from: data, count: length)
+                return true
+            }
+            guard keep else { continue }
+            arenaUsed += length
+            let linkType = UInt32(record.linkType) == info.linkType ? 0 : UInt32(record.linkType)
+            batch.append(timestampNanoseconds: record.timestampNanoseconds, capturedLength: UInt32(length),
+                         wireLength: UInt32(record.wireLength), data: UnsafePointer(copy), linkType: linkType)
+        }
+        return true
+    }
+
     public func setFilter(_ expression: String) throws(PluginError) {
         var program = bpf_program()
         let netmask = info.netmask == 0 ? PCAP_NETMASK_UNKNOWN : bpf_u_int32(info.netmask).bigEndian
         guard pcap_compile(handle, &program, expression, 1, netmask) == 0 else {
             throw PluginError("invalid filter '\(expression)': " + String(cString: pcap_geterr(handle)))
+        }
+        if pcapng != nil {
+            // Checked now for the message; compiled again per link type as packets need it.
+            pcap_freecode(&program)
+            for var old in pcapngPrograms.values { pcap_freecode(&old) }
+            pcapngPrograms = [:]
+            pcapngFilterExpression = expression
+            return
         }
         defer { pcap_freecode(&program) }
         guard pcap_setfilter(handle, &program) == 0 else {

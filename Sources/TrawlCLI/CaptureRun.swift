@@ -35,6 +35,8 @@ final class CaptureRun {
     /// The connection analysis the packets go through, if any.
     let tracker: ConnectionTracker?
     private(set) var tally = CaptureTally()
+    /// Packets -w left out because their link type differs from the file's.
+    private(set) var notWritten: UInt64 = 0
     private let batch = PacketBatch(capacity: 256)
 
     init(sources: [any PacketSource], writer: TraceWriter?, progress: Progress?, tracker: ConnectionTracker? = nil) {
@@ -75,10 +77,17 @@ final class CaptureRun {
             tally.add(timestamp: slot.timestamp_ns, captured: slot.captured_length, wire: slot.wire_length)
         }
         if let tracker {
-            for i in start..<end { tracker.process(batch[i], linkType: linkType) }
+            for i in start..<end {
+                let packet = batch[i]
+                tracker.process(packet, linkType: packet.linkType == 0 ? linkType : packet.linkType)
+            }
         }
         if let writer {
-            for i in start..<end { try writer.write(batch[i]) }
+            for i in start..<end {
+                let packet = batch[i]
+                // A file has one link type: packets of another (mixed pcapng input) are left out.
+                if packet.linkType == 0 || packet.linkType == writer.linkType { try writer.write(packet) } else { notWritten += 1 }
+            }
         }
         if let progress, progress.due(packets: tally.packets) { progress.report(tally) }
     }

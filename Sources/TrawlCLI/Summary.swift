@@ -9,7 +9,7 @@ struct Summary {
     let tally: CaptureTally
     let statistics: [CaptureStatistics]
     let live: Bool
-    let written: (path: String, packets: UInt64)?
+    let written: (path: String, packets: UInt64, leftOut: UInt64)?
     let connections: (logged: UInt64, path: String, weirds: [String: UInt64])?
 
     var text: String {
@@ -34,7 +34,10 @@ struct Summary {
         } else {
             lines.append("dropped: n/a (trace input)")
         }
-        if let written { lines.append("written: \(written.packets) packets to \(written.path)") }
+        if let written {
+            lines.append("written: \(written.packets) packets to \(written.path)"
+                + (written.leftOut > 0 ? " (\(written.leftOut) of other link types left out)" : ""))
+        }
         if let connections {
             lines.append("connections: \(connections.logged) logged to \(connections.path)")
             if !connections.weirds.isEmpty {

@@ -166,7 +166,7 @@ public enum Trawl {
         let statistics = sources.map { (try? $0.statistics()) ?? CaptureStatistics() }
         let summary = Summary(
             sources: names, tally: tally, statistics: statistics, live: live,
-            written: writer.map { ($0.path, $0.packetsWritten) },
+            written: writer.map { ($0.path, $0.packetsWritten, run.notWritten) },
             connections: analysis.map { ($0.sink.rows, options.logDirectory + "/conn.log", $0.tracker.weirds) }
         )
         // With -w -, standard output carries the trace: the summary goes to stderr.

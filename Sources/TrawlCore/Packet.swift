@@ -9,15 +9,18 @@ public struct Packet {
     public let wireLength: Int
     public let bytes: UnsafeRawBufferPointer
     public let flags: PacketFlags
+    /// This packet's LINKTYPE_ value when it differs from its source's; 0 otherwise.
+    public let linkType: UInt32
 
     @inlinable
     public init(timestampNanoseconds: UInt64, capturedLength: Int, wireLength: Int, bytes: UnsafeRawBufferPointer,
-                flags: PacketFlags = []) {
+                flags: PacketFlags = [], linkType: UInt32 = 0) {
         self.timestampNanoseconds = timestampNanoseconds
         self.capturedLength = capturedLength
         self.wireLength = wireLength
         self.bytes = bytes
         self.flags = flags
+        self.linkType = linkType
     }
 }
 
@@ -60,7 +63,8 @@ public final class PacketBatch {
             capturedLength: length,
             wireLength: Int(slot.wire_length),
             bytes: UnsafeRawBufferPointer(start: slot.data, count: length),
-            flags: PacketFlags(rawValue: slot.flags)
+            flags: PacketFlags(rawValue: slot.flags),
+            linkType: slot.link_type
         )
     }
 
@@ -75,7 +79,7 @@ public final class PacketBatch {
             wire_length: UInt32(wireLength),
             data: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self),
             flags: flags.rawValue,
-            reserved: 0
+            link_type: 0
         )
         count += 1
         return true

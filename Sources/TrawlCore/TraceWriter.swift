@@ -18,6 +18,8 @@ public enum TraceFileFormat: Sendable {
 public final class TraceWriter {
     public let path: String
     public let format: TraceFileFormat
+    /// The LINKTYPE_ of every packet in the file.
+    public let linkType: UInt32
     private let file: FileDescriptor
     private let temporaryPath: String?
     private var buffer: [UInt8] = []
@@ -28,6 +30,7 @@ public final class TraceWriter {
     public init(path: String, format: TraceFileFormat = .pcapNanosecond, linkType: UInt32, snaplen: UInt32 = 262_144) throws(Errno) {
         self.path = path
         self.format = format
+        self.linkType = linkType
         if path == "-" {
             file = FileDescriptor(rawValue: STDOUT_FILENO)
             temporaryPath = nil

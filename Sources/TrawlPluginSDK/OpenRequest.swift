@@ -56,13 +56,13 @@ public struct BatchOutput {
     }
 
     /// Adds one packet; `data` must stay valid until the next read. `flags` are TRAWL_PACKET_*
-    /// bits. Returns false when full.
+    /// bits; `linkType` is set only when it differs from the source's. Returns false when full.
     @inlinable @discardableResult
     public mutating func append(timestampNanoseconds: UInt64, capturedLength: UInt32, wireLength: UInt32,
-                                data: UnsafePointer<UInt8>?, flags: UInt32 = 0) -> Bool {
+                                data: UnsafePointer<UInt8>?, flags: UInt32 = 0, linkType: UInt32 = 0) -> Bool {
         guard _count < capacity else { return false }
         slots[_count] = trawl_packet(timestamp_ns: timestampNanoseconds, captured_length: capturedLength,
-                                    wire_length: wireLength, data: data, flags: flags, reserved: 0)
+                                    wire_length: wireLength, data: data, flags: flags, link_type: linkType)
         _count += 1
         return true
     }

@@ -83,7 +83,7 @@ static int32_t counter_next_batch(void *handle, trawl_packet *packets, uint32_t 
         packets[n].wire_length = c->size;
         packets[n].data = c->frame; /* zero-copy: the same frame every time */
         packets[n].flags = 0;
-        packets[n].reserved = 0;
+        packets[n].link_type = 0; /* the source's own */
         c->delivered++;
         n++;
     }

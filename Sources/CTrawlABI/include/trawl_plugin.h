@@ -77,7 +77,8 @@ typedef struct trawl_packet {
     uint32_t wire_length;
     const uint8_t *data;
     uint32_t flags;          /* TRAWL_PACKET_* bits; 0 when the source knows nothing more */
-    uint32_t reserved;       /* 0 */
+    uint32_t link_type;      /* LINKTYPE_* of this packet when it differs from the source's
+                                (a pcapng file with several interfaces); 0: the source's */
 } trawl_packet;
 
 typedef struct trawl_option {

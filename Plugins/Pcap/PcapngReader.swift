@@ -1,0 +1,177 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TrawlPluginSDK
+
+/// A pcapng reader for the files libpcap refuses: those whose interfaces have different
+/// snapshot lengths (common in multi-interface captures). It reads section header,
+/// interface description, enhanced, simple and obsolete packet blocks, in either byte
+/// order, and skips every other block. Interfaces may have different link types: each
+/// packet says its own.
+final class PcapngReader {
+    private let file: UnsafeMutablePointer<FILE>
+    private var swapped = false
+    private var block: [UInt8] = []
+    /// Per interface: link type, snapshot length, timestamp resolution and offset.
+    private var interfaces: [(linkType: UInt16, snaplen: UInt32, resolution: UInt8, offsetSeconds: Int64)] = []
+    private(set) var linkType: UInt16 = 0
+    private(set) var snaplen: UInt32 = 0
+
+    /// One packet of the last block read: where its bytes are in `bytes`.
+    struct Record {
+        var timestampNanoseconds: UInt64
+        var capturedLength: Int
+        var wireLength: Int
+        var dataOffset: Int
+        var linkType: UInt16
+    }
+    /// Lends the bytes of the last block read (a record's data starts at its `dataOffset`).
+    func withBlock<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T { block.withUnsafeBytes(body) }
+
+    private let owning: Bool
+
+    /// Reads up to the first interface description, to learn the link type. An owning
+    /// reader closes the file when it goes.
+    init(file: UnsafeMutablePointer<FILE>, owning: Bool = true) throws(PluginError) {
+        self.file = file
+        self.owning = owning
+        while interfaces.isEmpty {
+            guard try readBlock() != nil else { throw PluginError("pcapng file without an interface description") }
+        }
+    }
+
+    deinit { if owning { fclose(file) } }
+
+    /// Whether the interfaces described before the first packet differ in snapshot length,
+    /// which libpcap refuses to read. Leaves the file where it was.
+    static func interfacesDifferInSnaplen(_ file: UnsafeMutablePointer<FILE>) -> Bool {
+        let start = ftell(file)
+        defer { fseek(file, start, SEEK_SET) }
+        guard let reader = try? PcapngReader(file: file, owning: false) else { return false }
+        for _ in 0..<64 {
+            guard let type = try? reader.readBlock(), type == 1 || type == 0x0a0d_0d0a else { break }
+        }
+        return Set(reader.interfaces.map(\.snaplen)).count > 1
+    }
+
+    private func u16(_ at: Int) -> UInt16 {
+        let v = UInt16(block[at]) | UInt16(block[at + 1]) << 8
+        return swapped ? v.byteSwapped : v
+    }
+
+    private func u32(_ at: Int) -> UInt32 {
+        let v = UInt32(block[at]) | UInt32(block[at + 1]) << 8 | UInt32(block[at + 2]) << 16 | UInt32(block[at + 3]) << 24
+        return swapped ? v.byteSwapped : v
+    }
+
+    /// Reads the next block into `block`; returns its type, nil at the end of the file.
+    private func readBlock() throws(PluginError) -> UInt32? {
+        var header = [UInt8](repeating: 0, count: 8)
+        let got = fread(&header, 1, 8, file)
+        if got == 0 { return nil }
+        guard got == 8 else { throw PluginError("truncated pcapng block header") }
+        var type = UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24
+        if type == 0x0a0d_0d0a { // section header: its byte-order magic decides how to read the rest
+            var magic = [UInt8](repeating: 0, count: 4)
+            guard fread(&magic, 1, 4, file) == 4 else { throw PluginError("truncated pcapng section header") }
+            let value = UInt32(magic[0]) | UInt32(magic[1]) << 8 | UInt32(magic[2]) << 16 | UInt32(magic[3]) << 24
+            switch value {
+            case 0x1a2b_3c4d: swapped = false
+            case 0x4d3c_2b1a: swapped = true
+            default: throw PluginError("pcapng section header with an unknown byte-order magic")
+            }
+            interfaces.removeAll() // interface numbers start again in each section
+            fseek(file, -4, SEEK_CUR)
+        } else if swapped {
+            type = type.byteSwapped
+        }
+        var length = UInt32(header[4]) | UInt32(header[5]) << 8 | UInt32(header[6]) << 16 | UInt32(header[7]) << 24
+        if swapped { length = length.byteSwapped }
+        guard length >= 12, length % 4 == 0, length <= 64 << 20 else {
+            throw PluginError("pcapng block of impossible length \(length)")
+        }
+        let body = Int(length) - 8 // including the trailing length
+        if block.count < body { block = [UInt8](repeating: 0, count: body) }
+        guard fread(&block, 1, body, file) == body else { throw PluginError("truncated pcapng block") }
+        if type == 1 { try describeInterface(bodyLength: body - 4) }
+        return type
+    }
+
+    private func describeInterface(bodyLength: Int) throws(PluginError) {
+        guard bodyLength >= 8 else { throw PluginError("truncated pcapng interface description") }
+        let type = u16(0), snap = u32(4)
+        var resolution: UInt8 = 6
+        var offset: Int64 = 0
+        var at = 8
+        while at + 4 <= bodyLength {
+            let code = u16(at), length = Int(u16(at + 2))
+            if code == 0 { break }
+            if code == 9, length >= 1 { resolution = block[at + 4] }
+            if code == 14, length == 8 { offset = Int64(bitPattern: UInt64(u32(at + 4)) | UInt64(u32(at + 8)) << 32) }
+            at += 4 + (length + 3) & ~3
+        }
+        if interfaces.isEmpty && linkType == 0 { linkType = type }
+        snaplen = max(snaplen, snap == 0 ? 262_144 : snap)
+        interfaces.append((type, snap, resolution, offset))
+    }
+
+    private func nanoseconds(_ ticks: UInt64, interface: Int) -> UInt64 {
+        let (_, _, resolution, offset) = interfaces[interface]
+        var ns: UInt64
+        if resolution & 0x80 == 0 {
+            let exponent = Int(resolution)
+            if exponent <= 9 {
+                var scale: UInt64 = 1
+                for _ in 0..<(9 - exponent) { scale *= 10 }
+                ns = ticks &* scale
+            } else {
+                var scale: UInt64 = 1
+                for _ in 0..<(exponent - 9) { scale *= 10 }
+                ns = ticks / scale
+            }
+        } else {
+            let shift = UInt64(resolution & 0x7f)
+            let whole = ticks >> shift, fraction = ticks & ((1 << shift) - 1)
+            ns = whole &* 1_000_000_000 &+ (fraction &* 1_000_000_000) >> shift
+        }
+        return UInt64(bitPattern: Int64(bitPattern: ns) &+ offset &* 1_000_000_000)
+    }
+
+    /// The next packet, or nil at the end of the file. Its bytes are in the block until the
+    /// next call.
+    func next() throws(PluginError) -> Record? {
+        while let type = try readBlock() {
+            switch type {
+            case 6: // enhanced packet block
+                let interface = Int(u32(0))
+                guard interface < interfaces.count else { throw PluginError("pcapng packet for an undeclared interface") }
+                let captured = Int(u32(12))
+                guard 20 + captured <= block.count else { throw PluginError("pcapng packet longer than its block") }
+                let ticks = UInt64(u32(4)) << 32 | UInt64(u32(8))
+                return Record(timestampNanoseconds: nanoseconds(ticks, interface: interface),
+                              capturedLength: captured, wireLength: Int(u32(16)), dataOffset: 20,
+                              linkType: interfaces[interface].linkType)
+            case 3: // simple packet block: no timestamp, interface 0
+                guard !interfaces.isEmpty else { throw PluginError("pcapng packet before any interface") }
+                let wire = Int(u32(0))
+                let snap = interfaces[0].snaplen
+                let captured = min(wire, snap == 0 ? wire : Int(snap))
+                guard 4 + captured <= block.count else { throw PluginError("pcapng packet longer than its block") }
+                return Record(timestampNanoseconds: 0, capturedLength: captured, wireLength: wire, dataOffset: 4,
+                              linkType: interfaces[0].linkType)
+            case 2: // obsolete packet block
+                let interface = Int(u16(0))
+                guard interface < interfaces.count else { throw PluginError("pcapng packet for an undeclared interface") }
+                let captured = Int(u32(12))
+                guard 20 + captured <= block.count else { throw PluginError("pcapng packet longer than its block") }
+                let ticks = UInt64(u32(4)) << 32 | UInt64(u32(8))
+                return Record(timestampNanoseconds: nanoseconds(ticks, interface: interface),
+                              capturedLength: captured, wireLength: Int(u32(16)), dataOffset: 20,
+                              linkType: interfaces[interface].linkType)
+            default:
+                continue // statistics, name resolution, custom and other blocks
+            }
+        }
+        return nil
+    }
+}
