@@ -137,20 +137,27 @@ final class PcapngReader {
         return UInt64(bitPattern: Int64(bitPattern: ns) &+ offset &* 1_000_000_000)
     }
 
+    /// Enhanced and obsolete packet blocks share this layout after the interface field:
+    /// timestamp high and low words, captured and original length, then the data.
+    private func timestampedRecord(interface: Int) throws(PluginError) -> Record {
+        guard interface < interfaces.count else { throw PluginError("pcapng packet for an undeclared interface") }
+        let captured = Int(u32(12))
+        guard 20 + captured <= block.count else { throw PluginError("pcapng packet longer than its block") }
+        let ticks = UInt64(u32(4)) << 32 | UInt64(u32(8))
+        return Record(timestampNanoseconds: nanoseconds(ticks, interface: interface),
+                      capturedLength: captured, wireLength: Int(u32(16)), dataOffset: 20,
+                      linkType: interfaces[interface].linkType)
+    }
+
     /// The next packet, or nil at the end of the file. Its bytes are in the block until the
     /// next call.
     func next() throws(PluginError) -> Record? {
         while let type = try readBlock() {
             switch type {
-            case 6: // enhanced packet block
-                let interface = Int(u32(0))
-                guard interface < interfaces.count else { throw PluginError("pcapng packet for an undeclared interface") }
-                let captured = Int(u32(12))
-                guard 20 + captured <= block.count else { throw PluginError("pcapng packet longer than its block") }
-                let ticks = UInt64(u32(4)) << 32 | UInt64(u32(8))
-                return Record(timestampNanoseconds: nanoseconds(ticks, interface: interface),
-                              capturedLength: captured, wireLength: Int(u32(16)), dataOffset: 20,
-                              linkType: interfaces[interface].linkType)
+            case 6: // enhanced packet block: a 32-bit interface id
+                return try timestampedRecord(interface: Int(u32(0)))
+            case 2: // obsolete packet block: a 16-bit interface id and a drop count
+                return try timestampedRecord(interface: Int(u16(0)))
             case 3: // simple packet block: no timestamp, interface 0
                 guard !interfaces.isEmpty else { throw PluginError("pcapng packet before any interface") }
                 let wire = Int(u32(0))
@@ -159,15 +166,6 @@ final class PcapngReader {
                 guard 4 + captured <= block.count else { throw PluginError("pcapng packet longer than its block") }
                 return Record(timestampNanoseconds: 0, capturedLength: captured, wireLength: wire, dataOffset: 4,
                               linkType: interfaces[0].linkType)
-            case 2: // obsolete packet block
-                let interface = Int(u16(0))
-                guard interface < interfaces.count else { throw PluginError("pcapng packet for an undeclared interface") }
-                let captured = Int(u32(12))
-                guard 20 + captured <= block.count else { throw PluginError("pcapng packet longer than its block") }
-                let ticks = UInt64(u32(4)) << 32 | UInt64(u32(8))
-                return Record(timestampNanoseconds: nanoseconds(ticks, interface: interface),
-                              capturedLength: captured, wireLength: Int(u32(16)), dataOffset: 20,
-                              linkType: interfaces[interface].linkType)
             default:
                 continue // statistics, name resolution, custom and other blocks
             }
