@@ -31,11 +31,6 @@ public protocol LogWriter: AnyObject {
     func close() throws(Errno)
 }
 
-public enum LogFormat: String, Sendable {
-    case zeekASCII = "tsv"
-    case jsonLines = "json"
-}
-
 extension LogSchema {
     public static let conn = LogSchema(path: "conn", fields: [
         ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"), ("id.resp_h", "addr"),

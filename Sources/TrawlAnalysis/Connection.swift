@@ -25,7 +25,6 @@ struct Endpoint {
     var historySeen: UInt16 = 0
     var finCount: UInt16 = 0        // saturates
     var state = TCPEndpointState.inactive
-    var active = false
     var sequenceKnown = false
     var startedWithSYN = false
     var gapReported = false
@@ -210,8 +209,9 @@ struct Connection {
             if os == .established && rs == .established { return "S1" }
             return "OTH"
         case 17:
-            if orig.active { return resp.active ? "SF" : "S0" }
-            return resp.active ? "SHR" : "OTH"
+            // A UDP side is active once it sent a packet (only valid ones are counted).
+            if orig.packets > 0 { return resp.packets > 0 ? "SF" : "S0" }
+            return resp.packets > 0 ? "SHR" : "OTH"
         default:
             return "OTH"
         }

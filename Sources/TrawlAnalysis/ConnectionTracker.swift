@@ -223,13 +223,11 @@ public final class ConnectionTracker {
     private func track(parent: UInt64?) -> UInt64 {
         let p = decoded
         var origPort = p.sourcePort, respPort = p.destinationPort
-        var oneWay = false
         if p.proto == 1 || p.proto == 58 {
-            (respPort, oneWay) = ICMP.counterpart(type: p.icmpType, code: p.icmpCode, v6: p.proto == 58)
+            respPort = ICMP.counterpart(type: p.icmpType, code: p.icmpCode, v6: p.proto == 58)
             origPort = UInt16(p.icmpType)
         }
         let key = ConnectionKey(proto: p.proto, p.source, origPort, p.destination, respPort)
-        _ = oneWay
         if let position = index[key] {
             if storage[position].expires <= now || (p.proto == 6 && isReuse(at: position, p)) {
                 log(remove(at: position))
@@ -299,8 +297,7 @@ public final class ConnectionTracker {
                 return
             }
             count(&c, p, isOrig: isOrig)
-            if isOrig { c.orig.payloadBytes += UInt64(p.payloadLength); c.orig.active = true }
-            else { c.resp.payloadBytes += UInt64(p.payloadLength); c.resp.active = true }
+            if isOrig { c.orig.payloadBytes += UInt64(p.payloadLength) } else { c.resp.payloadBytes += UInt64(p.payloadLength) }
             addHistory(&c, isOrig: isOrig, .data, "D")
             c.expires = now + configuration.udpInactivityTimeout
         case 1, 58:
@@ -560,12 +557,12 @@ public final class ConnectionTracker {
 
 /// ICMP "ports": the type, and for request/reply pairs the counterpart type (else the code).
 enum ICMP {
-    static func counterpart(type: UInt8, code: UInt8, v6: Bool) -> (UInt16, Bool) {
+    static func counterpart(type: UInt8, code: UInt8, v6: Bool) -> UInt16 {
         let pairs: [UInt8: UInt8] = v6
             ? [128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 130: 131, 131: 130, 139: 140, 140: 139, 144: 145, 145: 144]
             : [8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17, 10: 9, 9: 10]
-        if let other = pairs[type] { return (UInt16(other), false) }
-        return (UInt16(code), true)
+        if let other = pairs[type] { return UInt16(other) }
+        return UInt16(code) // a one-way message
     }
 }
 

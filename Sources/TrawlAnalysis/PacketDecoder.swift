@@ -76,7 +76,6 @@ public enum DecodeProblem: String, CaseIterable, Sendable {
     case badIPVersion = "bad_IP_version"
     case badIPChecksum = "bad_IP_checksum"
     case truncatedTransport = "truncated_header"
-    case ipFragment = "ip_fragment"
     case unknownProtocol = "unknown_protocol"
 }
 
