@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "CTrawlSystem"),
         .target(name: "TrawlCore", dependencies: ["CTrawlABI", "CTrawlSystem"]),
         .target(name: "TrawlPluginSDK", dependencies: ["CTrawlABI"]),
-        .target(name: "TrawlSynth"),
+        .target(name: "TrawlSynth", dependencies: ["TrawlCore"]),
         .target(name: "TrawlAnalysis", dependencies: ["TrawlCore"]),
         .target(
             name: "TrawlPcap",

@@ -8,6 +8,8 @@ import TrawlPluginSDK
 ///
 /// libpcap reuses one buffer for each packet it hands out, so to return whole batches this
 /// source copies each packet once into an arena that stays valid until the next batch.
+/// Classic pcap files, the common case, are read by `PcapFileReader` instead, which hands
+/// out packets in place; libpcap still compiles their filters.
 public final class PcapSource: SourcePlugin {
     public static let metadata = PluginMetadata(
         name: "Trawl::Pcap",
@@ -50,16 +52,35 @@ public final class PcapSource: SourcePlugin {
     /// The pcapng path's filter, compiled once per link type met (interfaces may differ).
     private var pcapngFilterExpression: String?
     private var pcapngPrograms: [UInt16: bpf_program] = [:]
+    /// Set for classic pcap files in regular files; `handle` is then a dead handle for filters.
+    private let classic: PcapFileReader?
+    @exclusivity(unchecked) private var classicProgram: bpf_program?
 
     public init(request: OpenRequest) throws(PluginError) {
         path = request.path
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         switch request.mode {
+        case .offline where request.path != "-":
+            if let reader = try PcapFileReader.open(request.path) {
+                guard let dead = pcap_open_dead_with_tstamp_precision(Self.dlt(reader.linkType), Int32(clamping: reader.snaplen),
+                                                                       UInt32(PCAP_TSTAMP_PRECISION_NANO)) else {
+                    throw PluginError("libpcap could not prepare a filter compiler")
+                }
+                handle = dead
+                streamBuffer = nil
+                pcapng = nil
+                classic = reader
+                nanosecond = true
+                info = PluginSourceInfo(linkType: reader.linkType, snaplen: reader.snaplen, isLive: false)
+                break
+            }
+            fallthrough
         case .offline:
             let (opened, buffer, reader) = try Self.openTrace(request.path, errorBuffer: &errorBuffer)
             handle = opened
             streamBuffer = buffer
             pcapng = reader
+            classic = nil
             nanosecond = pcap_get_tstamp_precision(opened) == PCAP_TSTAMP_PRECISION_NANO
             info = PluginSourceInfo(linkType: Self.linkType(pcap_datalink(opened)),
                                     snaplen: UInt32(clamping: pcap_snapshot(opened)), isLive: false)
@@ -76,6 +97,7 @@ public final class PcapSource: SourcePlugin {
             handle = created
             streamBuffer = nil
             pcapng = nil
+            classic = nil
         }
         // libpcap never hands out more than max(snaplen, 256 KiB) bytes of one packet.
         arenaReserve = max(Int(info.snaplen), 262_144)
@@ -85,6 +107,7 @@ public final class PcapSource: SourcePlugin {
 
     deinit {
         for var program in pcapngPrograms.values { pcap_freecode(&program) }
+        if var program = classicProgram { pcap_freecode(&program) }
         pcap_close(handle)
         arena.deallocate()
         streamBuffer?.deallocate()
@@ -187,7 +210,25 @@ public final class PcapSource: SourcePlugin {
         }
     }
 
+    /// LINKTYPE_ values of files to the DLT_ values libpcap compiles filters for.
+    static func dlt(_ linkType: UInt32) -> Int32 {
+        switch linkType {
+        case 101: return 12 // LINKTYPE_RAW -> DLT_RAW
+        case 100: return 11 // LINKTYPE_ATM_RFC1483
+        default: return Int32(bitPattern: linkType)
+        }
+    }
+
     public func nextBatch(into batch: inout BatchOutput) throws(PluginError) -> Bool {
+        if let classic {
+            guard classicProgram != nil else { return try classic.next(into: &batch) { _, _, _ in true } }
+            return try classic.next(into: &batch) { captured, wire, data in
+                var header = pcap_pkthdr()
+                header.caplen = captured
+                header.len = wire
+                return pcap_offline_filter(&classicProgram!, &header, data) != 0
+            }
+        }
         if let pcapng { return try nextBatch(from: pcapng, into: &batch) }
         if let failure = pendingFailure {
             pendingFailure = nil
@@ -245,7 +286,7 @@ public final class PcapSource: SourcePlugin {
     private func pcapngProgram(for linkType: UInt16) -> bpf_program? {
         if let program = pcapngPrograms[linkType] { return program }
         guard let expression = pcapngFilterExpression,
-              let dead = pcap_open_dead(linkType == 101 ? 12 : Int32(linkType), 262_144) else { return nil }
+              let dead = pcap_open_dead(Self.dlt(UInt32(linkType)), 262_144) else { return nil }
         defer { pcap_close(dead) }
         var program = bpf_program()
         if pcap_compile(dead, &program, expression, 1, PCAP_NETMASK_UNKNOWN) != 0 {
@@ -303,6 +344,11 @@ public final class PcapSource: SourcePlugin {
             for var old in pcapngPrograms.values { pcap_freecode(&old) }
             pcapngPrograms = [:]
             pcapngFilterExpression = expression
+            return
+        }
+        if classic != nil {
+            if var old = classicProgram { pcap_freecode(&old) }
+            classicProgram = program // applied by nextBatch
             return
         }
         defer { pcap_freecode(&program) }

@@ -78,8 +78,9 @@ final class LogFile {
     let path: String
     private let temporary: String
     private let file: FileDescriptor
-    /// Bytes not yet written; writers format straight into it.
-    var buffer: [UInt8] = []
+    /// Bytes not yet written; writers format straight into it (one thread at a time, so
+    /// without dynamic exclusivity checks on every field).
+    @exclusivity(unchecked) var buffer: [UInt8] = []
     private var closed = false
 
     init(path: String) throws(Errno) {
@@ -141,11 +142,7 @@ public final class ZeekASCIIWriter: LogWriter {
             """)
     }
 
-    public static func wallClock() -> UInt64 {
-        var t = timespec()
-        clock_gettime(CLOCK_REALTIME, &t)
-        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
-    }
+    public static func wallClock() -> UInt64 { Clock.wallNanoseconds() }
 
     /// "2026-11-29-07-50-33", in local time as Zeek writes it.
     static func stamp(_ nanoseconds: UInt64) -> String {
@@ -183,23 +180,41 @@ public final class ZeekASCIIWriter: LogWriter {
             appendDecimal(UInt64(v >> 8 & 0xff), to: &out)
             out.append(UInt8(ascii: "."))
             appendDecimal(UInt64(v & 0xff), to: &out)
+        case let .string(text), let .enum(text):
+            appendEscaped(text, to: &out)
+        case let .set(items):
+            if items.isEmpty { appendEscaped("", to: &out) }
+            for (position, item) in items.enumerated() {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
+                appendEscaped(item, to: &out)
+            }
         default:
             out.append(contentsOf: format(value).utf8)
         }
     }
 
+    /// A string field: "(empty)" when empty, else its bytes, escaped only where needed.
+    static func appendEscaped(_ text: String, to out: inout [UInt8]) {
+        if text.isEmpty { out.append(contentsOf: "(empty)".utf8); return }
+        let plain = text.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7f && $0 != UInt8(ascii: "\\") }
+        if plain { out.append(contentsOf: text.utf8) } else { out.append(contentsOf: escape(text).utf8) }
+    }
+
     static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
         if value < 10 { out.append(0x30 + UInt8(value)); return }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0) // room for 20 digits, reversed
-        var count = 0
-        var rest = value
-        withUnsafeMutableBytes(of: &digits) { raw in
-            while rest > 0 {
-                raw[count] = 0x30 + UInt8(rest % 10)
+        var digits = 1
+        var power: UInt64 = 10
+        while digits < 20 && value >= power { digits += 1; power = power &* 10 }
+        let end = out.count + digits
+        out.append(contentsOf: repeatElement(0, count: digits))
+        out.withUnsafeMutableBufferPointer { bytes in
+            var rest = value
+            var at = end
+            while at > end - digits {
+                at -= 1
+                bytes[at] = 0x30 + UInt8(rest % 10)
                 rest /= 10
-                count += 1
             }
-            for i in stride(from: count - 1, through: 0, by: -1) { out.append(raw[i]) }
         }
     }
 

@@ -3,34 +3,37 @@ public enum TCPEndpointState: UInt8, Sendable {
     case inactive, synSent, synAckSent, partial, established, closed, reset
 }
 
-/// One direction of a connection. Fields are ordered widest first, so that the struct packs
-/// into 112 bytes.
+/// One direction of a connection: 80 bytes, all inline. Rare state (holes in the data, bad
+/// checksum and zero-window counts) lives in the tracker's side tables, so that a table of
+/// a million connections costs what it must.
 struct Endpoint {
     var packets: UInt64 = 0
     var ipBytes: UInt64 = 0
-    /// UDP and ICMP payload bytes.
-    var payloadBytes: UInt64 = 0
 
     // TCP sequence space, relative to the first sequence number seen (the ISN after a SYN).
     var lastRelative: Int64 = 0     // relative position of lastRawSequence
-    var highestEnd: Int64 = 0       // highest seq + length (+1 for SYN/FIN) seen
+    /// Highest seq + length (+1 for SYN/FIN) seen. UDP and ICMP have no sequence space:
+    /// for them it counts payload bytes (`payloadBytes`).
+    var highestEnd: Int64 = 0
     var highestAck: Int64 = 0       // highest ack of this endpoint's data, from the peer
-    /// Data seen, as merged ranges of relative sequence numbers (usually one).
+    /// The first range of data seen; more ranges (holes) are kept by the tracker.
     var seen = SeenRanges()
     var lastRawSequence: UInt32 = 0
     // History bookkeeping: the sequence (mod 2^32) of the last SYN, FIN and RST recorded.
     var lastSYN: UInt32 = .max, lastFIN: UInt32 = .max, lastRST: UInt32 = .max
-    var retransmissions: UInt32 = 0, zeroWindows: UInt32 = 0, corrupt: UInt32 = 0
+    var retransmissions: UInt32 = 0
     /// History letters already recorded for this side, as HistoryLetter bits.
     var historySeen: UInt16 = 0
-    var finCount: UInt16 = 0        // saturates
     var state = TCPEndpointState.inactive
-    var sequenceKnown = false
-    var startedWithSYN = false
-    var gapReported = false
+    var flags = EndpointFlags()
+
+    var payloadBytes: UInt64 {
+        get { UInt64(bitPattern: highestEnd) }
+        set { highestEnd = Int64(bitPattern: newValue) }
+    }
 
     /// Relative position of a raw sequence number, following wrap-around from the last one.
-    mutating func relative(_ raw: UInt32) -> Int64 {
+    func relative(_ raw: UInt32) -> Int64 {
         let delta = Int64(Int32(bitPattern: raw &- lastRawSequence))
         return lastRelative + delta
     }
@@ -45,41 +48,52 @@ struct Endpoint {
     /// Payload bytes by Zeek's rule: the span of sequence space used (or acknowledged),
     /// less the SYN and FIN octets.
     var tcpSize: Int64 {
-        guard sequenceKnown else { return 0 }
+        guard flags.contains(.sequenceKnown) else { return 0 }
         var size = max(highestEnd, highestAck)
-        if startedWithSYN { size -= 1 }
-        if finCount > 0 && size > 0 { size -= 1 }
+        if flags.contains(.startedWithSYN) { size -= 1 }
+        if flags.contains(.finSeen) && size > 0 { size -= 1 }
         return max(size, 0)
     }
-
-    mutating func noteData(_ range: Range<Int64>) { seen.insert(range) }
-
-    /// Data bytes below `end` that were never seen.
-    func unseen(below end: Int64, from start: Int64) -> Int64 { seen.unseen(below: end, from: start) }
 }
 
-/// Merged ranges of sequence space seen. The first range is kept inline: in-order data,
-/// the usual case, never allocates; holes spill into `more`.
+struct EndpointFlags: OptionSet {
+    var rawValue: UInt8 = 0
+    static let sequenceKnown = EndpointFlags(rawValue: 1)
+    static let startedWithSYN = EndpointFlags(rawValue: 2)
+    static let gapReported = EndpointFlags(rawValue: 4)
+    static let finSeen = EndpointFlags(rawValue: 8)
+    /// The data seen has holes: the ranges past `seen` are in the tracker's side table.
+    static let holes = EndpointFlags(rawValue: 16)
+}
+
+/// Merged ranges of sequence space seen. The first range is inline; in-order data, the
+/// usual case, stays there. Ranges beyond it (holes) live in `more`, kept by the caller.
 struct SeenRanges {
-    private var low: Int64 = 0, high: Int64 = 0 // empty while low == high
-    private var more: [Range<Int64>] = []
+    private(set) var low: Int64 = 0, high: Int64 = 0 // empty while low == high
 
-    var isEmpty: Bool { low == high && more.isEmpty }
+    var isEmpty: Bool { low == high }
 
-    mutating func insert(_ range: Range<Int64>) {
-        guard !range.isEmpty else { return }
-        if low == high && more.isEmpty {
+    /// Adds `range` in place if that leaves no hole; false if it would (use `insert(_:more:)`).
+    mutating func insertInline(_ range: Range<Int64>) -> Bool {
+        if range.isEmpty { return true }
+        if low == high {
             (low, high) = (range.lowerBound, range.upperBound)
-            return
+            return true
         }
-        if more.isEmpty && range.lowerBound >= low && range.lowerBound <= high {
+        if range.lowerBound >= low && range.lowerBound <= high {
             high = max(high, range.upperBound) // in order, or overlapping the end
-            return
+            return true
         }
-        var all = [low..<high] + more
+        return false
+    }
+
+    /// Adds `range`, merging with what overlaps or touches it; `more` holds the ranges past
+    /// the first, sorted. Returns whether holes remain.
+    mutating func insert(_ range: Range<Int64>, more: inout [Range<Int64>]) -> Bool {
+        if more.isEmpty && insertInline(range) { return false }
         var merged = range
         var kept: [Range<Int64>] = []
-        for existing in all where !existing.isEmpty {
+        for existing in [low..<high] + more where !existing.isEmpty {
             if existing.upperBound < merged.lowerBound || existing.lowerBound > merged.upperBound {
                 kept.append(existing)
             } else {
@@ -88,12 +102,13 @@ struct SeenRanges {
         }
         kept.append(merged)
         kept.sort { $0.lowerBound < $1.lowerBound }
-        all = kept
-        (low, high) = (all[0].lowerBound, all[0].upperBound)
-        more = Array(all.dropFirst())
+        (low, high) = (kept[0].lowerBound, kept[0].upperBound)
+        more = Array(kept.dropFirst())
+        return !more.isEmpty
     }
 
-    func unseen(below end: Int64, from start: Int64) -> Int64 {
+    /// Bytes in start..<end that were never seen.
+    func unseen(below end: Int64, from start: Int64, more: [Range<Int64>] = []) -> Int64 {
         guard end > start else { return 0 }
         var covered: Int64 = 0
         func add(_ l: Int64, _ h: Int64) {
@@ -106,87 +121,100 @@ struct SeenRanges {
     }
 }
 
-/// The history letters of a connection: up to 16 inline, longer ones spill to the heap.
+/// The first 16 history letters of a connection, inline in two words; the tracker keeps any
+/// more. Letters are never 0, so the count is where the zero bytes begin.
 struct History {
-    private var inline: (UInt64, UInt64) = (0, 0)
-    private var count: UInt8 = 0
-    private var spill: [UInt8] = []
+    private var words: (UInt64, UInt64) = (0, 0)
 
-    var isEmpty: Bool { count == 0 }
+    static let capacity = 16
 
-    mutating func append(_ letter: UInt8) {
-        if count < 16 {
-            let shift = UInt64(count % 8) * 8
-            if count < 8 { inline.0 |= UInt64(letter) << shift } else { inline.1 |= UInt64(letter) << shift }
-            count += 1
-        } else {
-            spill.append(letter)
-        }
+    var count: Int {
+        words.1 != 0 ? 8 + (71 - words.1.leadingZeroBitCount) / 8 : (71 - words.0.leadingZeroBitCount) / 8
+    }
+    var isEmpty: Bool { words.0 == 0 }
+
+    /// Adds a letter; false when full.
+    mutating func append(_ letter: UInt8) -> Bool {
+        let n = count
+        guard n < Self.capacity else { return false }
+        let shift = UInt64(n % 8) * 8
+        if n < 8 { words.0 |= UInt64(letter) << shift } else { words.1 |= UInt64(letter) << shift }
+        return true
     }
 
     var bytes: [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(Int(count) + spill.count)
-        for i in 0..<Int(count) {
-            let word = i < 8 ? inline.0 : inline.1
+        let n = count
+        out.reserveCapacity(n)
+        for i in 0..<n {
+            let word = i < 8 ? words.0 : words.1
             out.append(UInt8(truncatingIfNeeded: word >> (UInt64(i % 8) * 8)))
         }
-        return out + spill
+        return out
     }
-
-    init() {}
-    init(_ letters: [UInt8]) { for letter in letters { append(letter) } }
-
-    var string: String { String(decoding: bytes, as: UTF8.self) }
 }
 
-/// A connection being tracked.
+/// A connection's two addresses, ports and protocol as a table stores them: an IPv4
+/// address takes its 4 bytes; an IPv6 connection keeps the low 4 bytes of each address
+/// here and the full addresses in the table's side storage.
+struct PackedKey: Equatable {
+    var lowAddress: UInt32, highAddress: UInt32
+    var lowPort: UInt16, highPort: UInt16
+    var proto: UInt8
+    var isV6: Bool
+
+    init(_ key: ConnectionKey) {
+        lowAddress = UInt32(truncatingIfNeeded: key.lowAddress.low)
+        highAddress = UInt32(truncatingIfNeeded: key.highAddress.low)
+        lowPort = key.lowPort
+        highPort = key.highPort
+        proto = key.proto
+        isV6 = !(key.lowAddress.isV4 && key.highAddress.isV4)
+    }
+}
+
+/// A connection being tracked: a plain value of 232 bytes, no references, so that the table
+/// can keep it in raw memory and move it with a copy.
 struct Connection {
-    /// Both ends and the protocol; which end is the originator is `origIsLow`.
-    var key: ConnectionKey
-    var origIsLow: Bool
-    /// Formatted as a Zeek uid ("C" and base 62) only when logged.
+    /// Zeek-style uid, formatted ("C" and base 62) only when logged; never 0 (0 marks a free slot).
     var uid: UInt64
     var start: UInt64
     var last: UInt64
-    var orig = Endpoint()
-    var resp = Endpoint()
-    var history = History()
-    /// The uid of the tunnel this connection travels in, if any.
-    var tunnelParent: UInt64?
     /// When the connection is due to be logged and forgotten (inactivity or close delay).
     var expires: UInt64 = 0
+    /// Links of the expiry wheel's list this connection is in (slot + 1; 0 = none).
+    var wheelPrevious: UInt32 = 0, wheelNext: UInt32 = 0
+    var key: PackedKey
+    var flags = ConnectionFlags()
+    /// Which of the wheel's lists it is in.
+    var wheelList: UInt8 = 0
+    var history = History()
+    var orig = Endpoint()
+    var resp = Endpoint()
 
-    init(key: ConnectionKey, uid: UInt64, origAddress: IPAddress, origPort: UInt16, start: UInt64) {
-        self.key = key
-        origIsLow = key.lowAddress == origAddress && key.lowPort == origPort
+    init(key: ConnectionKey, uid: UInt64, originatorIsLow: Bool, start: UInt64) {
+        self.key = PackedKey(key)
         self.uid = uid
         self.start = start
         last = start
+        if originatorIsLow { flags.insert(.origIsLow) }
     }
 
     var proto: UInt8 { key.proto }
-    var origAddress: IPAddress { origIsLow ? key.lowAddress : key.highAddress }
+    var origIsLow: Bool { flags.contains(.origIsLow) }
     var origPort: UInt16 { origIsLow ? key.lowPort : key.highPort }
-    var respAddress: IPAddress { origIsLow ? key.highAddress : key.lowAddress }
     var respPort: UInt16 { origIsLow ? key.highPort : key.lowPort }
 
+    /// Turns the roles around. Only a new connection is flipped, before its first packet is
+    /// counted, so there is nothing to swap but the roles; the history records the flip.
     mutating func flip() {
-        origIsLow.toggle()
-        swap(&orig, &resp)
-        // Letters keep their case meaning: swap it, and mark the flip.
-        history = History(history.bytes.map { letter in
-            switch letter {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): return letter + 32
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): return letter - 32
-            default: return letter
-            }
-        })
-        history.append(UInt8(ascii: "^"))
+        precondition(history.isEmpty && orig.packets == 0 && resp.packets == 0, "only a new connection is flipped")
+        if origIsLow { flags.remove(.origIsLow) } else { flags.insert(.origIsLow) }
+        _ = history.append(UInt8(ascii: "^"))
     }
 
-    /// Zeek's conn_state from the endpoint states.
-    var state: String {
+    /// Zeek's conn_state from the endpoint states; `history` is the whole history.
+    func state(history: [UInt8]) -> String {
         switch proto {
         case 6:
             let os = orig.state, rs = resp.state
@@ -218,8 +246,6 @@ struct Connection {
     }
 
     /// /^\^?S[^HAFGIQ]*R.*/
-    static func looksLikeRSTOS0(_ history: History) -> Bool { looksLikeRSTOS0(history.bytes) }
-
     static func looksLikeRSTOS0(_ history: [UInt8]) -> Bool {
         var i = 0
         if i < history.count && history[i] == UInt8(ascii: "^") { i += 1 }
@@ -234,4 +260,15 @@ struct Connection {
         }
         return false
     }
+}
+
+struct ConnectionFlags: OptionSet {
+    var rawValue: UInt8 = 0
+    static let origIsLow = ConnectionFlags(rawValue: 1)
+    /// Letters past the inline 16 are in the tracker's side table.
+    static let longHistory = ConnectionFlags(rawValue: 2)
+    /// Carried in a tunnel: the parent's uid is in the tracker's side table.
+    static let tunnelled = ConnectionFlags(rawValue: 4)
+    /// Has bad-checksum or zero-window counts in the tracker's side table.
+    static let rareCounts = ConnectionFlags(rawValue: 8)
 }

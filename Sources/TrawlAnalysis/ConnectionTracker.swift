@@ -106,29 +106,38 @@ enum HistoryLetter: UInt16 {
 public final class ConnectionTracker {
     public let configuration: AnalysisConfiguration
     private let sink: ConnectionSink
-    /// Connections live in `storage` and are updated in place; `index` finds them by key.
+    private let table: ConnectionTable
     // Touched for every packet: no dynamic exclusivity checks.
-    @exclusivity(unchecked) private var index: [ConnectionKey: Int] = [:]
-    @exclusivity(unchecked) private var storage: [Connection] = []
     @exclusivity(unchecked) private var decoded = DecodedPacket()
     private let decoder: PacketDecoder
     private let fragments = FragmentReassembler()
     /// Uids of GRE and IP-in-IP tunnels, which are no connections of their own.
     private var ipTunnels: [ConnectionKey: UInt64] = [:]
-    private var uids: UIDGenerator
-    private var evictionRandom = UIDGenerator(seed: 0x5eed) // its numbers pick eviction victims
+    @exclusivity(unchecked) private var uids: SplitMix64
+    private var evictionRandom = SplitMix64(seed: 0x5eed) // its numbers pick eviction victims
     @exclusivity(unchecked) private var now: UInt64 = 0
     @exclusivity(unchecked) private var nextSweep: UInt64 = 0
+
+    // The rare state of a few connections, by uid, so that every connection need not carry
+    // room for it: history past 16 letters, holes in the data, the tunnel a connection
+    // travels in, counts of bad checksums and zero windows.
+    private var longHistories: [UInt64: [UInt8]] = [:]
+    private var holes: [SideKey: [Range<Int64>]] = [:]
+    private var tunnelParents: [UInt64: UInt64] = [:]
+    private var rareCounts: [SideKey: RareCounts] = [:]
+
     /// Packets that did not reach connection tracking, by reason, as Zeek's weird names.
     public private(set) var weirds: [String: UInt64] = [:]
     public private(set) var packetsAnalyzed: UInt64 = 0
-    public var activeConnections: Int { storage.count }
+    public var activeConnections: Int { table.count }
 
     public init(configuration: AnalysisConfiguration = AnalysisConfiguration(), sink: ConnectionSink, seed: UInt64 = 0) {
         self.configuration = configuration
         self.sink = sink
         decoder = PacketDecoder(verifyChecksums: configuration.verifyChecksums)
-        uids = UIDGenerator(seed: seed)
+        let start = seed != 0 ? seed : SplitMix64.freshSeed()
+        uids = SplitMix64(seed: start)
+        table = ConnectionTable(seed: start ^ 0x7ab1e)
     }
 
     /// Analyses one packet of link type `linkType`.
@@ -176,7 +185,7 @@ public final class ConnectionTracker {
         } else {
             let key = ConnectionKey(proto: decoded.proto, decoded.source, 0, decoded.destination, 0)
             if let uid = ipTunnels[key] { outer = uid } else {
-                outer = uids.nextNumber()
+                outer = newUID()
                 ipTunnels[key] = outer
             }
         }
@@ -185,35 +194,32 @@ public final class ConnectionTracker {
 
     /// Logs every connection still open, as at the end of input.
     public func finish() {
-        index.removeAll()
-        storage.sort { $0.start < $1.start } // in place: no second copy of every connection
-        for connection in storage { log(connection) }
-        storage.removeAll()
+        logAndForget(table.liveSlots, onWheel: true)
+    }
+
+    /// 64 random bits, never 0 (the table's mark of a free slot).
+    private func newUID() -> UInt64 {
+        while true {
+            let uid = uids.next()
+            if uid != 0 { return uid }
+        }
     }
 
     /// Makes room for one connection: looks at a few connections at random and evicts the
     /// first unanswered attempt among them, else the last one looked at. O(1), and under a
     /// flood the attempts are what it finds.
     private func evictOne() {
-        var victim = 0
-        for _ in 0..<8 {
-            victim = Int(evictionRandom.nextNumber() % UInt64(storage.count))
-            if storage[victim].resp.packets == 0 { break }
+        var victim: ConnectionTable.Slot?
+        var looked = 0
+        while looked < 8 || victim == nil {
+            let slot = ConnectionTable.Slot(evictionRandom.next() % UInt64(table.highWater))
+            guard table.isLive(slot) else { continue }
+            looked += 1
+            victim = slot
+            if table.connection(slot).pointee.resp.packets == 0 { break }
         }
         weirds["connection_evicted", default: 0] += 1
-        log(remove(at: victim))
-    }
-
-    /// Takes the connection at `position` out of the table (the last one moves into its place).
-    private func remove(at position: Int) -> Connection {
-        let last = storage.count - 1
-        if position != last {
-            storage.swapAt(position, last)
-            index[storage[position].key] = position
-        }
-        let removed = storage.removeLast()
-        index[removed.key] = nil
-        return removed
+        logAndForget([victim!], onWheel: true)
     }
 
     // MARK: Connections
@@ -221,379 +227,449 @@ public final class ConnectionTracker {
     /// Adds the decoded packet to its connection; returns the connection's uid.
     @discardableResult
     private func track(parent: UInt64?) -> UInt64 {
-        let p = decoded
-        var origPort = p.sourcePort, respPort = p.destinationPort
-        if p.proto == 1 || p.proto == 58 {
-            respPort = ICMP.counterpart(type: p.icmpType, code: p.icmpCode, v6: p.proto == 58)
-            origPort = UInt16(p.icmpType)
+        var origPort = decoded.sourcePort, respPort = decoded.destinationPort
+        let proto = decoded.proto
+        if proto == 1 || proto == 58 {
+            respPort = ICMP.counterpart(type: decoded.icmpType, code: decoded.icmpCode, v6: proto == 58)
+            origPort = UInt16(decoded.icmpType)
         }
-        let key = ConnectionKey(proto: p.proto, p.source, origPort, p.destination, respPort)
-        if let position = index[key] {
-            if storage[position].expires <= now || (p.proto == 6 && isReuse(at: position, p)) {
-                log(remove(at: position))
+        let key = ConnectionKey(proto: proto, decoded.source, origPort, decoded.destination, respPort)
+        if let slot = table.find(key) {
+            let c = table.connection(slot)
+            if c.pointee.expires <= now || (proto == 6 && isReuse(c)) {
+                logAndForget([slot], onWheel: true)
             } else {
-                let isOrig = storage[position].origAddress == p.source && storage[position].origPort == origPort
-                update(&storage[position], p, isOrig: isOrig)
-                return storage[position].uid
+                let origIsLow = c.pointee.origIsLow
+                let isOrig = (origIsLow ? key.lowAddress : key.highAddress) == decoded.source && c.pointee.origPort == origPort
+                if update(c, isOrig: isOrig) { table.reschedule(slot) }
+                return c.pointee.uid
             }
         }
-        var connection = Connection(key: key, uid: uids.nextNumber(), origAddress: p.source, origPort: origPort, start: now)
-        connection.tunnelParent = parent
-        if shouldFlipNewConnection(p) { connection.flip() }
-        update(&connection, p, isOrig: connection.origAddress == p.source && connection.origPort == origPort)
-        if storage.count >= configuration.maximumConnections { evictOne() }
-        index[key] = storage.count
-        storage.append(connection)
+        let origIsLow = key.lowAddress == decoded.source && key.lowPort == origPort
+        var connection = Connection(key: key, uid: newUID(), originatorIsLow: origIsLow, start: now)
+        if shouldFlipNewConnection() { connection.flip() }
+        if let parent {
+            connection.flags.insert(.tunnelled)
+            tunnelParents[connection.uid] = parent
+        }
+        if table.count >= configuration.maximumConnections { evictOne() }
+        let slot = table.insert(connection, key: key)
+        let c = table.connection(slot)
+        let isOrig = (c.pointee.origIsLow ? key.lowAddress : key.highAddress) == decoded.source && c.pointee.origPort == origPort
+        _ = update(c, isOrig: isOrig)
+        table.schedule(slot)
         return connection.uid
     }
 
     /// Outside bare mode, a connection whose start was missed is turned around when its
     /// first packet comes from a well-known server port to one that is not.
-    private func shouldFlipNewConnection(_ p: DecodedPacket) -> Bool {
-        switch p.proto {
+    private func shouldFlipNewConnection() -> Bool {
+        switch decoded.proto {
         case 6:
-            let syn = p.tcpFlags & TCPFlag.syn != 0, ack = p.tcpFlags & TCPFlag.ack != 0
+            let syn = decoded.tcpFlags & TCPFlag.syn != 0, ack = decoded.tcpFlags & TCPFlag.ack != 0
             guard !syn || ack else { return false }
         case 17: break
         default: return false
         }
         // Bare mode still knows the tunnel ports: Zeek's tunnel decapsulation is core.
         let ports = configuration.bareMode ? AnalysisConfiguration.tunnelPorts : AnalysisConfiguration.likelyServerPorts
-        return ports.contains(p.sourcePort) && !ports.contains(p.destinationPort)
+        return ports.contains(decoded.sourcePort) && !ports.contains(decoded.destinationPort)
     }
 
     /// A new SYN on a connection whose endpoints have closed starts a new connection.
-    private func isReuse(at position: Int, _ p: DecodedPacket) -> Bool {
-        guard p.tcpFlags & TCPFlag.syn != 0, p.tcpFlags & TCPFlag.ack == 0 else { return false }
+    private func isReuse(_ c: UnsafeMutablePointer<Connection>) -> Bool {
+        guard decoded.tcpFlags & TCPFlag.syn != 0, decoded.tcpFlags & TCPFlag.ack == 0 else { return false }
         let done: (TCPEndpointState) -> Bool = { $0 == .closed || $0 == .reset }
-        return done(storage[position].orig.state) || done(storage[position].resp.state)
+        return done(c.pointee.orig.state) || done(c.pointee.resp.state)
     }
 
-    /// `p` is passed borrowed: the decoded packet is not copied again for each step.
-    private func update(_ c: inout Connection, _ p: DecodedPacket, isOrig: Bool) {
-        if p.transportIncomplete {
+    /// Counts the decoded packet into its connection. Returns true when the connection's
+    /// expiry came earlier (it is closing), so that the wheel moves it.
+    private func update(_ c: UnsafeMutablePointer<Connection>, isOrig: Bool) -> Bool {
+        let before = c.pointee.expires
+        if decoded.transportIncomplete {
             weirds["truncated_header", default: 0] += 1
-            if c.expires == 0 { c.expires = now + configuration.tcpInactivityTimeout }
-            return
+            if c.pointee.expires == 0 { c.pointee.expires = now + configuration.tcpInactivityTimeout }
+            return false
         }
         // Zeek's duration ends when both sides of a TCP connection have closed: packets after
         // that (the last ACK) are counted, but do not lengthen it.
-        let finished = p.proto == 6 && c.orig.state == .closed && c.resp.state == .closed
-        if now > c.last && !finished { c.last = now }
-        switch p.proto {
+        let finished = decoded.proto == 6 && c.pointee.orig.state == .closed && c.pointee.resp.state == .closed
+        if now > c.pointee.last && !finished { c.pointee.last = now }
+        let endpoint = c.endpoint(isOrig: isOrig)
+        switch decoded.proto {
         case 6:
-            updateTCP(&c, p, isOrig: isOrig)
+            updateTCP(c, endpoint, c.endpoint(isOrig: !isOrig), isOrig: isOrig)
             let closing: (TCPEndpointState) -> Bool = { $0 == .closed || $0 == .reset }
-            if c.orig.state == .synSent && c.resp.state == .inactive {
-                c.expires = c.start + configuration.tcpAttemptDelay
+            let orig = c.pointee.orig.state, resp = c.pointee.resp.state
+            if orig == .synSent && resp == .inactive {
+                c.pointee.expires = c.pointee.start + configuration.tcpAttemptDelay
             } else {
-                c.expires = now + (closing(c.orig.state) || closing(c.resp.state)
+                c.pointee.expires = now + (closing(orig) || closing(resp)
                     ? configuration.tcpCloseDelay : configuration.tcpInactivityTimeout)
             }
         case 17:
-            guard p.checksumValid else {
-                addHistory(&c, isOrig: isOrig, .corrupt, "C", scaled: true)
+            guard decoded.checksumValid else {
+                countCorrupt(c, isOrig: isOrig)
                 weirds["bad_UDP_checksum", default: 0] += 1
-                return
+                return false
             }
-            count(&c, p, isOrig: isOrig)
-            if isOrig { c.orig.payloadBytes += UInt64(p.payloadLength) } else { c.resp.payloadBytes += UInt64(p.payloadLength) }
-            addHistory(&c, isOrig: isOrig, .data, "D")
-            c.expires = now + configuration.udpInactivityTimeout
+            count(endpoint)
+            endpoint.pointee.payloadBytes += UInt64(decoded.payloadLength)
+            if endpoint.pointee.historySeen & HistoryLetter.data.rawValue == 0 {
+                endpoint.pointee.historySeen |= HistoryLetter.data.rawValue
+                appendLetter(c, isOrig: isOrig, "D")
+            }
+            c.pointee.expires = now + configuration.udpInactivityTimeout
         case 1, 58:
-            guard p.checksumValid else {
+            guard decoded.checksumValid else {
                 weirds["bad_ICMP_checksum", default: 0] += 1
-                return
+                return false
             }
-            count(&c, p, isOrig: isOrig)
-            if isOrig { c.orig.payloadBytes += UInt64(p.payloadLength) } else { c.resp.payloadBytes += UInt64(p.payloadLength) }
-            c.expires = now + configuration.icmpInactivityTimeout
+            count(endpoint)
+            endpoint.pointee.payloadBytes += UInt64(decoded.payloadLength)
+            c.pointee.expires = now + configuration.icmpInactivityTimeout
         default:
-            count(&c, p, isOrig: isOrig)
-            c.expires = now + configuration.udpInactivityTimeout
+            count(endpoint)
+            c.pointee.expires = now + configuration.udpInactivityTimeout
         }
+        return c.pointee.expires < before
     }
 
-    private func count(_ c: inout Connection, _ p: DecodedPacket, isOrig: Bool) {
-        if isOrig {
-            c.orig.packets += 1
-            c.orig.ipBytes += UInt64(p.statedIPLength)
-        } else {
-            c.resp.packets += 1
-            c.resp.ipBytes += UInt64(p.statedIPLength)
-        }
+    @inline(__always) private func count(_ endpoint: UnsafeMutablePointer<Endpoint>) {
+        endpoint.pointee.packets += 1
+        endpoint.pointee.ipBytes += UInt64(decoded.statedIPLength)
     }
 
     // MARK: TCP
 
-    private func updateTCP(_ c: inout Connection, _ p: DecodedPacket, isOrig: Bool) {
-        let flags = p.tcpFlags
+    private func updateTCP(_ c: UnsafeMutablePointer<Connection>, _ endpoint: UnsafeMutablePointer<Endpoint>,
+                           _ peer: UnsafeMutablePointer<Endpoint>, isOrig: Bool) {
+        let flags = decoded.tcpFlags
         let syn = flags & TCPFlag.syn != 0, ack = flags & TCPFlag.ack != 0
         let fin = flags & TCPFlag.fin != 0, rst = flags & TCPFlag.rst != 0
 
-        guard p.checksumValid else {
-            addHistory(&c, isOrig: isOrig, .corrupt, "C", scaled: true)
+        guard decoded.checksumValid else {
+            countCorrupt(c, isOrig: isOrig)
             weirds["bad_TCP_checksum", default: 0] += 1
             return
         }
-        count(&c, p, isOrig: isOrig)
-        // Moved out (not copied), so their arrays stay uniquely referenced and grow in place.
-        var endpoint = Endpoint(), peer = Endpoint()
-        if isOrig { swap(&endpoint, &c.orig); swap(&peer, &c.resp) } else { swap(&endpoint, &c.resp); swap(&peer, &c.orig) }
-        defer {
-            if isOrig { swap(&endpoint, &c.orig); swap(&peer, &c.resp) } else { swap(&endpoint, &c.resp); swap(&peer, &c.orig) }
-        }
+        count(endpoint)
 
-        let length = Int64(p.payloadLength)
+        let sequence = decoded.sequence
+        let length = Int64(decoded.payloadLength)
         var relative: Int64
-        if !endpoint.sequenceKnown {
-            endpoint.sequenceKnown = true
-            endpoint.lastRawSequence = p.sequence
-            endpoint.lastRelative = 0
-            endpoint.startedWithSYN = syn
+        if !endpoint.pointee.flags.contains(.sequenceKnown) {
+            endpoint.pointee.flags.insert(.sequenceKnown)
+            if syn { endpoint.pointee.flags.insert(.startedWithSYN) }
+            endpoint.pointee.lastRawSequence = sequence
+            endpoint.pointee.lastRelative = 0
             relative = 0
         } else {
-            relative = endpoint.relative(p.sequence)
+            relative = endpoint.pointee.relative(sequence)
         }
-        endpoint.advance(raw: p.sequence, relative: relative)
+        endpoint.pointee.advance(raw: sequence, relative: relative)
 
         // History, by Zeek's rules: one letter per kind and direction, except that a SYN, FIN
         // or RST at a new sequence number is recorded again.
         let setFlags = (syn ? 1 : 0) + (fin ? 1 : 0) + (rst ? 1 : 0)
         if setFlags > 1 {
-            if fin && rst { addHistory(&c, &endpoint, isOrig: isOrig, .inconsistent, "I") }
-            else { addHistory(&c, &endpoint, isOrig: isOrig, .multiFlag, "Q") }
+            if fin && rst { addHistory(c, endpoint, isOrig: isOrig, .inconsistent, "I") }
+            else { addHistory(c, endpoint, isOrig: isOrig, .multiFlag, "Q") }
         } else if setFlags == 1 {
             if syn {
                 let letter: Character = ack ? "H" : "S"
                 let at = UInt32(truncatingIfNeeded: relative)
-                if hasHistory(endpoint, ack ? .synAck : .syn) {
-                    if at != endpoint.lastSYN { appendLetter(&c, isOrig: isOrig, letter) }
+                if endpoint.pointee.historySeen & (ack ? HistoryLetter.synAck : .syn).rawValue != 0 {
+                    if at != endpoint.pointee.lastSYN { appendLetter(c, isOrig: isOrig, letter) }
                 } else {
-                    addHistory(&c, &endpoint, isOrig: isOrig, ack ? .synAck : .syn, letter)
+                    addHistory(c, endpoint, isOrig: isOrig, ack ? .synAck : .syn, letter)
                 }
-                endpoint.lastSYN = at
+                endpoint.pointee.lastSYN = at
             }
             if fin {
                 // A FIN's sequence number comes after the data it carries.
                 let at = UInt32(truncatingIfNeeded: relative + length)
-                if hasHistory(endpoint, .fin) {
-                    if at != endpoint.lastFIN { appendLetter(&c, isOrig: isOrig, "F") }
+                if endpoint.pointee.historySeen & HistoryLetter.fin.rawValue != 0 {
+                    if at != endpoint.pointee.lastFIN { appendLetter(c, isOrig: isOrig, "F") }
                 } else {
-                    addHistory(&c, &endpoint, isOrig: isOrig, .fin, "F")
+                    addHistory(c, endpoint, isOrig: isOrig, .fin, "F")
                 }
-                endpoint.lastFIN = at
+                endpoint.pointee.lastFIN = at
             }
             if rst {
                 let at = UInt32(truncatingIfNeeded: relative)
-                if hasHistory(endpoint, .rst) {
-                    if at != endpoint.lastRST { appendLetter(&c, isOrig: isOrig, "R") }
+                if endpoint.pointee.historySeen & HistoryLetter.rst.rawValue != 0 {
+                    if at != endpoint.pointee.lastRST { appendLetter(c, isOrig: isOrig, "R") }
                 } else {
-                    addHistory(&c, &endpoint, isOrig: isOrig, .rst, "R")
+                    addHistory(c, endpoint, isOrig: isOrig, .rst, "R")
                 }
-                endpoint.lastRST = at
+                endpoint.pointee.lastRST = at
             }
         } else if length > 0 {
-            addHistory(&c, &endpoint, isOrig: isOrig, .data, "D")
+            addHistory(c, endpoint, isOrig: isOrig, .data, "D")
         } else if ack {
-            addHistory(&c, &endpoint, isOrig: isOrig, .ack, "A")
+            addHistory(c, endpoint, isOrig: isOrig, .ack, "A")
         }
-        if p.window == 0 && !syn && !fin && !rst {
-            endpoint.zeroWindows += 1
-            if isScaledMoment(Int(endpoint.zeroWindows)) { appendLetter(&c, isOrig: isOrig, "W") }
+        if decoded.window == 0 && !syn && !fin && !rst {
+            let count = bumpRareCount(c, isOrig: isOrig) { $0.zeroWindows += 1; return $0.zeroWindows }
+            if isScaledMoment(count) { appendLetter(c, isOrig: isOrig, "W") }
         }
 
         // Sequence space: SYN and FIN each take one number; data its length.
         let dataStart = relative + (syn ? 1 : 0)
         if length > 0 {
             let range = dataStart..<(dataStart + length)
-            if endpoint.unseen(below: range.upperBound, from: range.lowerBound) == 0 && !endpoint.seen.isEmpty {
-                endpoint.retransmissions += 1
-                if isScaledMoment(Int(endpoint.retransmissions)) { appendLetter(&c, isOrig: isOrig, "T") }
+            if !endpoint.pointee.seen.isEmpty && unseen(endpoint, below: range.upperBound, from: range.lowerBound, c, isOrig: isOrig) == 0 {
+                endpoint.pointee.retransmissions += 1
+                if isScaledMoment(endpoint.pointee.retransmissions) { appendLetter(c, isOrig: isOrig, "T") }
             }
-            endpoint.noteData(range)
+            noteData(endpoint, range, c, isOrig: isOrig)
         }
         let end = dataStart + length + (fin ? 1 : 0)
-        if end > endpoint.highestEnd { endpoint.highestEnd = end }
-        if fin && endpoint.finCount < .max { endpoint.finCount += 1 }
-        if ack && peer.sequenceKnown && !rst {
-            let acked = peer.relative(p.acknowledgment)
+        if end > endpoint.pointee.highestEnd { endpoint.pointee.highestEnd = end }
+        if fin { endpoint.pointee.flags.insert(.finSeen) }
+        if ack && peer.pointee.flags.contains(.sequenceKnown) && !rst {
+            let acked = peer.pointee.relative(decoded.acknowledgment)
             // An ack far outside what the peer sent is noise, not a size.
-            if acked > peer.highestAck && acked <= peer.highestEnd + (1 << 30) { peer.highestAck = acked }
+            if acked > peer.pointee.highestAck && acked <= peer.pointee.highestEnd + (1 << 30) { peer.pointee.highestAck = acked }
         }
 
-        updateState(&endpoint, &peer, syn: syn, ack: ack, fin: fin, rst: rst, length: length)
+        updateState(endpoint, peer, syn: syn, ack: ack, fin: fin, rst: rst, length: length)
 
         // Acknowledged data of the peer that never passed by is a content gap.
-        if !peer.gapReported {
-            let start: Int64 = peer.startedWithSYN ? 1 : 0
+        if !peer.pointee.flags.contains(.gapReported) {
+            let start: Int64 = peer.pointee.flags.contains(.startedWithSYN) ? 1 : 0
             // The acknowledged end of the peer's data; a FIN's octet carries none.
-            let ackedEnd = peer.highestAck - (peer.finCount > 0 && peer.highestAck >= peer.highestEnd ? 1 : 0)
-            if peer.unseen(below: ackedEnd, from: start) > 0 {
-                peer.gapReported = true
-                appendLetter(&c, isOrig: !isOrig, "G")
+            let highestAck = peer.pointee.highestAck
+            let ackedEnd = highestAck - (peer.pointee.flags.contains(.finSeen) && highestAck >= peer.pointee.highestEnd ? 1 : 0)
+            if unseen(peer, below: ackedEnd, from: start, c, isOrig: !isOrig) > 0 {
+                peer.pointee.flags.insert(.gapReported)
+                appendLetter(c, isOrig: !isOrig, "G")
             }
         }
     }
 
-    private func updateState(_ endpoint: inout Endpoint, _ peer: inout Endpoint, syn: Bool, ack: Bool, fin: Bool, rst: Bool, length: Int64) {
-        switch endpoint.state {
+    private func updateState(_ endpoint: UnsafeMutablePointer<Endpoint>, _ peer: UnsafeMutablePointer<Endpoint>,
+                             syn: Bool, ack: Bool, fin: Bool, rst: Bool, length: Int64) {
+        switch endpoint.pointee.state {
         case .inactive:
             if syn {
-                endpoint.state = ack ? .synAckSent : .synSent
+                endpoint.pointee.state = ack ? .synAckSent : .synSent
             } else if rst {
-                endpoint.state = .reset
+                endpoint.pointee.state = .reset
             } else if fin {
-                endpoint.state = .closed
+                endpoint.pointee.state = .closed
             } else if length > 0 || ack {
-                endpoint.state = .partial
+                endpoint.pointee.state = .partial
             }
         case .synSent, .synAckSent:
             if rst {
-                endpoint.state = .reset
+                endpoint.pointee.state = .reset
             } else if fin {
-                endpoint.state = .closed
+                endpoint.pointee.state = .closed
             } else if syn && ack {
-                endpoint.state = .synAckSent
-            } else if (ack || length > 0) && peer.state != .inactive {
+                endpoint.pointee.state = .synAckSent
+            } else if (ack || length > 0) && peer.pointee.state != .inactive {
                 // Established once the peer has answered; an unanswered SYN stays an attempt.
-                endpoint.state = .established
-                if peer.state == .synSent || peer.state == .synAckSent { peer.state = .established }
+                endpoint.pointee.state = .established
+                if peer.pointee.state == .synSent || peer.pointee.state == .synAckSent { peer.pointee.state = .established }
             }
         case .partial, .established:
-            if rst { endpoint.state = .reset }
-            else if fin { endpoint.state = .closed }
-            else if endpoint.state == .partial && peer.state == .synAckSent && ack {
-                endpoint.state = .established
-                peer.state = .established
+            if rst { endpoint.pointee.state = .reset }
+            else if fin { endpoint.pointee.state = .closed }
+            else if endpoint.pointee.state == .partial && peer.pointee.state == .synAckSent && ack {
+                endpoint.pointee.state = .established
+                peer.pointee.state = .established
             }
         case .closed:
             // A RST after this side's FIN counts while the peer is still open; once both
             // have closed, the close was orderly.
-            if rst && peer.state != .closed { endpoint.state = .reset }
+            if rst && peer.pointee.state != .closed { endpoint.pointee.state = .reset }
         case .reset:
             break
         }
     }
 
-    private func hasHistory(_ endpoint: Endpoint, _ letter: HistoryLetter) -> Bool {
-        endpoint.historySeen & letter.rawValue != 0
-    }
+    // MARK: History and the side tables
 
     /// Records `letter` the first time this endpoint does the thing.
-    private func addHistory(_ c: inout Connection, _ endpoint: inout Endpoint, isOrig: Bool, _ kind: HistoryLetter, _ letter: Character) {
-        guard endpoint.historySeen & kind.rawValue == 0 else { return }
-        endpoint.historySeen |= kind.rawValue
-        appendLetter(&c, isOrig: isOrig, letter)
+    private func addHistory(_ c: UnsafeMutablePointer<Connection>, _ endpoint: UnsafeMutablePointer<Endpoint>,
+                            isOrig: Bool, _ kind: HistoryLetter, _ letter: Character) {
+        guard endpoint.pointee.historySeen & kind.rawValue == 0 else { return }
+        endpoint.pointee.historySeen |= kind.rawValue
+        appendLetter(c, isOrig: isOrig, letter)
     }
 
-    /// For UDP: the letter once per direction; `scaled` (bad checksums): at 1, 10, 100... times.
-    private func addHistory(_ c: inout Connection, isOrig: Bool, _ kind: HistoryLetter, _ letter: Character, scaled: Bool = false) {
-        if scaled {
-            let count: Int
-            if isOrig { c.orig.corrupt += 1; count = Int(c.orig.corrupt) } else { c.resp.corrupt += 1; count = Int(c.resp.corrupt) }
-            if isScaledMoment(count) { appendLetter(&c, isOrig: isOrig, letter) }
-            return
-        }
-        let seen = isOrig ? c.orig.historySeen : c.resp.historySeen
-        guard seen & kind.rawValue == 0 else { return }
-        if isOrig { c.orig.historySeen |= kind.rawValue } else { c.resp.historySeen |= kind.rawValue }
-        appendLetter(&c, isOrig: isOrig, letter)
+    /// Bad checksums: the letter C at the 1st, 10th, 100th... of a direction.
+    private func countCorrupt(_ c: UnsafeMutablePointer<Connection>, isOrig: Bool) {
+        let count = bumpRareCount(c, isOrig: isOrig) { $0.corrupt += 1; return $0.corrupt }
+        if isScaledMoment(count) { appendLetter(c, isOrig: isOrig, "C") }
+    }
+
+    private func bumpRareCount(_ c: UnsafeMutablePointer<Connection>, isOrig: Bool, _ bump: (inout RareCounts) -> UInt32) -> UInt32 {
+        c.pointee.flags.insert(.rareCounts)
+        return bump(&rareCounts[SideKey(uid: c.pointee.uid, isOrig: isOrig), default: RareCounts()])
     }
 
     /// Letters for repeated events are recorded at the 1st, 10th, 100th... occurrence.
-    private func isScaledMoment(_ count: Int) -> Bool {
-        var threshold = 1
+    private func isScaledMoment(_ count: UInt32) -> Bool {
+        var threshold: UInt64 = 1
         while threshold < count { threshold *= 10 }
         return threshold == count
     }
 
-    private func appendLetter(_ c: inout Connection, isOrig: Bool, _ letter: Character) {
+    private func appendLetter(_ c: UnsafeMutablePointer<Connection>, isOrig: Bool, _ letter: Character) {
         let upper = letter.asciiValue!
-        c.history.append(isOrig ? upper : upper | 0x20)
+        let cased = isOrig ? upper : upper | 0x20
+        if !c.pointee.history.append(cased) {
+            c.pointee.flags.insert(.longHistory)
+            longHistories[c.pointee.uid, default: []].append(cased)
+        }
+    }
+
+    private func noteData(_ endpoint: UnsafeMutablePointer<Endpoint>, _ range: Range<Int64>, _ c: UnsafeMutablePointer<Connection>, isOrig: Bool) {
+        if !endpoint.pointee.flags.contains(.holes) && endpoint.pointee.seen.insertInline(range) { return }
+        let side = SideKey(uid: c.pointee.uid, isOrig: isOrig)
+        var more = holes.removeValue(forKey: side) ?? []
+        if endpoint.pointee.seen.insert(range, more: &more) {
+            holes[side] = more
+            endpoint.pointee.flags.insert(.holes)
+        } else {
+            endpoint.pointee.flags.remove(.holes)
+        }
+    }
+
+    private func unseen(_ endpoint: UnsafeMutablePointer<Endpoint>, below end: Int64, from start: Int64,
+                        _ c: UnsafeMutablePointer<Connection>, isOrig: Bool) -> Int64 {
+        guard endpoint.pointee.flags.contains(.holes) else { return endpoint.pointee.seen.unseen(below: end, from: start) }
+        let more = holes[SideKey(uid: c.pointee.uid, isOrig: isOrig)] ?? []
+        return endpoint.pointee.seen.unseen(below: end, from: start, more: more)
     }
 
     // MARK: Expiry and logging
 
     private func sweep() {
-        nextSweep = now + 1_000_000_000
-        var finished: [Connection] = []
-        var position = 0
-        while position < storage.count {
-            if storage[position].expires <= now { finished.append(remove(at: position)) } else { position += 1 }
-        }
-        if finished.isEmpty { return }
-        finished.sort { $0.start < $1.start }
-        for connection in finished { log(connection) }
+        nextSweep = (now / 1_000_000_000 + 1) * 1_000_000_000
+        let due = table.due(at: now)
+        if !due.isEmpty { logAndForget(due, onWheel: false) }
     }
 
-    private func log(_ c: Connection) {
+    /// Logs the connections in `slots`, oldest first, and takes them out of the table.
+    private func logAndForget(_ slots: [ConnectionTable.Slot], onWheel: Bool) {
+        var order = slots.map { (start: table.connection($0).pointee.start, slot: $0) }
+        if order.count > 1 { order.sort { $0.start != $1.start ? $0.start < $1.start : $0.slot < $1.slot } }
+        for (_, slot) in order {
+            let key = table.key(of: slot)
+            let connection = table.remove(slot, onWheel: onWheel)
+            log(connection, key: key)
+        }
+    }
+
+    private func log(_ c: Connection, key: ConnectionKey) {
+        var history = c.history.bytes
+        if c.flags.contains(.longHistory) { history += longHistories.removeValue(forKey: c.uid) ?? [] }
+        let parent = c.flags.contains(.tunnelled) ? tunnelParents.removeValue(forKey: c.uid) : nil
+        var moreOrig: [Range<Int64>] = [], moreResp: [Range<Int64>] = []
+        if c.orig.flags.contains(.holes) { moreOrig = holes.removeValue(forKey: SideKey(uid: c.uid, isOrig: true)) ?? [] }
+        if c.resp.flags.contains(.holes) { moreResp = holes.removeValue(forKey: SideKey(uid: c.uid, isOrig: false)) ?? [] }
+        if c.flags.contains(.rareCounts) {
+            rareCounts[SideKey(uid: c.uid, isOrig: true)] = nil
+            rareCounts[SideKey(uid: c.uid, isOrig: false)] = nil
+        }
+
         let duration = c.last - c.start
         var missed: Int64 = 0
         let origBytes: UInt64, respBytes: UInt64
         if c.proto == 6 {
             origBytes = UInt64(c.orig.tcpSize)
             respBytes = UInt64(c.resp.tcpSize)
-            for endpoint in [c.orig, c.resp] where endpoint.sequenceKnown {
-                let start: Int64 = endpoint.startedWithSYN ? 1 : 0
-                missed += endpoint.unseen(below: start + endpoint.tcpSize, from: start)
+            for (endpoint, more) in [(c.orig, moreOrig), (c.resp, moreResp)] where endpoint.flags.contains(.sequenceKnown) {
+                let start: Int64 = endpoint.flags.contains(.startedWithSYN) ? 1 : 0
+                missed += endpoint.seen.unseen(below: start + endpoint.tcpSize, from: start, more: more)
             }
         } else {
             origBytes = c.orig.payloadBytes
             respBytes = c.resp.payloadBytes
         }
+        let origAddress = c.origIsLow ? key.lowAddress : key.highAddress
+        let respAddress = c.origIsLow ? key.highAddress : key.lowAddress
         let local = configuration.localNetworks
         sink.connectionEnded(ConnectionRecord(
-            start: c.start, uid: UIDGenerator.format(c.uid), origAddress: c.origAddress, origPort: c.origPort,
-            respAddress: c.respAddress, respPort: c.respPort, proto: c.proto, duration: duration,
-            origBytes: origBytes, respBytes: respBytes, state: c.state,
-            localOrig: local.contains { $0.contains(c.origAddress) }, localResp: local.contains { $0.contains(c.respAddress) },
-            missedBytes: UInt64(max(missed, 0)), history: c.history.string,
+            start: c.start, uid: UIDGenerator.format(c.uid), origAddress: origAddress, origPort: c.origPort,
+            respAddress: respAddress, respPort: c.respPort, proto: c.proto, duration: duration,
+            origBytes: origBytes, respBytes: respBytes, state: c.state(history: history),
+            localOrig: local.contains { $0.contains(origAddress) }, localResp: local.contains { $0.contains(respAddress) },
+            missedBytes: UInt64(max(missed, 0)), history: String(decoding: history, as: UTF8.self),
             origPackets: c.orig.packets, origIPBytes: c.orig.ipBytes, respPackets: c.resp.packets, respIPBytes: c.resp.ipBytes,
-            tunnelParents: c.tunnelParent.map { [UIDGenerator.format($0)] } ?? []
+            tunnelParents: parent.map { [UIDGenerator.format($0)] } ?? []
         ))
+    }
+}
+
+/// One direction of one connection, as the side tables know it.
+private struct SideKey: Hashable {
+    var uid: UInt64
+    var isOrig: Bool
+}
+
+private struct RareCounts {
+    var corrupt: UInt32 = 0
+    var zeroWindows: UInt32 = 0
+}
+
+extension UnsafeMutablePointer where Pointee == Connection {
+    private static let origOffset = MemoryLayout<Connection>.offset(of: \.orig)!
+    private static let respOffset = MemoryLayout<Connection>.offset(of: \.resp)!
+
+    /// The originator's or responder's endpoint, in place.
+    @inline(__always) func endpoint(isOrig: Bool) -> UnsafeMutablePointer<Endpoint> {
+        UnsafeMutableRawPointer(self).advanced(by: isOrig ? Self.origOffset : Self.respOffset)
+            .assumingMemoryBound(to: Endpoint.self)
     }
 }
 
 /// ICMP "ports": the type, and for request/reply pairs the counterpart type (else the code).
 enum ICMP {
     static func counterpart(type: UInt8, code: UInt8, v6: Bool) -> UInt16 {
-        let pairs: [UInt8: UInt8] = v6
-            ? [128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135, 130: 131, 131: 130, 139: 140, 140: 139, 144: 145, 145: 144]
-            : [8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17, 10: 9, 9: 10]
-        if let other = pairs[type] { return UInt16(other) }
-        return UInt16(code) // a one-way message
+        let other: UInt8?
+        if v6 {
+            switch type {
+            case 128, 133, 135, 130, 139, 144: other = type + 1
+            case 129, 134, 136, 131, 140, 145: other = type - 1
+            default: other = nil
+            }
+        } else {
+            switch type {
+            case 8: other = 0
+            case 0: other = 8
+            case 13, 15, 17: other = type + 1
+            case 14, 16, 18: other = type - 1
+            case 10: other = 9
+            case 9: other = 10
+            default: other = nil
+            }
+        }
+        return UInt16(other ?? code) // a one-way message: its code
     }
 }
 
 /// Zeek-style connection uids: 64 random bits, written as "C" and base-62 digits.
-struct UIDGenerator {
-    private var state: UInt64
-    init(seed: UInt64) {
-        var t = timespec()
-        clock_gettime(CLOCK_REALTIME, &t)
-        state = seed != 0 ? seed : UInt64(t.tv_nsec) ^ UInt64(t.tv_sec) << 20 ^ UInt64(getpid())
-    }
-
-    mutating func nextNumber() -> UInt64 { random() }
-
-    private mutating func random() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-
+enum UIDGenerator {
     /// A uid as Zeek spells them: "C" and the number in base 62.
     static func format(_ number: UInt64) -> String {
-        let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
-        var bytes: [UInt8] = [UInt8(ascii: "C")]
-        var value = number
-        repeat {
-            bytes.append(alphabet[Int(value % 62)])
-            value /= 62
-        } while value > 0
-        return String(decoding: bytes, as: UTF8.self)
+        // At most 1 + 11 characters: a small string, built in place without an allocation.
+        String(unsafeUninitializedCapacity: 12) { text in
+            text[0] = UInt8(ascii: "C")
+            var count = 1
+            var value = number
+            repeat {
+                let digit = UInt8(value % 62)
+                text[count] = digit < 10 ? 0x30 + digit : digit < 36 ? 0x41 + digit - 10 : 0x61 + digit - 36
+                count += 1
+                value /= 62
+            } while value > 0
+            return count
+        }
     }
 }

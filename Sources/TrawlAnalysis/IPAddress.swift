@@ -113,22 +113,23 @@ public struct Subnet: Sendable, Hashable, CustomStringConvertible {
     /// In the 128-bit space (an IPv4 /8 is /104).
     public let length: Int
 
+    /// The masks of the prefix, kept so that `contains` is two ANDs and a compare.
+    private let highMask: UInt64, lowMask: UInt64
+
     public init?(_ text: String) {
         let parts = text.split(separator: "/")
         guard parts.count == 2, let address = IPAddress(String(parts[0])), let bits = Int(parts[1]) else { return nil }
         let length = address.isV4 ? bits + 96 : bits
         guard (address.isV4 ? 0...32 : 0...128).contains(bits) else { return nil }
         self.length = length
-        network = Self.mask(address, length)
+        highMask = length >= 64 ? .max : (length == 0 ? 0 : ~UInt64(0) << (64 - UInt64(length)))
+        lowMask = length <= 64 ? 0 : (length >= 128 ? .max : ~UInt64(0) << (128 - UInt64(length)))
+        network = IPAddress(high: address.high & highMask, low: address.low & lowMask)
     }
 
-    static func mask(_ address: IPAddress, _ length: Int) -> IPAddress {
-        let highMask: UInt64 = length >= 64 ? .max : (length == 0 ? 0 : ~UInt64(0) << (64 - UInt64(length)))
-        let lowMask: UInt64 = length <= 64 ? 0 : (length >= 128 ? .max : ~UInt64(0) << (128 - UInt64(length)))
-        return IPAddress(high: address.high & highMask, low: address.low & lowMask)
+    public func contains(_ address: IPAddress) -> Bool {
+        address.high & highMask == network.high && address.low & lowMask == network.low
     }
-
-    public func contains(_ address: IPAddress) -> Bool { Self.mask(address, length) == network }
 
     public var description: String {
         network.isV4 ? "\(network)/\(length - 96)" : "\(network)/\(length)"

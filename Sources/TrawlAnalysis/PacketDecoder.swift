@@ -337,30 +337,54 @@ public struct PacketDecoder {
 }
 
 /// The Internet checksum (RFC 1071), as a ones'-complement sum: 0xffff means valid.
+#if _endian(big)
+#error("Checksum.add assembles its tail word for little-endian hosts")
+#endif
+
 enum Checksum {
-    /// Adds `bytes` as big-endian 16-bit words. Sums 32-bit words eight bytes at a time
-    /// (a ones'-complement sum can be taken in any word size and folded after).
+    /// Adds `bytes` as big-endian 16-bit words to `initial`. The ones'-complement sum does not
+    /// depend on byte order or word size (RFC 1071): the bytes are summed as native 64-bit
+    /// words with end-around carry, two chains at a time, and the folded result swapped once.
     @inline(__always)
     static func add(_ bytes: UnsafeRawBufferPointer, to initial: UInt64) -> UInt64 {
-        var sum = initial
-        var i = 0
+        guard let base = bytes.baseAddress else { return initial }
+        @inline(__always) func addCarrying(_ a: UInt64, _ b: UInt64) -> UInt64 {
+            let (sum, overflow) = a.addingReportingOverflow(b)
+            return sum &+ (overflow ? 1 : 0)
+        }
         let n = bytes.count
-        guard let base = bytes.baseAddress else { return sum }
-        while i + 8 <= n {
-            let word = UInt64(bigEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            sum &+= (word >> 32) &+ (word & 0xffff_ffff)
+        var i = 0
+        var a: UInt64 = 0, b: UInt64 = 0
+        while i + 16 <= n {
+            a = addCarrying(a, base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            b = addCarrying(b, base.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self))
+            i += 16
+        }
+        if i + 8 <= n {
+            a = addCarrying(a, base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
             i += 8
         }
-        var tail: UInt64 = 0
-        while i + 1 < n {
-            tail &+= UInt64(bytes[i]) << 8 | UInt64(bytes[i + 1])
-            i += 2
+        // The last 1 to 7 bytes, each at its place in a zero-padded little-endian word.
+        var tail: UInt64 = 0, shift: UInt64 = 0
+        if i + 4 <= n {
+            tail = UInt64(base.loadUnaligned(fromByteOffset: i, as: UInt32.self))
+            i += 4
+            shift = 32
         }
-        if i < n { tail &+= UInt64(bytes[i]) << 8 }
-        // Fold the 32-bit-word sum to 16 bits before adding the 16-bit tail.
+        if i + 2 <= n {
+            tail |= UInt64(base.loadUnaligned(fromByteOffset: i, as: UInt16.self)) << shift
+            i += 2
+            shift += 16
+        }
+        if i < n { tail |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) << shift }
+        b = addCarrying(b, tail)
+        var sum = addCarrying(a, b)
         sum = (sum >> 32) &+ (sum & 0xffff_ffff)
-        sum = (sum >> 16 & 0xffff_ffff) &+ (sum & 0xffff) &+ tail
-        return sum
+        sum = (sum >> 32) &+ (sum & 0xffff_ffff)
+        sum = (sum >> 16) &+ (sum & 0xffff)
+        sum = (sum >> 16) &+ (sum & 0xffff)
+        let native = UInt16(truncatingIfNeeded: sum)
+        return initial &+ UInt64(UInt16(bigEndian: native))
     }
 
     @inline(__always)

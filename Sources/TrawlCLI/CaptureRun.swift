@@ -163,11 +163,7 @@ final class Progress {
     private var lastReport = Progress.now()
     private var printed = false
 
-    static func now() -> UInt64 {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
-    }
+    static func now() -> UInt64 { Clock.monotonicNanoseconds() }
 
     /// Cheap test for the loop: only every 65536 packets does it look at the clock.
     @inline(__always)

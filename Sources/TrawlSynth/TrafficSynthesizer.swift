@@ -1,3 +1,5 @@
+import TrawlCore
+
 /// Synthesizes Ethernet/IPv4 traffic made of whole conversations: TCP connections with a
 /// handshake, data both ways and a FIN close, and UDP request/response exchanges. Checksums
 /// are correct, so analysis that verifies them accepts every packet.
@@ -76,19 +78,6 @@ public struct TrafficSynthesizer {
                     serverPort: isUDP ? 53 : [80, 443, 22, 8080][Int(random.next() % 4)],
                     clientSequence: UInt32(truncatingIfNeeded: random.next()),
                     serverSequence: UInt32(truncatingIfNeeded: random.next()))
-    }
-}
-
-/// A small, fast, well-mixed PRNG (Steele, Lea, Flood 2014).
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
     }
 }
 

@@ -363,34 +363,145 @@ func analyse(_ frames: [[UInt8]], spacing: UInt64 = 10_000_000,
 }
 
 @Suite struct CompactStorageTests {
-    @Test func historyKeepsLettersPastItsInlineSpace() {
-        let letters = Array("ShADadtTwWcCgGFfRr^IiQq".utf8)
+    let b = PacketBuilder()
+    let S = TCPFlag.syn, A = TCPFlag.ack, F = TCPFlag.fin, R = TCPFlag.rst
+
+    @Test func connectionsStayCompact() {
+        #expect(MemoryLayout<Endpoint>.size == 80)
+        #expect(MemoryLayout<Connection>.stride <= 232)
+    }
+
+    @Test func historyHoldsSixteenLettersInline() {
         var history = History()
-        for letter in letters { history.append(letter) }
-        #expect(history.bytes == letters)
-        #expect(history.string == "ShADadtTwWcCgGFfRr^IiQq")
-        #expect(History().isEmpty && History().string.isEmpty)
+        #expect(history.isEmpty && history.count == 0)
+        for (n, letter) in "ShADadtTwWcCgGFf".utf8.enumerated() {
+            let added = history.append(letter)
+            #expect(added)
+            #expect(history.count == n + 1)
+        }
+        let seventeenth = history.append(UInt8(ascii: "R"))
+        #expect(!seventeenth)
+        #expect(String(decoding: history.bytes, as: UTF8.self) == "ShADadtTwWcCgGFf")
+    }
+
+    /// Repeated SYNs at new sequence numbers each add a letter: a history longer than the
+    /// inline space continues in the tracker's side table and is logged whole.
+    @Test func longHistoriesAreLoggedWhole() throws {
+        var frames: [[UInt8]] = []
+        for attempt in 0..<20 { frames.append(b.tcp(fromClient: true, flags: S, seq: UInt32(1000 * attempt))) }
+        frames.append(b.tcp(fromClient: false, flags: R | A, seq: 0, ack: 19001))
+        let (records, _) = analyse(frames)
+        let record = try #require(records.first)
+        #expect(records.count == 1)
+        #expect(record.history == String(repeating: "S", count: 20) + "r")
+        #expect(record.state == "REJ")
     }
 
     @Test func seenRangesMergeHolesAndOverlaps() {
-        var seen = SeenRanges()
+        var seen = SeenRanges(), more: [Range<Int64>] = []
         #expect(seen.isEmpty)
-        seen.insert(0..<10)
-        seen.insert(10..<20)                  // in order: stays inline
-        #expect(seen.unseen(below: 20, from: 0) == 0)
-        seen.insert(30..<40)                  // a hole at 20..<30
-        #expect(seen.unseen(below: 40, from: 0) == 10)
-        seen.insert(25..<32)                  // part of the hole, overlapping the next range
-        #expect(seen.unseen(below: 40, from: 0) == 5)
-        seen.insert(15..<26)                  // closes it
-        #expect(seen.unseen(below: 40, from: 0) == 0)
+        var fits = seen.insertInline(0..<10)
+        #expect(fits)
+        fits = seen.insertInline(10..<20)              // in order: stays inline
+        #expect(fits && seen.unseen(below: 20, from: 0) == 0)
+        fits = seen.insertInline(30..<40)              // would leave a hole
+        #expect(!fits)
+        var holes = seen.insert(30..<40, more: &more)  // a hole at 20..<30
+        #expect(holes && seen.unseen(below: 40, from: 0, more: more) == 10)
+        holes = seen.insert(25..<32, more: &more)      // part of the hole, overlapping the next range
+        #expect(holes && seen.unseen(below: 40, from: 0, more: more) == 5)
+        holes = seen.insert(15..<26, more: &more)      // closes it
+        #expect(!holes && more.isEmpty && seen.unseen(below: 40, from: 0) == 0)
         #expect(seen.unseen(below: 50, from: 35) == 10)
+    }
+
+    /// Data with a hole that is filled later: the hole lives in the side table while open,
+    /// and the retransmission letter and missed bytes come out as with inline ranges.
+    @Test func holesFilledLaterLeaveNothingMissed() throws {
+        let (records, _) = analyse([
+            b.tcp(fromClient: true, flags: S, seq: 0),
+            b.tcp(fromClient: false, flags: S | A, seq: 0, ack: 1),
+            b.tcp(fromClient: true, flags: A, seq: 1, ack: 1, payload: 100),
+            b.tcp(fromClient: true, flags: A, seq: 201, ack: 1, payload: 100),  // 101..<201 missing
+            b.tcp(fromClient: true, flags: A, seq: 101, ack: 1, payload: 100),  // fills it
+            b.tcp(fromClient: true, flags: A, seq: 101, ack: 1, payload: 100),  // a retransmission
+            b.tcp(fromClient: false, flags: A, seq: 1, ack: 301),
+        ])
+        let record = try #require(records.first)
+        #expect(record.missedBytes == 0 && record.origBytes == 300)
+        #expect(record.history == "ShDTa") // data with its ACK is D; the repeat of 101..<201 is T
     }
 
     @Test func uidsLookLikeZeeks() {
         #expect(UIDGenerator.format(0) == "C0")
         #expect(UIDGenerator.format(61) == "Cz")
         #expect(UIDGenerator.format(.max).count == 12)
+    }
+
+    /// The table against a dictionary: IPv4 and IPv6 keys inserted, found, removed in random
+    /// order (removals shift later entries of a probe run back), and freed slots reused.
+    @Test func tableAgreesWithADictionary() {
+        let table = ConnectionTable(seed: 9)
+        var model: [ConnectionKey: (slot: ConnectionTable.Slot, uid: UInt64)] = [:]
+        var random = SplitMix64(seed: 5)
+        func randomKey() -> ConnectionKey {
+            let v6 = random.next() % 4 == 0
+            // Few distinct values, so that keys repeat and runs in the index form.
+            let a = v6 ? IPAddress(high: 0x2001_0db8 << 32, low: random.next() % 50) : IPAddress("10.0.0.\(random.next() % 50)")!
+            let b = v6 ? IPAddress(high: 0x2001_0db8 << 32, low: 1000 + random.next() % 50) : IPAddress("192.168.1.\(random.next() % 50)")!
+            return ConnectionKey(proto: random.next() % 2 == 0 ? 6 : 17, a, UInt16(random.next() % 20), b, 80)
+        }
+        var uid: UInt64 = 0
+        for _ in 0..<20_000 {
+            let key = randomKey()
+            let found = table.find(key)
+            #expect(found == model[key]?.slot)
+            if let entry = model[key] {
+                #expect(table.connection(entry.slot).pointee.uid == entry.uid)
+                #expect(table.key(of: entry.slot) == key)
+                if random.next() % 2 == 0 {
+                    let removed = table.remove(entry.slot)
+                    #expect(removed.uid == entry.uid)
+                    model[key] = nil
+                }
+            } else {
+                uid += 1
+                var connection = Connection(key: key, uid: uid, originatorIsLow: true, start: 0)
+                connection.expires = 1
+                let slot = table.insert(connection, key: key)
+                table.schedule(slot)
+                model[key] = (slot, uid)
+            }
+            #expect(table.count == model.count)
+        }
+        #expect(Set(table.liveSlots) == Set(model.values.map(\.slot)))
+        #expect(table.highWater < 20_000) // freed slots were used again
+    }
+
+    /// The wheel hands out each connection once, when it is due, however late it is asked.
+    @Test func wheelReturnsConnectionsWhenDue() {
+        let table = ConnectionTable(seed: 1)
+        let second: UInt64 = 1_000_000_000
+        _ = table.due(at: 100 * second) // starts the clock
+        var expiries: [ConnectionTable.Slot: UInt64] = [:]
+        for n in 0..<600 {
+            let key = ConnectionKey(proto: 17, IPAddress("10.0.0.1")!, UInt16(n), IPAddress("10.0.0.2")!, 53)
+            var connection = Connection(key: key, uid: UInt64(n + 1), originatorIsLow: true, start: 100 * second)
+            connection.expires = 100 * second + UInt64(n) * second / 2 + 1 // up to 300 s: more than one round
+            let slot = table.insert(connection, key: key)
+            table.schedule(slot)
+            expiries[slot] = connection.expires
+        }
+        var handedOut: Set<ConnectionTable.Slot> = []
+        for now in stride(from: 101 * second, through: 500 * second, by: Int(7 * second / 3)) {
+            for slot in table.due(at: now) {
+                #expect(expiries[slot]! <= now)
+                #expect(now - expiries[slot]! < 4 * second) // within the 1 s lists and the 7/3 s steps
+                #expect(handedOut.insert(slot).inserted)
+                _ = table.remove(slot, onWheel: false)
+            }
+        }
+        #expect(handedOut.count == 600)
     }
 }
 

@@ -62,6 +62,33 @@ import TrawlCore
         #expect(error?.description.contains("truncated dump file") == true)
     }
 
+    /// Classic pcap files are read in place by the plugin's own reader: a file written in
+    /// big-endian order with nanosecond stamps, and one with a record too long to be real.
+    @Test func bigEndianNanosecondFilesAndImpossibleRecords() throws {
+        let dir = try TemporaryDirectory()
+        func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
+        func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xff)] }
+        var file = be32(0xa1b2_3c4d) + be16(2) + be16(4) + be32(0) + be32(0) + be32(65535) + be32(1)
+        var expected: [(UInt64, [UInt8])] = []
+        for n in 0..<3000 { // about 1.3 MB: records straddle the reader's 1 MiB buffer
+            let bytes = (0..<(60 + n % 700)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ n) }
+            let stamp = UInt64(1_700_000_000 + n) * 1_000_000_000 + UInt64(n * 1013)
+            file += be32(UInt32(stamp / 1_000_000_000)) + be32(UInt32(stamp % 1_000_000_000))
+            file += be32(UInt32(bytes.count)) + be32(UInt32(bytes.count + 4)) + bytes
+            expected.append((stamp, bytes))
+        }
+        let path = dir.file("big-endian.pcap")
+        FileManager.default.createFile(atPath: path, contents: Data(file))
+        let packets = try readPackets(path)
+        #expect(packets.count == expected.count)
+        #expect(zip(packets, expected).allSatisfy { $0.timestamp == $1.0 && $0.bytes == $1.1 && $0.wireLength == $1.1.count + 4 })
+
+        let bogus = dir.file("bogus.pcap")
+        FileManager.default.createFile(atPath: bogus, contents: Data(Array(file[0..<24]) + be32(1) + be32(0) + be32(0x0100_0000) + be32(60)))
+        let error = #expect(throws: PacketSourceError.self) { try readPackets(bogus) }
+        #expect(error?.description.contains("invalid packet capture length 16777216") == true)
+    }
+
     @Test func reportsLinkTypeAndOfflineInfo() throws {
         let dir = try TemporaryDirectory()
         let path = dir.file("raw.pcap")
