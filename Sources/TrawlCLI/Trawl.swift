@@ -132,8 +132,7 @@ public enum Trawl {
                 let writer: LogWriter = options.jsonLogs
                     ? try JSONLinesWriter(schema: .conn, directory: options.logDirectory)
                     : try ZeekASCIIWriter(schema: .conn, directory: options.logDirectory)
-                // Rows are formatted and written on a thread of their own, as Zeek does.
-                let sink = ConnLogSink(writer: BackgroundLogWriter(writer))
+                let sink = ConnLogSink(writer: writer)
                 analysis = (ConnectionTracker(configuration: configuration, sink: sink), sink)
             } catch {
                 writer?.abandon()

@@ -190,6 +190,19 @@ final class ConnectionTable {
         return removed
     }
 
+    /// Forgets every connection and gives back the memory of the slots.
+    func removeAll() {
+        for chunk in chunks { chunk.deallocate() }
+        for chunk in v6Chunks { chunk?.deallocate() }
+        chunks = []
+        v6Chunks = []
+        freeSlots = []
+        highWater = 0
+        count = 0
+        index.update(repeating: 0, count: mask + 1)
+        wheelHeads.update(repeating: 0, count: Self.wheelSize)
+    }
+
     /// Every live slot, in slot order.
     var liveSlots: [Slot] {
         var slots: [Slot] = []

@@ -105,7 +105,8 @@ enum HistoryLetter: UInt16 {
 /// states, history and sizes, and hands each finished connection to a sink.
 public final class ConnectionTracker {
     public let configuration: AnalysisConfiguration
-    private let sink: ConnectionSink
+    /// Finished connections become records and reach the sink on this queue's thread.
+    private let logStage: BackgroundQueue<FinishedConnection>
     private let table: ConnectionTable
     // Touched for every packet: no dynamic exclusivity checks.
     @exclusivity(unchecked) private var decoded = DecodedPacket()
@@ -128,12 +129,15 @@ public final class ConnectionTracker {
 
     /// Packets that did not reach connection tracking, by reason, as Zeek's weird names.
     public private(set) var weirds: [String: UInt64] = [:]
-    public private(set) var packetsAnalyzed: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var packetsAnalyzed: UInt64 = 0
     public var activeConnections: Int { table.count }
 
     public init(configuration: AnalysisConfiguration = AnalysisConfiguration(), sink: ConnectionSink, seed: UInt64 = 0) {
         self.configuration = configuration
-        self.sink = sink
+        let localNetworks = configuration.localNetworks
+        logStage = BackgroundQueue { finished in
+            for connection in finished { sink.connectionEnded(connection.record(localNetworks: localNetworks)) }
+        }
         decoder = PacketDecoder(verifyChecksums: configuration.verifyChecksums)
         let start = seed != 0 ? seed : SplitMix64.freshSeed()
         uids = SplitMix64(seed: start)
@@ -192,9 +196,14 @@ public final class ConnectionTracker {
         analyse(tunnel.bytes, linkType: tunnel.linkType, flags: 0, parent: outer, depth: depth + 1)
     }
 
-    /// Logs every connection still open, as at the end of input.
+    /// Logs every connection still open, as at the end of input; returns once the sink has
+    /// been given every record. The sink is called on the tracker's log thread.
     public func finish() {
-        logAndForget(table.liveSlots, onWheel: true)
+        var order = table.liveSlots.map { (start: table.connection($0).pointee.start, slot: $0) }
+        order.sort { $0.start != $1.start ? $0.start < $1.start : $0.slot < $1.slot }
+        for (_, slot) in order { log(table.connection(slot).pointee, key: table.key(of: slot)) }
+        table.removeAll() // at once: no index work per connection
+        logStage.finish()
     }
 
     /// 64 random bits, never 0 (the table's mark of a free slot).
@@ -219,7 +228,7 @@ public final class ConnectionTracker {
             if table.connection(slot).pointee.resp.packets == 0 { break }
         }
         weirds["connection_evicted", default: 0] += 1
-        logAndForget([victim!], onWheel: true)
+        logAndForget(victim!)
     }
 
     // MARK: Connections
@@ -237,7 +246,7 @@ public final class ConnectionTracker {
         if let slot = table.find(key) {
             let c = table.connection(slot)
             if c.pointee.expires <= now || (proto == 6 && isReuse(c)) {
-                logAndForget([slot], onWheel: true)
+                logAndForget(slot)
             } else {
                 let origIsLow = c.pointee.origIsLow
                 let isOrig = (origIsLow ? key.lowAddress : key.highAddress) == decoded.source && c.pointee.origPort == origPort
@@ -378,7 +387,7 @@ public final class ConnectionTracker {
             else { addHistory(c, endpoint, isOrig: isOrig, .multiFlag, "Q") }
         } else if setFlags == 1 {
             if syn {
-                let letter: Character = ack ? "H" : "S"
+                let letter: Unicode.Scalar = ack ? "H" : "S"
                 let at = UInt32(truncatingIfNeeded: relative)
                 if endpoint.pointee.historySeen & (ack ? HistoryLetter.synAck : .syn).rawValue != 0 {
                     if at != endpoint.pointee.lastSYN { appendLetter(c, isOrig: isOrig, letter) }
@@ -495,7 +504,7 @@ public final class ConnectionTracker {
 
     /// Records `letter` the first time this endpoint does the thing.
     private func addHistory(_ c: UnsafeMutablePointer<Connection>, _ endpoint: UnsafeMutablePointer<Endpoint>,
-                            isOrig: Bool, _ kind: HistoryLetter, _ letter: Character) {
+                            isOrig: Bool, _ kind: HistoryLetter, _ letter: Unicode.Scalar) {
         guard endpoint.pointee.historySeen & kind.rawValue == 0 else { return }
         endpoint.pointee.historySeen |= kind.rawValue
         appendLetter(c, isOrig: isOrig, letter)
@@ -519,8 +528,8 @@ public final class ConnectionTracker {
         return threshold == count
     }
 
-    private func appendLetter(_ c: UnsafeMutablePointer<Connection>, isOrig: Bool, _ letter: Character) {
-        let upper = letter.asciiValue!
+    private func appendLetter(_ c: UnsafeMutablePointer<Connection>, isOrig: Bool, _ letter: Unicode.Scalar) {
+        let upper = UInt8(ascii: letter)
         let cased = isOrig ? upper : upper | 0x20
         if !c.pointee.history.append(cased) {
             c.pointee.flags.insert(.longHistory)
@@ -555,6 +564,11 @@ public final class ConnectionTracker {
         if !due.isEmpty { logAndForget(due, onWheel: false) }
     }
 
+    private func logAndForget(_ slot: ConnectionTable.Slot) {
+        let key = table.key(of: slot)
+        log(table.remove(slot), key: key)
+    }
+
     /// Logs the connections in `slots`, oldest first, and takes them out of the table.
     private func logAndForget(_ slots: [ConnectionTable.Slot], onWheel: Bool) {
         var order = slots.map { (start: table.connection($0).pointee.start, slot: $0) }
@@ -566,44 +580,67 @@ public final class ConnectionTracker {
         }
     }
 
+    /// Takes what the record needs out of the side tables and hands it to the log stage.
     private func log(_ c: Connection, key: ConnectionKey) {
-        var history = c.history.bytes
-        if c.flags.contains(.longHistory) { history += longHistories.removeValue(forKey: c.uid) ?? [] }
-        let parent = c.flags.contains(.tunnelled) ? tunnelParents.removeValue(forKey: c.uid) : nil
-        var moreOrig: [Range<Int64>] = [], moreResp: [Range<Int64>] = []
-        if c.orig.flags.contains(.holes) { moreOrig = holes.removeValue(forKey: SideKey(uid: c.uid, isOrig: true)) ?? [] }
-        if c.resp.flags.contains(.holes) { moreResp = holes.removeValue(forKey: SideKey(uid: c.uid, isOrig: false)) ?? [] }
+        var finished = FinishedConnection(connection: c, key: key)
+        if c.flags.contains(.longHistory) { finished.moreHistory = longHistories.removeValue(forKey: c.uid) ?? [] }
+        if c.flags.contains(.tunnelled) { finished.tunnelParent = tunnelParents.removeValue(forKey: c.uid) }
+        if c.orig.flags.contains(.holes) { finished.origHoles = holes.removeValue(forKey: SideKey(uid: c.uid, isOrig: true)) ?? [] }
+        if c.resp.flags.contains(.holes) { finished.respHoles = holes.removeValue(forKey: SideKey(uid: c.uid, isOrig: false)) ?? [] }
         if c.flags.contains(.rareCounts) {
             rareCounts[SideKey(uid: c.uid, isOrig: true)] = nil
             rareCounts[SideKey(uid: c.uid, isOrig: false)] = nil
         }
+        logStage.append(finished)
+    }
+}
 
+/// A connection that has ended, with its rare state taken from the side tables: all that
+/// its conn.log record is made of, built on the log thread.
+struct FinishedConnection {
+    var connection: Connection
+    var key: ConnectionKey
+    var moreHistory: [UInt8] = []
+    var tunnelParent: UInt64?
+    var origHoles: [Range<Int64>] = [], respHoles: [Range<Int64>] = []
+
+    init(connection: Connection, key: ConnectionKey) {
+        self.connection = connection
+        self.key = key
+    }
+
+    func record(localNetworks: [Subnet]) -> ConnectionRecord {
+        let c = connection
+        var history = c.history.bytes
+        history += moreHistory
         let duration = c.last - c.start
         var missed: Int64 = 0
         let origBytes: UInt64, respBytes: UInt64
         if c.proto == 6 {
             origBytes = UInt64(c.orig.tcpSize)
             respBytes = UInt64(c.resp.tcpSize)
-            for (endpoint, more) in [(c.orig, moreOrig), (c.resp, moreResp)] where endpoint.flags.contains(.sequenceKnown) {
+            func missedBytes(_ endpoint: Endpoint, _ holes: [Range<Int64>]) -> Int64 {
+                guard endpoint.flags.contains(.sequenceKnown) else { return 0 }
                 let start: Int64 = endpoint.flags.contains(.startedWithSYN) ? 1 : 0
-                missed += endpoint.seen.unseen(below: start + endpoint.tcpSize, from: start, more: more)
+                return endpoint.seen.unseen(below: start + endpoint.tcpSize, from: start, more: holes)
             }
+            missed = missedBytes(c.orig, origHoles) + missedBytes(c.resp, respHoles)
         } else {
             origBytes = c.orig.payloadBytes
             respBytes = c.resp.payloadBytes
         }
         let origAddress = c.origIsLow ? key.lowAddress : key.highAddress
         let respAddress = c.origIsLow ? key.highAddress : key.lowAddress
-        let local = configuration.localNetworks
-        sink.connectionEnded(ConnectionRecord(
+        return ConnectionRecord(
             start: c.start, uid: UIDGenerator.format(c.uid), origAddress: origAddress, origPort: c.origPort,
             respAddress: respAddress, respPort: c.respPort, proto: c.proto, duration: duration,
             origBytes: origBytes, respBytes: respBytes, state: c.state(history: history),
-            localOrig: local.contains { $0.contains(origAddress) }, localResp: local.contains { $0.contains(respAddress) },
+            localOrig: localNetworks.contains { $0.contains(origAddress) },
+            localResp: localNetworks.contains { $0.contains(respAddress) },
             missedBytes: UInt64(max(missed, 0)), history: String(decoding: history, as: UTF8.self),
             origPackets: c.orig.packets, origIPBytes: c.orig.ipBytes, respPackets: c.resp.packets, respIPBytes: c.resp.ipBytes,
-            tunnelParents: parent.map { [UIDGenerator.format($0)] } ?? []
-        ))
+            tunnelParents: tunnelParent.map { [UIDGenerator.format($0)] } ?? []
+        )
     }
 }
 
@@ -619,13 +656,11 @@ private struct RareCounts {
 }
 
 extension UnsafeMutablePointer where Pointee == Connection {
-    private static let origOffset = MemoryLayout<Connection>.offset(of: \.orig)!
-    private static let respOffset = MemoryLayout<Connection>.offset(of: \.resp)!
-
     /// The originator's or responder's endpoint, in place.
     @inline(__always) func endpoint(isOrig: Bool) -> UnsafeMutablePointer<Endpoint> {
-        UnsafeMutableRawPointer(self).advanced(by: isOrig ? Self.origOffset : Self.respOffset)
-            .assumingMemoryBound(to: Endpoint.self)
+        // Both offsets are constants the optimizer folds: no lookup per packet.
+        let offset = isOrig ? MemoryLayout<Connection>.offset(of: \.orig)! : MemoryLayout<Connection>.offset(of: \.resp)!
+        return UnsafeMutableRawPointer(self).advanced(by: offset).assumingMemoryBound(to: Endpoint.self)
     }
 }
 

@@ -1,0 +1,119 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Hands items to a thread of its own, in batches, as Zeek hands log records to its writer
+/// threads: the packet loop appends and goes on, the thread does the slow part (building
+/// rows, formatting, writing). At most `queuedBatches` batches wait; beyond that `append`
+/// waits for the thread, so memory stays bounded when the consumer falls behind.
+final class BackgroundQueue<Item> {
+    private let shared: Shared
+    private var thread = pthread_t()
+    private var batch: [Item] = []
+    private let batchSize: Int
+    private var finished = false
+
+    /// `consume` runs on the queue's thread, with the items in the order they were appended.
+    init(batchSize: Int = 1024, queuedBatches: Int = 16, consume: @escaping ([Item]) -> Void) {
+        shared = Shared(limit: queuedBatches, consume: consume)
+        self.batchSize = batchSize
+        batch.reserveCapacity(batchSize)
+        let shared = self.shared
+        thread = startThread { shared.drain() }
+    }
+
+    deinit { finish() }
+
+    func append(_ item: Item) {
+        precondition(!finished, "append after finish")
+        batch.append(item)
+        if batch.count >= batchSize { handOver() }
+    }
+
+    /// Hands over what is left and returns once the thread has consumed everything.
+    func finish() {
+        guard !finished else { return }
+        finished = true
+        handOver()
+        shared.endInput()
+        pthread_join(thread, nil)
+    }
+
+    private func handOver() {
+        guard !batch.isEmpty else { return }
+        let full = batch
+        batch = []
+        batch.reserveCapacity(batchSize)
+        shared.push(full)
+    }
+
+    /// What both threads touch, under one lock.
+    private final class Shared: @unchecked Sendable {
+        private let limit: Int
+        private let consume: ([Item]) -> Void
+        private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+        private var queue: [[Item]] = []
+        private var inputEnded = false
+
+        init(limit: Int, consume: @escaping ([Item]) -> Void) {
+            self.limit = limit
+            self.consume = consume
+            pthread_mutex_init(lock, nil)
+            pthread_cond_init(changed, nil)
+        }
+
+        deinit {
+            pthread_mutex_destroy(lock)
+            pthread_cond_destroy(changed)
+            lock.deallocate()
+            changed.deallocate()
+        }
+
+        func push(_ batch: [Item]) {
+            pthread_mutex_lock(lock)
+            while queue.count >= limit { pthread_cond_wait(changed, lock) }
+            queue.append(batch)
+            pthread_cond_signal(changed) // only the consumer waits while the queue is not full
+            pthread_mutex_unlock(lock)
+        }
+
+        func endInput() {
+            pthread_mutex_lock(lock)
+            inputEnded = true
+            pthread_cond_signal(changed)
+            pthread_mutex_unlock(lock)
+        }
+
+        /// The thread: consumes batches until the input has ended and the queue is empty.
+        func drain() {
+            while true {
+                pthread_mutex_lock(lock)
+                while queue.isEmpty && !inputEnded { pthread_cond_wait(changed, lock) }
+                let taken = queue
+                queue.removeAll(keepingCapacity: true)
+                let wasFull = taken.count >= limit
+                pthread_mutex_unlock(lock)
+                if wasFull { pthread_cond_signal(changed) } // the producer may be waiting for room
+                if taken.isEmpty { return }
+                for batch in taken { consume(batch) }
+            }
+        }
+    }
+}
+
+/// Starts a thread that runs `body`.
+private func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+    final class Body: @unchecked Sendable {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+    var thread = pthread_t()
+    let context = Unmanaged.passRetained(Body(body)).toOpaque()
+    let status = pthread_create(&thread, nil, { context in
+        Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
+        return nil
+    }, context)
+    precondition(status == 0, "cannot start a thread: error \(status)")
+    return thread
+}

@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TrawlCore
+
+/// One value of a log record, typed as Zeek types log fields.
+public enum LogValue: Sendable {
+    case time(UInt64)      // nanoseconds since the epoch
+    case interval(UInt64)  // nanoseconds
+    case string(String)
+    case address(IPAddress)
+    case port(UInt16)
+    case count(UInt64)
+    case bool(Bool)
+    case `enum`(String)
+    case set([String])
+    case unset
+}
+
+/// The fields of one log stream (its "path", e.g. conn) and their Zeek types.
+public struct LogSchema: Sendable {
+    public let path: String
+    public let fields: [(name: String, type: String)]
+}
+
+/// Where log records go: a file today, a remote logger in the cluster tomorrow. Records are
+/// self-contained values, so a writer may serialise them anywhere.
+public protocol LogWriter: AnyObject {
+    func write(_ record: [LogValue]) throws(Errno)
+    /// Writes any trailer and closes; the log is complete after this.
+    func close() throws(Errno)
+}
+
+extension LogSchema {
+    public static let conn = LogSchema(path: "conn", fields: [
+        ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"), ("id.resp_h", "addr"),
+        ("id.resp_p", "port"), ("proto", "enum"), ("service", "string"), ("duration", "interval"),
+        ("orig_bytes", "count"), ("resp_bytes", "count"), ("conn_state", "string"), ("local_orig", "bool"),
+        ("local_resp", "bool"), ("missed_bytes", "count"), ("history", "string"), ("orig_pkts", "count"),
+        ("orig_ip_bytes", "count"), ("resp_pkts", "count"), ("resp_ip_bytes", "count"), ("tunnel_parents", "set[string]"),
+        ("ip_proto", "count"),
+    ])
+}
+
+extension ConnectionRecord {
+    /// The record in LogSchema.conn's field order. Duration and sizes are left unset for a
+    /// connection of one instant, as Zeek leaves them.
+    public var logValues: [LogValue] {
+        let protoName: String
+        switch proto {
+        case 6: protoName = "tcp"
+        case 17: protoName = "udp"
+        case 1, 58: protoName = "icmp"
+        default: protoName = "unknown_transport"
+        }
+        let lasted = duration > 0
+        return [
+            .time(start), .string(uid), .address(origAddress), .port(origPort), .address(respAddress), .port(respPort),
+            .enum(protoName), .unset, lasted ? .interval(duration) : .unset,
+            lasted ? .count(origBytes) : .unset, lasted ? .count(respBytes) : .unset,
+            .string(state), .bool(localOrig), .bool(localResp), .count(missedBytes),
+            history.isEmpty ? .unset : .string(history),
+            .count(origPackets), .count(origIPBytes), .count(respPackets), .count(respIPBytes),
+            tunnelParents.isEmpty ? .unset : .set(tunnelParents), .count(UInt64(proto)),
+        ]
+    }
+}
+
+/// Formats seconds with six decimals, rounded, as Zeek's "%.6f".
+func formatSeconds(_ nanoseconds: UInt64) -> String {
+    let micro = (nanoseconds + 500) / 1000
+    let fraction = String(micro % 1_000_000)
+    return "\(micro / 1_000_000)." + String(repeating: "0", count: 6 - fraction.count) + fraction
+}
+
+/// Sends finished connections to a log writer; remembers the first write error.
+public final class ConnLogSink: ConnectionSink {
+    public let writer: LogWriter
+    public private(set) var rows: UInt64 = 0
+    public private(set) var failure: Errno?
+
+    public init(writer: LogWriter) { self.writer = writer }
+
+    public func connectionEnded(_ record: ConnectionRecord) {
+        guard failure == nil else { return }
+        do { try writer.write(record.logValues); rows += 1 } catch { failure = error }
+    }
+}

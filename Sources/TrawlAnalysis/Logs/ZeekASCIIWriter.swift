@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TrawlCore
+
+/// Zeek's ASCII log format: a header of #-lines, tab-separated rows, and a #close line.
+public final class ZeekASCIIWriter: LogWriter {
+    private let schema: LogSchema
+    private let file: LogFile
+
+    public init(schema: LogSchema, directory: String, openedAt: UInt64 = ZeekASCIIWriter.wallClock()) throws(Errno) {
+        self.schema = schema
+        file = try LogFile(path: directory + "/" + schema.path + ".log")
+        try file.append("""
+            #separator \\x09
+            #set_separator\t,
+            #empty_field\t(empty)
+            #unset_field\t-
+            #path\t\(schema.path)
+            #open\t\(Self.stamp(openedAt))
+            #fields\t\(schema.fields.map(\.name).joined(separator: "\t"))
+            #types\t\(schema.fields.map(\.type).joined(separator: "\t"))
+
+            """)
+    }
+
+    public static func wallClock() -> UInt64 { Clock.wallNanoseconds() }
+
+    /// "2026-11-29-07-50-33", in local time as Zeek writes it.
+    static func stamp(_ nanoseconds: UInt64) -> String {
+        var seconds = time_t(nanoseconds / 1_000_000_000)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        func pad(_ v: Int32) -> String { v < 10 ? "0\(v)" : String(v) }
+        return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))-\(pad(parts.tm_hour))-\(pad(parts.tm_min))-\(pad(parts.tm_sec))"
+    }
+
+    /// Formats a row straight into the file's buffer, in room reserved for the longest
+    /// text its values can take.
+    public func write(_ record: [LogValue]) throws(Errno) {
+        var bound = 1
+        for value in record { bound += Self.longest(value) + 1 }
+        var cursor = try file.reserve(bound)
+        for (index, value) in record.enumerated() {
+            if index > 0 { cursor.put(0x09) }
+            Self.put(value, into: &cursor)
+        }
+        cursor.put(0x0a)
+        try file.commit(cursor)
+    }
+
+    /// The most bytes `value` can take: strings may triple (\xNN for one byte).
+    static func longest(_ value: LogValue) -> Int {
+        switch value {
+        case .time, .interval: return 27
+        case .count: return 20
+        case .port: return 5
+        case .bool, .unset: return 1
+        case .address: return 45
+        case let .string(text), let .enum(text): return max(7, 4 * text.utf8.count)
+        case let .set(items): return items.reduce(7) { $0 + 1 + max(7, 4 * $1.utf8.count) }
+        }
+    }
+
+    static func put(_ value: LogValue, into cursor: inout ByteCursor) {
+        switch value {
+        case let .time(ns), let .interval(ns): cursor.putSeconds(ns)
+        case let .count(count): cursor.putDecimal(count)
+        case let .port(port): cursor.putDecimal(UInt64(port))
+        case let .bool(flag): cursor.put(flag ? UInt8(ascii: "T") : UInt8(ascii: "F"))
+        case .unset: cursor.put(UInt8(ascii: "-"))
+        case let .address(address): cursor.putAddress(address)
+        case let .string(text), let .enum(text): putEscaped(text, into: &cursor)
+        case let .set(items):
+            if items.isEmpty { putEscaped("", into: &cursor) }
+            for (position, item) in items.enumerated() {
+                if position > 0 { cursor.put(UInt8(ascii: ",")) }
+                putEscaped(item, into: &cursor)
+            }
+        }
+    }
+
+    /// A string field: "(empty)" when empty, else its bytes, with non-printable bytes and
+    /// the backslash as \xNN, as Zeek escapes them.
+    static func putEscaped(_ text: String, into cursor: inout ByteCursor) {
+        if text.isEmpty { cursor.put("(empty)"); return }
+        for byte in text.utf8 {
+            if byte < 0x20 || byte == 0x7f || byte == UInt8(ascii: "\\") {
+                cursor.put(UInt8(ascii: "\\"))
+                cursor.put(UInt8(ascii: "x"))
+                cursor.putHexDigit(byte >> 4)
+                cursor.putHexDigit(byte & 0xf)
+            } else {
+                cursor.put(byte)
+            }
+        }
+    }
+
+    public func close() throws(Errno) {
+        try file.append("#close\t\(Self.stamp(Self.wallClock()))\n")
+        try file.finish()
+    }
+}
