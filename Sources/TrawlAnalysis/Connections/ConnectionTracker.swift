@@ -144,6 +144,8 @@ public final class ConnectionTracker {
         table = ConnectionTable(seed: start ^ 0x7ab1e)
     }
 
+    deinit { logStage.finish() }
+
     /// Analyses one packet of link type `linkType`.
     public func process(_ packet: Packet, linkType: UInt32) {
         now = packet.timestampNanoseconds
@@ -179,7 +181,10 @@ public final class ConnectionTracker {
     /// outer connection (or the IP tunnel) as its parent.
     private func analyseIP(_ bytes: UnsafeRawBufferPointer, flags: UInt32, parent: UInt64?, depth: Int) {
         if !decoded.transportIncomplete { packetsAnalyzed += 1 } // else counted as a weird
-        guard depth < 4, decoded.checksumValid, !decoded.transportIncomplete, let tunnel = Tunnel.inner(of: decoded, in: bytes) else {
+        guard depth < 4, decoded.checksumValid, !decoded.transportIncomplete,
+              let tunnel = Tunnel.inner(proto: decoded.proto, ports: (decoded.sourcePort, decoded.destinationPort),
+                                        payloadStart: decoded.ipStart + decoded.payloadStart,
+                                        end: decoded.ipStart + decoded.ipCaptured, in: bytes) else {
             track(parent: parent)
             return
         }

@@ -14,20 +14,17 @@ enum Tunnel {
 
     /// The inner packet of `packet` (whose IP header starts at `ipStart` in `bytes`), as a
     /// slice of `bytes` and the link type to decode it with, or nil when it is no tunnel.
-    static func inner(of packet: DecodedPacket, in bytes: UnsafeRawBufferPointer)
+    static func inner(proto: UInt8, ports: (UInt16, UInt16), payloadStart start: Int, end: Int, in bytes: UnsafeRawBufferPointer)
         -> (kind: Kind, bytes: UnsafeRawBufferPointer, linkType: UInt32)?
     {
-        let start = packet.ipStart + packet.payloadStart
-        let end = packet.ipStart + packet.ipCaptured
         guard start <= end, end <= bytes.count else { return nil }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
-        switch packet.proto {
+        switch proto {
         case 4, 41:
             return payload.isEmpty ? nil : (.ipInIP, payload, 101)
         case 47:
             return gre(payload)
         case 17:
-            let ports = (packet.sourcePort, packet.destinationPort)
             func either(_ port: UInt16) -> Bool { ports.0 == port || ports.1 == port }
             if either(4789) { return vxlan(payload) }
             if either(6081) { return geneve(payload) }
