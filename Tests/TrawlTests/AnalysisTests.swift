@@ -436,6 +436,18 @@ func analyse(_ frames: [[UInt8]], spacing: UInt64 = 10_000_000,
         #expect(UIDGenerator.format(0) == "C0")
         #expect(UIDGenerator.format(61) == "Cz")
         #expect(UIDGenerator.format(.max).count == 12)
+        // Against the plain digit-by-digit definition, at the chunk boundaries and at random.
+        func plain(_ number: UInt64) -> String {
+            let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+            var text = "C", value = number
+            repeat { text.append(alphabet[Int(value % 62)]); value /= 62 } while value > 0
+            return text
+        }
+        var random = SplitMix64(seed: 3)
+        let five: UInt64 = 916_132_832, ten = five * five
+        let samples: [UInt64] = [0, 1, 61, 62, five - 1, five, five + 1, ten - 1, ten, ten + 1, .max, .max - 1]
+            + (0..<5000).map { _ in random.next() >> (random.next() % 64) }
+        #expect(samples.allSatisfy { UIDGenerator.format($0) == plain($0) })
     }
 
     /// The table against a dictionary: IPv4 and IPv6 keys inserted, found, removed in random

@@ -696,19 +696,37 @@ enum ICMP {
 
 /// Zeek-style connection uids: 64 random bits, written as "C" and base-62 digits.
 enum UIDGenerator {
-    /// A uid as Zeek spells them: "C" and the number in base 62.
+    /// A uid as Zeek spells them: "C" and the number in base 62, lowest digit first.
     static func format(_ number: UInt64) -> String {
         // At most 1 + 11 characters: a small string, built in place without an allocation.
+        // Two 64-bit divisions split the number into chunks of five digits, whose digits
+        // then come from cheap 32-bit divisions.
         String(unsafeUninitializedCapacity: 12) { text in
             text[0] = UInt8(ascii: "C")
             var count = 1
+            func put(_ chunk: UInt32, all: Bool) {
+                var rest = chunk
+                var written = 0
+                repeat {
+                    let digit = UInt8(rest % 62)
+                    text[count] = digit < 10 ? 0x30 + digit : digit < 36 ? 0x41 + digit - 10 : 0x61 + digit - 36
+                    count += 1
+                    written += 1
+                    rest /= 62
+                } while all ? written < 5 : rest > 0
+            }
+            let fiveDigits: UInt64 = 916_132_832 // 62^5
             var value = number
-            repeat {
-                let digit = UInt8(value % 62)
-                text[count] = digit < 10 ? 0x30 + digit : digit < 36 ? 0x41 + digit - 10 : 0x61 + digit - 36
-                count += 1
-                value /= 62
-            } while value > 0
+            for _ in 0..<2 {
+                let chunk = UInt32(value % fiveDigits)
+                value /= fiveDigits
+                if value == 0 {
+                    put(chunk, all: false)
+                    return count
+                }
+                put(chunk, all: true)
+            }
+            put(UInt32(value), all: false)
             return count
         }
     }

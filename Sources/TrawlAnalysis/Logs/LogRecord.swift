@@ -46,6 +46,13 @@ extension ConnectionRecord {
     /// The record in LogSchema.conn's field order. Duration and sizes are left unset for a
     /// connection of one instant, as Zeek leaves them.
     public var logValues: [LogValue] {
+        var values: [LogValue] = []
+        appendLogValues(to: &values)
+        return values
+    }
+
+    /// Appends the values to `values`, which a caller may keep and reuse for every row.
+    public func appendLogValues(to values: inout [LogValue]) {
         let protoName: String
         switch proto {
         case 6: protoName = "tcp"
@@ -54,15 +61,29 @@ extension ConnectionRecord {
         default: protoName = "unknown_transport"
         }
         let lasted = duration > 0
-        return [
-            .time(start), .string(uid), .address(origAddress), .port(origPort), .address(respAddress), .port(respPort),
-            .enum(protoName), .unset, lasted ? .interval(duration) : .unset,
-            lasted ? .count(origBytes) : .unset, lasted ? .count(respBytes) : .unset,
-            .string(state), .bool(localOrig), .bool(localResp), .count(missedBytes),
-            history.isEmpty ? .unset : .string(history),
-            .count(origPackets), .count(origIPBytes), .count(respPackets), .count(respIPBytes),
-            tunnelParents.isEmpty ? .unset : .set(tunnelParents), .count(UInt64(proto)),
-        ]
+        values.reserveCapacity(values.count + LogSchema.conn.fields.count)
+        values.append(.time(start))
+        values.append(.string(uid))
+        values.append(.address(origAddress))
+        values.append(.port(origPort))
+        values.append(.address(respAddress))
+        values.append(.port(respPort))
+        values.append(.enum(protoName))
+        values.append(.unset) // service: no protocol analyzers yet
+        values.append(lasted ? .interval(duration) : .unset)
+        values.append(lasted ? .count(origBytes) : .unset)
+        values.append(lasted ? .count(respBytes) : .unset)
+        values.append(.string(state))
+        values.append(.bool(localOrig))
+        values.append(.bool(localResp))
+        values.append(.count(missedBytes))
+        values.append(history.isEmpty ? .unset : .string(history))
+        values.append(.count(origPackets))
+        values.append(.count(origIPBytes))
+        values.append(.count(respPackets))
+        values.append(.count(respIPBytes))
+        values.append(tunnelParents.isEmpty ? .unset : .set(tunnelParents))
+        values.append(.count(UInt64(proto)))
     }
 }
 
@@ -79,10 +100,15 @@ public final class ConnLogSink: ConnectionSink {
     public private(set) var rows: UInt64 = 0
     public private(set) var failure: Errno?
 
+    /// One row's values, kept between rows so that a row allocates nothing here.
+    private var values: [LogValue] = []
+
     public init(writer: LogWriter) { self.writer = writer }
 
     public func connectionEnded(_ record: ConnectionRecord) {
         guard failure == nil else { return }
-        do { try writer.write(record.logValues); rows += 1 } catch { failure = error }
+        values.removeAll(keepingCapacity: true)
+        record.appendLogValues(to: &values)
+        do { try writer.write(values); rows += 1 } catch { failure = error }
     }
 }
