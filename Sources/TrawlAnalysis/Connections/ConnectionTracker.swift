@@ -106,7 +106,7 @@ enum HistoryLetter: UInt16 {
 public final class ConnectionTracker {
     public let configuration: AnalysisConfiguration
     /// Finished connections become records and reach the sink on this queue's thread.
-    private let logStage: BackgroundQueue<FinishedConnection>
+    private let logStage: BackgroundQueue<LogItem>
     private let table: ConnectionTable
     // Touched for every packet: no dynamic exclusivity checks.
     @exclusivity(unchecked) private var decoded = DecodedPacket()
@@ -135,8 +135,13 @@ public final class ConnectionTracker {
     public init(configuration: AnalysisConfiguration = AnalysisConfiguration(), sink: ConnectionSink, seed: UInt64 = 0) {
         self.configuration = configuration
         let localNetworks = configuration.localNetworks
-        logStage = BackgroundQueue { finished in
-            for connection in finished { sink.connectionEnded(connection.record(localNetworks: localNetworks)) }
+        logStage = BackgroundQueue { items in
+            for item in items {
+                switch item {
+                case let .finished(connection): sink.connectionEnded(connection.record(localNetworks: localNetworks))
+                case let .record(record): sink.connectionEnded(record)
+                }
+            }
         }
         decoder = PacketDecoder(verifyChecksums: configuration.verifyChecksums)
         let start = seed != 0 ? seed : SplitMix64.freshSeed()
@@ -206,7 +211,8 @@ public final class ConnectionTracker {
     public func finish() {
         var order = table.liveSlots.map { (start: table.connection($0).pointee.start, slot: $0) }
         order.sort { $0.start != $1.start ? $0.start < $1.start : $0.slot < $1.slot }
-        for (_, slot) in order { log(table.connection(slot).pointee, key: table.key(of: slot)) }
+        // No packets are coming: this thread builds the records while the log thread writes.
+        for (_, slot) in order { log(table.connection(slot).pointee, key: table.key(of: slot), buildRecord: true) }
         table.removeAll() // at once: no index work per connection
         logStage.finish()
     }
@@ -586,7 +592,7 @@ public final class ConnectionTracker {
     }
 
     /// Takes what the record needs out of the side tables and hands it to the log stage.
-    private func log(_ c: Connection, key: ConnectionKey) {
+    private func log(_ c: Connection, key: ConnectionKey, buildRecord: Bool = false) {
         var finished = FinishedConnection(connection: c, key: key)
         if c.flags.contains(.longHistory) { finished.moreHistory = longHistories.removeValue(forKey: c.uid) ?? [] }
         if c.flags.contains(.tunnelled) { finished.tunnelParent = tunnelParents.removeValue(forKey: c.uid) }
@@ -596,8 +602,14 @@ public final class ConnectionTracker {
             rareCounts[SideKey(uid: c.uid, isOrig: true)] = nil
             rareCounts[SideKey(uid: c.uid, isOrig: false)] = nil
         }
-        logStage.append(finished)
+        logStage.append(buildRecord ? .record(finished.record(localNetworks: configuration.localNetworks)) : .finished(finished))
     }
+}
+
+/// What the log thread is given: a finished connection to make a record of, or the record.
+enum LogItem {
+    case finished(FinishedConnection)
+    case record(ConnectionRecord)
 }
 
 /// A connection that has ended, with its rare state taken from the side tables: all that
