@@ -22,7 +22,7 @@ final class PcapFileReader {
     private var start = 0, end = 0
     private var atEnd = false
 
-    static let initialCapacity = 1 << 20
+    static let initialCapacity = 1 << 18
 
     /// Opens `path` if it is a regular file in the classic pcap format; nil when it is not
     /// (libpcap then reads it, or says what is wrong with it).
