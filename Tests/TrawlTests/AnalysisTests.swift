@@ -486,8 +486,29 @@ func analyse(_ frames: [[UInt8]], spacing: UInt64 = 10_000_000,
             }
             #expect(table.count == model.count)
         }
-        #expect(Set(table.liveSlots) == Set(model.values.map(\.slot)))
+        #expect(Set(table.slotsOldestFirst()) == Set(model.values.map(\.slot)))
         #expect(table.highWater < 20_000) // freed slots were used again
+    }
+
+    /// The last logging goes oldest first, both when the starts fit the packed 8-byte sort
+    /// words and when they lie more than six days apart.
+    @Test func finalOrderIsByStart() {
+        for spread: UInt64 in [1_000, 10 * 86_400 * 1_000_000_000] {
+            let table = ConnectionTable(seed: 4)
+            var random = SplitMix64(seed: spread)
+            var starts: [ConnectionTable.Slot: UInt64] = [:]
+            for n in 0..<3000 {
+                let key = ConnectionKey(proto: 6, IPAddress("10.0.0.1")!, UInt16(n), IPAddress("10.0.0.2")!, 80)
+                let start = 1_700_000_000_000_000_000 + random.next() % spread * 1000
+                let slot = table.insert(Connection(key: key, uid: UInt64(n + 1), originatorIsLow: true, start: start), key: key)
+                starts[slot] = start
+            }
+            let order = table.slotsOldestFirst()
+            #expect(order.count == 3000)
+            #expect(zip(order, order.dropFirst()).allSatisfy { a, b in
+                starts[a]! / 1000 < starts[b]! / 1000 || (starts[a]! / 1000 == starts[b]! / 1000 && a < b)
+            })
+        }
     }
 
     /// The wheel hands out each connection once, when it is due, however late it is asked.

@@ -20,7 +20,8 @@ public struct AnalysisConfiguration: Sendable {
     public var tcpAttemptDelay: UInt64 = 5_000_000_000
     /// At most this many connections are tracked at once. Beyond it (a SYN flood, a scan) a
     /// tracked connection is evicted, preferably an unanswered attempt, logged, and counted
-    /// as the weird `connection_evicted`, so memory stays bounded.
+    /// as the weird `connection_evicted`, so memory stays bounded. The table holds at most
+    /// 33 554 431 (2^25 - 1) whatever this says.
     public var maximumConnections = 2_000_000
 
     public init() {}
@@ -209,10 +210,9 @@ public final class ConnectionTracker {
     /// Logs every connection still open, as at the end of input; returns once the sink has
     /// been given every record. The sink is called on the tracker's log thread.
     public func finish() {
-        var order = table.liveSlots.map { (start: table.connection($0).pointee.start, slot: $0) }
-        order.sort { $0.start != $1.start ? $0.start < $1.start : $0.slot < $1.slot }
+        let order = table.slotsOldestFirst()
         // No packets are coming: this thread builds the records while the log thread writes.
-        for (_, slot) in order { log(table.connection(slot).pointee, key: table.key(of: slot), buildRecord: true) }
+        for slot in order { log(table.connection(slot).pointee, key: table.key(of: slot), buildRecord: true) }
         table.removeAll() // at once: no index work per connection
         logStage.finish()
     }
@@ -272,7 +272,7 @@ public final class ConnectionTracker {
             connection.flags.insert(.tunnelled)
             tunnelParents[connection.uid] = parent
         }
-        if table.count >= configuration.maximumConnections { evictOne() }
+        if table.count >= min(configuration.maximumConnections, ConnectionTable.maximumSlots) { evictOne() }
         let slot = table.insert(connection, key: key)
         let c = table.connection(slot)
         let isOrig = (c.pointee.origIsLow ? key.lowAddress : key.highAddress) == decoded.source && c.pointee.origPort == origPort
