@@ -3,7 +3,7 @@ import TrawlCore
 /// The connections being tracked, in numbered slots that never move, found by key through
 /// an open-addressing index, and ordered for expiry by a timing wheel.
 ///
-/// Memory per connection is the 232-byte `Connection`, 4 to 8 bytes of index, and nothing
+/// Memory per connection is the 232-byte `Connection`, 8 to 16 bytes of index, and nothing
 /// else unless it is IPv6 (32 bytes of addresses beside it). Slots are allocated in chunks,
 /// so the table grows without copying what it holds. At most `maximumSlots` connections.
 final class ConnectionTable {
@@ -20,10 +20,9 @@ final class ConnectionTable {
     @exclusivity(unchecked) private(set) var highWater = 0
     @exclusivity(unchecked) private(set) var count = 0
 
-    /// The index: entry = 7 tag bits of the key's hash << 25 | slot + 1; 0 is empty. The tag
-    /// spares most comparisons with connections whose key differs; an entry's home position
-    /// is found again from its connection's key when an entry moves (removal, growth).
-    @exclusivity(unchecked) private var index: UnsafeMutablePointer<UInt32>
+    /// The index: entry = low 32 bits of the key's hash << 32 | slot + 1; 0 is empty. The
+    /// hash bits give each entry's home position and filter comparisons.
+    @exclusivity(unchecked) private var index: UnsafeMutablePointer<UInt64>
     @exclusivity(unchecked) private var mask: Int
     /// Random per table, so that nobody can send keys that all land in one place.
     private let seeds: (UInt64, UInt64, UInt64, UInt64, UInt64)
@@ -36,10 +35,8 @@ final class ConnectionTable {
     /// All lists before this second have been looked at.
     @exclusivity(unchecked) private var wheelSecond: UInt64?
 
+    /// Slot numbers fit 25 bits (the final sort packs them beside the start time).
     static let maximumSlots = (1 << 25) - 1
-    private static let slotBits: UInt32 = (1 << 25) - 1
-
-    @inline(__always) private static func tag(_ hash: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: hash >> 57) << 25 }
 
     init(seed: UInt64) {
         var random = SplitMix64(seed: seed)
@@ -80,23 +77,19 @@ final class ConnectionTable {
     }
 
     func find(_ key: ConnectionKey) -> Slot? {
-        let hash = hash(key)
-        let tag = Self.tag(hash)
+        let hash = UInt32(truncatingIfNeeded: hash(key))
         let packed = PackedKey(key)
-        var position = Int(truncatingIfNeeded: hash) & mask
+        var position = Int(hash) & mask
         while true {
             let entry = index[position]
             if entry == 0 { return nil }
-            if entry & ~Self.slotBits == tag {
-                let slot = (entry & Self.slotBits) &- 1
+            if UInt32(truncatingIfNeeded: entry >> 32) == hash {
+                let slot = Slot(truncatingIfNeeded: entry) &- 1
                 if matches(slot, key, packed) { return slot }
             }
             position = (position + 1) & mask
         }
     }
-
-    /// Where the lookup of the connection in `slot` starts.
-    private func home(of slot: Slot) -> Int { Int(truncatingIfNeeded: hash(key(of: slot))) & mask }
 
     @inline(__always) private func matches(_ slot: Slot, _ key: ConnectionKey, _ packed: PackedKey) -> Bool {
         guard connection(slot).pointee.key == packed else { return false }
@@ -146,11 +139,14 @@ final class ConnectionTable {
         if connection.key.isV6 { v6Addresses(slot).initialize(to: (key.lowAddress, key.highAddress)) }
         count += 1
         if count * 4 > (mask + 1) * 3 { grow() }
-        let hash = hash(key)
-        var position = Int(truncatingIfNeeded: hash) & mask
-        while index[position] != 0 { position = (position + 1) & mask }
-        index[position] = Self.tag(hash) | (slot + 1)
+        place(slot, hash: UInt32(truncatingIfNeeded: hash(key)))
         return slot
+    }
+
+    private func place(_ slot: Slot, hash: UInt32) {
+        var position = Int(hash) & mask
+        while index[position] != 0 { position = (position + 1) & mask }
+        index[position] = UInt64(hash) << 32 | UInt64(slot + 1)
     }
 
     private func grow() {
@@ -160,7 +156,7 @@ final class ConnectionTable {
         index.initialize(repeating: 0, count: mask + 1)
         for position in 0..<oldCapacity where old[position] != 0 {
             let entry = old[position]
-            var target = home(of: (entry & Self.slotBits) - 1)
+            var target = Int(truncatingIfNeeded: entry >> 32) & mask
             while index[target] != 0 { target = (target + 1) & mask }
             index[target] = entry
         }
@@ -171,8 +167,9 @@ final class ConnectionTable {
     /// because the wheel already let go of it) and frees its slot.
     func remove(_ slot: Slot, onWheel: Bool = true) -> Connection {
         if onWheel { unschedule(slot) }
-        var position = home(of: slot)
-        while index[position] & Self.slotBits != slot + 1 { position = (position + 1) & mask }
+        let hash = UInt32(truncatingIfNeeded: hash(key(of: slot)))
+        var position = Int(hash) & mask
+        while Slot(truncatingIfNeeded: index[position]) != slot + 1 { position = (position + 1) & mask }
         // Backward-shift deletion: pull later entries of the run into the hole when their
         // home is not between the hole and where they are; no tombstones.
         var hole = position
@@ -181,7 +178,7 @@ final class ConnectionTable {
             next = (next + 1) & mask
             let entry = index[next]
             if entry == 0 { break }
-            let home = home(of: (entry & Self.slotBits) - 1)
+            let home = Int(truncatingIfNeeded: entry >> 32) & mask
             let between = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next)
             if !between {
                 index[hole] = entry
@@ -234,7 +231,7 @@ final class ConnectionTable {
                 words.append((connection(slot).pointee.start / 1000 - oldest) << 25 | UInt64(slot))
             }
             words.sort()
-            return words.map { Slot(truncatingIfNeeded: $0) & Self.slotBits }
+            return words.map { Slot(truncatingIfNeeded: $0 & UInt64(Self.maximumSlots)) }
         }
         var pairs: [(start: UInt64, slot: Slot)] = []
         pairs.reserveCapacity(count)
