@@ -593,6 +593,31 @@ func analyse(_ frames: [[UInt8]], spacing: UInt64 = 10_000_000,
     }
 }
 
+@Suite struct LogEscapingTests {
+    /// Separators, control bytes and backslashes are escaped as Zeek escapes them (TSV) and
+    /// as JSON requires; an empty string and an empty set are "(empty)" in TSV.
+    @Test func awkwardStringsAreEscaped() throws {
+        let schema = LogSchema(path: "odd", fields: [("s", "string"), ("e", "string"), ("set", "set[string]"), ("n", "count")])
+        let record: [LogValue] = [.string("a\tb\\c\u{1}é"), .string(""), .set(["x,y", "z\n"]), .count(18_446_744_073_709_551_615)]
+        let dir = try TemporaryDirectory()
+        let tsv = try ZeekASCIIWriter(schema: schema, directory: dir.path)
+        try tsv.write(record)
+        try tsv.write([.string("plain"), .set([]), .unset, .count(0)])
+        try tsv.close()
+        let rows = try String(contentsOfFile: dir.file("odd.log"), encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }
+        #expect(rows == ["a\\x09b\\x5cc\\x01é\t(empty)\tx,y,z\\x0a\t18446744073709551615", "plain\t(empty)\t-\t0"])
+
+        let jsonDir = try TemporaryDirectory()
+        let json = try JSONLinesWriter(schema: schema, directory: jsonDir.path)
+        try json.write(record)
+        try json.close()
+        let line = try String(contentsOfFile: jsonDir.file("odd.log"), encoding: .utf8)
+        #expect(line == #"{"s":"a\tb\\c\u0001é","e":"","set":["x,y","z\n"],"n":18446744073709551615}"# + "\n")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["s"] as? String == "a\tb\\c\u{1}é")
+    }
+}
+
 @Suite struct RobustnessTests {
     /// Frames of every kind the decoder follows, then thousands of mutations of them: bytes
     /// flipped, headers cut at every length. Nothing may crash, and every packet must end up
