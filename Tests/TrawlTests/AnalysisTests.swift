@@ -140,6 +140,34 @@ func analyse(_ frames: [[UInt8]], spacing: UInt64 = 10_000_000,
         #expect(both.records.first?.state == "SF")
     }
 
+    /// Zeek establishes both sides on the responder's SYN-ACK: a handshake that never got
+    /// its last ACK is S1.
+    @Test func handshakeWithoutTheLastACKIsS1() throws {
+        let (records, _) = analyse([
+            b.tcp(fromClient: true, flags: S, seq: 1000),
+            b.tcp(fromClient: false, flags: S | A, seq: 5000, ack: 1001),
+        ])
+        let r = try #require(records.first)
+        #expect(r.state == "S1" && r.history == "Sh")
+    }
+
+    /// As in Zeek, data that ends at or below the highest sequence seen is a retransmission,
+    /// even when it fills a hole; nothing is missed once the hole is filled.
+    @Test func aSegmentFillingAHoleIsARetransmission() throws {
+        let (records, _) = analyse([
+            b.tcp(fromClient: true, flags: S, seq: 0),
+            b.tcp(fromClient: false, flags: S | A, seq: 0, ack: 1),
+            b.tcp(fromClient: true, flags: A, seq: 1, ack: 1),
+            b.tcp(fromClient: false, flags: A, seq: 1, ack: 1, payload: 100),
+            b.tcp(fromClient: false, flags: A, seq: 201, ack: 1, payload: 100),
+            b.tcp(fromClient: false, flags: A, seq: 101, ack: 1, payload: 100), // fills 101..<201
+            b.tcp(fromClient: true, flags: A, seq: 1, ack: 301),
+        ])
+        let r = try #require(records.first)
+        #expect(r.history == "ShAdt")
+        #expect(r.missedBytes == 0 && r.respBytes == 300)
+    }
+
     @Test func zeroIPLengthFromSegmentationOffload() throws {
         var frame = b.tcp(fromClient: true, flags: A | P, seq: 1, ack: 1, payload: 500)
         frame[16] = 0; frame[17] = 0 // the IPv4 total length, as a TSO capture leaves it

@@ -436,18 +436,27 @@ public final class ConnectionTracker {
             if isScaledMoment(count) { appendLetter(c, isOrig: isOrig, "W") }
         }
 
-        // Sequence space: SYN and FIN each take one number; data its length.
+        // Sequence space: SYN and FIN each take one number; data its length (not a RST's).
         let dataStart = relative + (syn ? 1 : 0)
-        if length > 0 {
-            let range = dataStart..<(dataStart + length)
-            if !endpoint.pointee.seen.isEmpty && unseen(endpoint, below: range.upperBound, from: range.lowerBound, c, isOrig: isOrig) == 0 {
-                endpoint.pointee.retransmissions += 1
-                if isScaledMoment(endpoint.pointee.retransmissions) { appendLetter(c, isOrig: isOrig, "T") }
-            }
-            noteData(endpoint, range, c, isOrig: isOrig)
+        let end = dataStart + (rst ? 0 : length) + (fin ? 1 : 0)
+        // The highest end seen moves as in Zeek: not for a SYN or RST far from it, not after
+        // this side reset; a FIN right after the SYN is believed even if it goes back. A
+        // segment with data that ends at or below it is a retransmission (letter T), even
+        // when it fills a hole.
+        let delta = end - endpoint.pointee.highestEnd
+        if (syn || rst) && (delta > Self.tooLargeSequenceDelta || delta < -Self.tooLargeSequenceDelta) {
+            // not trusted
+        } else if fin && endpoint.pointee.flags.contains(.startedWithSYN) && endpoint.pointee.highestEnd == 1 {
+            endpoint.pointee.highestEnd = end
+        } else if endpoint.pointee.state == .reset {
+            // nothing after a reset is trusted
+        } else if delta > 0 {
+            endpoint.pointee.highestEnd = end
+        } else if length > 0 {
+            endpoint.pointee.retransmissions += 1
+            if isScaledMoment(endpoint.pointee.retransmissions) { appendLetter(c, isOrig: isOrig, "T") }
         }
-        let end = dataStart + length + (fin ? 1 : 0)
-        if end > endpoint.pointee.highestEnd { endpoint.pointee.highestEnd = end }
+        if length > 0 { noteData(endpoint, dataStart..<(dataStart + length), c, isOrig: isOrig) }
         if fin { endpoint.pointee.flags.insert(.finSeen) }
         if ack && peer.pointee.flags.contains(.sequenceKnown) && !rst {
             let acked = peer.pointee.relative(decoded.acknowledgment)
@@ -455,7 +464,7 @@ public final class ConnectionTracker {
             if acked > peer.pointee.highestAck && acked <= peer.pointee.highestEnd + (1 << 30) { peer.pointee.highestAck = acked }
         }
 
-        updateState(endpoint, peer, syn: syn, ack: ack, fin: fin, rst: rst, length: length)
+        updateState(endpoint, peer, isOrig: isOrig, syn: syn, ack: ack, fin: fin, rst: rst, length: length)
 
         // Acknowledged data of the peer that never passed by is a content gap.
         if !peer.pointee.flags.contains(.gapReported) {
@@ -470,11 +479,21 @@ public final class ConnectionTracker {
         }
     }
 
-    private func updateState(_ endpoint: UnsafeMutablePointer<Endpoint>, _ peer: UnsafeMutablePointer<Endpoint>,
+    /// Zeek's TOO_LARGE_SEQ_DELTA: a SYN or RST this far from what was seen is not believed.
+    private static let tooLargeSequenceDelta: Int64 = 1_048_576
+
+    private func updateState(_ endpoint: UnsafeMutablePointer<Endpoint>, _ peer: UnsafeMutablePointer<Endpoint>, isOrig: Bool,
                              syn: Bool, ack: Bool, fin: Bool, rst: Bool, length: Int64) {
         switch endpoint.pointee.state {
         case .inactive:
-            if syn {
+            if syn && !isOrig {
+                // The responder's SYN (with its ACK, normally) establishes both sides, as in
+                // Zeek: a handshake without the final ACK is S1, not OTH.
+                endpoint.pointee.state = .established
+                if peer.pointee.state == .synSent { peer.pointee.state = .established }
+                if fin { endpoint.pointee.state = .closed }
+                if rst { endpoint.pointee.state = .reset }
+            } else if syn {
                 endpoint.pointee.state = ack ? .synAckSent : .synSent
             } else if rst {
                 endpoint.pointee.state = .reset
