@@ -11,6 +11,7 @@ import PackageDescription
 //   Sources/TrawlSynth     synthetic traffic for fixtures, the sample trace and benchmarks
 //   Plugins/Pcap           Trawl::Pcap, the default packet source (libpcap)
 //   Plugins/AFPacket       Trawl::AF_Packet, TPACKET_V3 rings with fanout
+//   Plugins/Netmap         Trawl::Netmap, netmap's rings through its kernel interface
 let package = Package(
     name: "Trawl",
     products: [
@@ -20,6 +21,7 @@ let package = Package(
         .library(name: "TrawlAnalysis", targets: ["TrawlAnalysis"]),
         .library(name: "TrawlPcap", type: .dynamic, targets: ["TrawlPcap"]),
         .library(name: "TrawlAFPacket", type: .dynamic, targets: ["TrawlAFPacket"]),
+        .library(name: "TrawlNetmap", type: .dynamic, targets: ["TrawlNetmap"]),
         .executable(name: "trawl", targets: ["trawl"]),
         .executable(name: "trawl-mkpcap", targets: ["trawl-mkpcap"]),
     ],
@@ -44,6 +46,15 @@ let package = Package(
             name: "TrawlAFPacket",
             dependencies: ["TrawlPluginSDK", "CLibpcap", "CLinuxPacket"],
             path: "Plugins/AFPacket"
+        ),
+        // Trawl::Netmap: the kernel interface (C layouts, port names, ring walking) apart
+        // from the plugin, so that tests can walk rings laid out in memory.
+        .target(name: "CNetmap", path: "Plugins/Netmap/CNetmap"),
+        .target(name: "NetmapInterface", dependencies: ["CNetmap"], path: "Plugins/Netmap/Interface"),
+        .target(
+            name: "TrawlNetmap",
+            dependencies: ["TrawlPluginSDK", "CLibpcap", "CNetmap", "NetmapInterface"],
+            path: "Plugins/Netmap/Source"
         ),
         .target(name: "TrawlCLI", dependencies: ["TrawlCore", "TrawlAnalysis", "CTrawlABI"]),
         .executableTarget(name: "trawl", dependencies: ["TrawlCLI"]),

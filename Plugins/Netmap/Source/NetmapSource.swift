@@ -1,0 +1,259 @@
+import CLibpcap
+import CNetmap
+import NetmapInterface
+import TrawlPluginSDK
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Trawl::Netmap: live capture through netmap, spoken directly: /dev/netmap is opened, the
+/// port registered (NIOCCTRL; the legacy NIOCREGIF on kernels without it), the shared
+/// region mapped, and the receive rings read in place. Packets are handed out where they
+/// lie in netmap's buffers; their slots go back to the kernel on the next read.
+public final class NetmapSource: SourcePlugin {
+    public static let metadata = PluginMetadata(
+        name: "Trawl::Netmap",
+        description: "Packet acquisition via netmap",
+        version: "1.0.0",
+        optionNamespace: "Netmap",
+        componentName: "NetmapReader",
+        prefix: "netmap",
+        modes: [.live],
+        options: []
+    )
+
+    /// Where the control device is; a test may point elsewhere.
+    static var devicePath: String { getenv("TRAWL_NETMAP_DEVICE").map { String(cString: $0) } ?? "/dev/netmap" }
+
+    public let info: PluginSourceInfo
+    private let port: NetmapPort
+    private let device: Int32
+    private let wakeup: Int32 // eventfd written by interrupt()
+    private let region: UnsafeMutableRawPointer
+    private let regionSize: Int
+    private var rings: ReceiveRings
+    private let timeoutMilliseconds: Int32
+    /// Packets spread over several slots are put together here, for one batch at a time.
+    private let scratch: UnsafeMutablePointer<UInt8>
+    private static let scratchSize = 1 << 20
+    private var scratchUsed = 0
+    private var filter: bpf_program?
+    private var received: UInt64 = 0
+    private var filtered: UInt64 = 0
+    private let interfaceDropsAtOpen: UInt64?
+
+    public init(request: OpenRequest) throws(PluginError) {
+        do { port = try NetmapPort(parsing: request.path) } catch { throw PluginError(error.description) }
+        timeoutMilliseconds = request.timeoutMilliseconds == 0 ? 0 : Int32(clamping: request.timeoutMilliseconds)
+
+        let path = Self.devicePath
+        var status = stat()
+        guard stat(path, &status) == 0 else {
+            throw PluginError(errno == ENOENT
+                ? "netmap is not available: \(path) not found; load the netmap kernel module"
+                : "netmap is not available: \(path): \(String(cString: strerror(errno)))")
+        }
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw PluginError(errno == EACCES || errno == EPERM
+                ? "permission denied opening \(path): netmap capture needs root, or read-write access to \(path)"
+                : "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        var registration: Registration
+        do { registration = try Self.register(port, on: fd) } catch { close(fd); throw error }
+        guard let mapped = mmap(nil, registration.memorySize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0),
+              mapped != MAP_FAILED else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw PluginError("cannot map netmap's memory (\(registration.memorySize) bytes): \(reason)")
+        }
+        let wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard wake >= 0 else {
+            munmap(mapped, registration.memorySize)
+            close(fd)
+            throw PluginError("eventfd: \(String(cString: strerror(errno)))")
+        }
+        device = fd
+        wakeup = wake
+        region = mapped
+        regionSize = registration.memorySize
+        rings = ReceiveRings(interface: mapped + registration.interfaceOffset, mode: port.mode.mode,
+                             ring: port.mode.ring, apiVersion: registration.apiVersion)
+        scratch = .allocate(capacity: Self.scratchSize)
+        info = PluginSourceInfo(linkType: 1, snaplen: 65_535, selectableFD: fd, isLive: true)
+        interfaceDropsAtOpen = port.isPipe ? nil : Self.receiveDrops(port.interface)
+        registration.release()
+    }
+
+    deinit {
+        if var program = filter { pcap_freecode(&program) }
+        scratch.deallocate()
+        munmap(region, regionSize)
+        close(device)
+        close(wakeup)
+    }
+
+    // MARK: Registration
+
+    private struct Registration {
+        var interfaceOffset: Int
+        var memorySize: Int
+        var apiVersion: UInt16
+        func release() {}
+    }
+
+    /// Binds the port to the descriptor: NIOCCTRL with a register request, or NIOCREGIF on
+    /// a kernel that does not know NIOCCTRL.
+    private static func register(_ port: NetmapPort, on fd: Int32) throws(PluginError) -> Registration {
+        var body = trawl_nmreq_register()
+        body.mode = port.mode.mode
+        body.ring_id = port.mode.ring
+        body.flags = port.flags
+        var header = trawl_nmreq_header()
+        header.version = UInt16(TRAWL_NETMAP_API)
+        header.request_type = UInt16(TRAWL_NETMAP_REQ_REGISTER)
+        guard copyName(port.kernelName, into: &header.name) else {
+            throw PluginError("netmap port name '\(port.kernelName)' is too long")
+        }
+        let status = withUnsafeMutablePointer(to: &body) { bodyPointer -> Int32 in
+            header.body = UInt64(UInt(bitPattern: bodyPointer))
+            return ioctl(fd, trawl_netmap_ctrl_request, &header)
+        }
+        if status == 0 {
+            return Registration(interfaceOffset: Int(body.offset), memorySize: Int(body.memory_size), apiVersion: header.version)
+        }
+        let failure = errno
+        if failure == ENOTTY || failure == EOPNOTSUPP { return try registerLegacy(port, on: fd) }
+        throw PluginError(describeRegistration(failure, port))
+    }
+
+    private static func registerLegacy(_ port: NetmapPort, on fd: Int32) throws(PluginError) -> Registration {
+        var request = trawl_nmreq_legacy()
+        request.version = UInt32(TRAWL_NETMAP_LEGACY_API)
+        request.ring_id = port.mode.ring
+        request.flags = port.mode.mode | UInt32(truncatingIfNeeded: port.flags)
+        guard copyName(port.kernelName, into: &request.name) else {
+            throw PluginError("netmap port name '\(port.kernelName)' is too long for this kernel's netmap")
+        }
+        guard ioctl(fd, trawl_netmap_register_legacy_request, &request) == 0 else { throw PluginError(describeRegistration(errno, port)) }
+        return Registration(interfaceOffset: Int(request.offset), memorySize: Int(request.memory_size), apiVersion: 11)
+    }
+
+    private static func describeRegistration(_ code: Int32, _ port: NetmapPort) -> String {
+        switch code {
+        case ENXIO, ENODEV, ENOENT: return "No such device"
+        case EBUSY: return "\(port.kernelName) is busy: another process holds these rings exclusively (or asks to)"
+        case EINVAL: return "netmap refused to register \(port.kernelName) (the kernel module's API version or the ring number may not fit)"
+        default: return "cannot register \(port.kernelName) with netmap: \(String(cString: strerror(code)))"
+        }
+    }
+
+    /// Copies `name` with its terminating zero into a fixed C array; false if it does not fit.
+    private static func copyName<T>(_ name: String, into field: inout T) -> Bool {
+        let bytes = Array(name.utf8)
+        return withUnsafeMutableBytes(of: &field) { raw in
+            guard bytes.count < raw.count else { return false }
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+            return true
+        }
+    }
+
+    // MARK: Reading
+
+    public func nextBatch(into batch: inout BatchOutput) throws(PluginError) -> Bool {
+        rings.release() // the previous batch is done with: its slots go back
+        scratchUsed = 0
+        if !rings.hasPackets {
+            if try !waitForPackets() { return true } // interrupted, or no packet within the timeout
+        }
+        // netmap does not stamp packets: each gets the time of the sync that brought it.
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let stamp = UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
+        rings.read(scratch: { size in
+            guard self.scratchUsed + size <= Self.scratchSize else { return nil }
+            defer { self.scratchUsed += size }
+            return self.scratch + self.scratchUsed
+        }, deliver: { data, length in
+            guard !batch.isFull else { return false }
+            self.received &+= 1
+            if var program = self.filter {
+                var header = pcap_pkthdr()
+                header.caplen = UInt32(length)
+                header.len = UInt32(length)
+                if pcap_offline_filter(&program, &header, data) == 0 {
+                    self.filtered &+= 1
+                    return true
+                }
+            }
+            batch.append(timestampNanoseconds: stamp, capturedLength: UInt32(length), wireLength: UInt32(length), data: data)
+            return true
+        })
+        return true
+    }
+
+    /// Polls the port (which syncs its receive rings) and the wake-up descriptor.
+    private func waitForPackets() throws(PluginError) -> Bool {
+        var descriptors = [pollfd(fd: device, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)]
+        let ready = poll(&descriptors, 2, timeoutMilliseconds)
+        if ready < 0 && errno != EINTR { throw PluginError("poll: \(String(cString: strerror(errno)))") }
+        if descriptors[0].revents & Int16(POLLERR) != 0 { throw PluginError("netmap reported an error on \(port.kernelName)") }
+        if descriptors[1].revents & Int16(POLLIN) != 0 {
+            var counter: UInt64 = 0
+            _ = read(wakeup, &counter, 8)
+            return false
+        }
+        if timeoutMilliseconds == 0 { _ = ioctl(device, trawl_netmap_rx_sync_request) } // no poll wait: sync by hand
+        return rings.hasPackets
+    }
+
+    /// Filters run here, in user space, with libpcap's interpreter: netmap has no kernel filter.
+    public func setFilter(_ expression: String) throws(PluginError) {
+        guard let dead = pcap_open_dead(1, 65_535) else { throw PluginError("libpcap could not prepare a filter compiler") }
+        defer { pcap_close(dead) }
+        var program = bpf_program()
+        guard pcap_compile(dead, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
+            throw PluginError("invalid filter '\(expression)': " + String(cString: pcap_geterr(dead)))
+        }
+        if var old = filter { pcap_freecode(&old) }
+        filter = program
+    }
+
+    public func statistics() throws(PluginError) -> trawl_stats {
+        var stats = trawl_stats()
+        stats.received = received
+        stats.valid = UInt64(TRAWL_STAT_RECEIVED)
+        if let start = interfaceDropsAtOpen, let now = Self.receiveDrops(port.interface) {
+            stats.if_dropped = now &- start
+            stats.valid |= UInt64(TRAWL_STAT_IF_DROPPED)
+        }
+        return stats
+    }
+
+    public func interrupt() {
+        var one: UInt64 = 1
+        _ = write(wakeup, &one, 8) // async-signal-safe
+    }
+
+    /// The interface's receive drop counter (the NIC's, which netmap rings do not see).
+    static func receiveDrops(_ interface: String) -> UInt64? {
+        let fd = open("/sys/class/net/\(interface)/statistics/rx_dropped", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var text = [UInt8](repeating: 0, count: 32)
+        let count = read(fd, &text, text.count)
+        guard count > 0 else { return nil }
+        return UInt64(String(decoding: text[0..<count], as: UTF8.self).trimmingSpaces)
+    }
+}
+
+@_cdecl("trawl_plugin_entry")
+public func trawlPluginEntry() -> UnsafeRawPointer { exportPlugin(NetmapSource.self) }
+
+private extension String {
+    var trimmingSpaces: String {
+        String(self.drop(while: { $0 == " " || $0 == "\n" }).reversed().drop(while: { $0 == " " || $0 == "\n" }).reversed())
+    }
+}
