@@ -69,7 +69,7 @@ let package = Package(
         // Tests/Fixtures holds the C plugin source.
         .testTarget(
             name: "TrawlTests",
-            dependencies: ["TrawlCLI", "TrawlCore", "TrawlAnalysis", "TrawlSynth", "CTrawlABI"]
+            dependencies: ["TrawlCLI", "TrawlCore", "TrawlAnalysis", "TrawlSynth", "CTrawlABI", "NetmapInterface", "CNetmap"]
         ),
     ]
 )
