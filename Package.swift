@@ -12,6 +12,7 @@ import PackageDescription
 //   Plugins/Pcap           Trawl::Pcap, the default packet source (libpcap)
 //   Plugins/AFPacket       Trawl::AF_Packet, TPACKET_V3 rings with fanout
 //   Plugins/Netmap         Trawl::Netmap, netmap's rings through its kernel interface
+//   Plugins/PFRing         Trawl::PF_Ring, PF_RING through libpfring loaded at run time
 let package = Package(
     name: "Trawl",
     products: [
@@ -22,6 +23,7 @@ let package = Package(
         .library(name: "TrawlPcap", type: .dynamic, targets: ["TrawlPcap"]),
         .library(name: "TrawlAFPacket", type: .dynamic, targets: ["TrawlAFPacket"]),
         .library(name: "TrawlNetmap", type: .dynamic, targets: ["TrawlNetmap"]),
+        .library(name: "TrawlPFRing", type: .dynamic, targets: ["TrawlPFRing"]),
         .executable(name: "trawl", targets: ["trawl"]),
         .executable(name: "trawl-mkpcap", targets: ["trawl-mkpcap"]),
     ],
@@ -56,6 +58,8 @@ let package = Package(
             dependencies: ["TrawlPluginSDK", "CLibpcap", "CNetmap", "NetmapInterface"],
             path: "Plugins/Netmap/Source"
         ),
+        // Trawl::PF_Ring: libpfring is loaded at run time, so nothing of PF_RING is needed to build.
+        .target(name: "TrawlPFRing", dependencies: ["TrawlPluginSDK"], path: "Plugins/PFRing"),
         .target(name: "TrawlCLI", dependencies: ["TrawlCore", "TrawlAnalysis", "CTrawlABI"]),
         .executableTarget(name: "trawl", dependencies: ["TrawlCLI"]),
         .executableTarget(

@@ -74,10 +74,13 @@ final class BackgroundTrawl: @unchecked Sendable {
     /// The working directory, where conn.log is written.
     let directory = try? TemporaryDirectory()
 
-    init(namespace: String, arguments: [String]) throws {
+    /// Runs trawl in network namespace `namespace`, or in this one when nil, with extra
+    /// `environment` variables.
+    init(namespace: String?, arguments: [String], environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory.path) }
-        process.arguments = ["ip", "netns", "exec", namespace, Paths.trawl] + arguments
+        let settings = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        process.arguments = settings + (namespace.map { ["ip", "netns", "exec", $0] } ?? []) + [Paths.trawl] + arguments
         process.standardError = errPipe
         process.standardOutput = outPipe
         errPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
@@ -103,10 +106,10 @@ final class BackgroundTrawl: @unchecked Sendable {
         return false
     }
 
-    /// SIGINT, then the exit status and stdout. A trawl that has not stopped after 10 s is
+    /// SIGINT (or `signal`), then the exit status and stdout. A trawl that has not stopped after 10 s is
     /// killed and reported with status -1, so a hang fails the test instead of stalling it.
-    func stop() -> (status: Int32, stdout: String) {
-        process.interrupt()
+    func stop(signal: Int32 = SIGINT) -> (status: Int32, stdout: String) {
+        kill(process.processIdentifier, signal)
         let deadline = Date().addingTimeInterval(10)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning {
