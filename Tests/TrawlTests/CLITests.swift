@@ -213,9 +213,9 @@ import TrawlCore
         let listing = try runProcess(prefix.file("bin/trawl"), ["-NN", "--json"])
         #expect(listing.status == 0, "\(listing.stderr)")
         let plugins = try #require(try JSONSerialization.jsonObject(with: listing.stdoutData) as? [[String: Any]])
-        #expect(plugins.map { $0["name"] as? String } == ["Trawl::AF_Packet", "Trawl::Pcap"])
-        #expect(plugins.map { $0["library"] as? String } == [
-            prefix.file("lib/trawl/plugins/libTrawlAFPacket.so"), prefix.file("lib/trawl/plugins/libTrawlPcap.so"),
-        ])
+        #expect(plugins.map { $0["name"] as? String } == ["Trawl::AF_Packet", "Trawl::Netmap", "Trawl::PF_Ring", "Trawl::Pcap"])
+        #expect(plugins.map { $0["library"] as? String } == ["AFPacket", "Netmap", "PFRing", "Pcap"].map {
+            prefix.file("lib/trawl/plugins/libTrawl\($0).so")
+        })
     }
 }
