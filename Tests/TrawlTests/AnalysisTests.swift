@@ -230,6 +230,20 @@ func analyse(_ frames: [[UInt8]], spacing: UInt64 = 10_000_000,
         #expect(r.origPackets == 4)
     }
 
+    /// A RST closes its side as a FIN does: after a FIN one way and a RST the other, a
+    /// second RST (at the same sequence number: no second letter) is counted but ends
+    /// nothing later.
+    @Test func packetsAfterAFINAndARSTDoNotLengthenTheConnection() throws {
+        let r = try #require(analyse([
+            b.tcp(fromClient: true, flags: S, seq: 1), b.tcp(fromClient: false, flags: S | A, seq: 9, ack: 2),
+            b.tcp(fromClient: true, flags: A, seq: 2, ack: 10),
+            b.tcp(fromClient: true, flags: F | A, seq: 2, ack: 10), b.tcp(fromClient: false, flags: R | A, seq: 10, ack: 3),
+            b.tcp(fromClient: false, flags: R, seq: 10),
+        ]).records.first)
+        #expect(r.duration == 40_000_000) // to the first RST
+        #expect(r.respPackets == 3 && r.state == "RSTR" && r.history == "ShAFr")
+    }
+
     @Test func badChecksumIsCountedAsCAndIgnoredUnlessDashC() {
         let frames = [b.tcp(fromClient: true, flags: S, seq: 1, badChecksum: true)]
         let checked = analyse(frames).records.first

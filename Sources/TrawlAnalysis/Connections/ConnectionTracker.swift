@@ -312,9 +312,10 @@ public final class ConnectionTracker {
             if c.pointee.expires == 0 { c.pointee.expires = now + configuration.tcpInactivityTimeout }
             return false
         }
-        // Zeek's duration ends when both sides of a TCP connection have closed: packets after
-        // that (the last ACK) are counted, but do not lengthen it.
-        let finished = decoded.proto == 6 && c.pointee.orig.state == .closed && c.pointee.resp.state == .closed
+        // Zeek's duration ends when both sides of a TCP connection have closed, by FIN or RST:
+        // packets after that (the last ACK, a second RST) are counted, but do not lengthen it.
+        let over: (TCPEndpointState) -> Bool = { $0 == .closed || $0 == .reset }
+        let finished = decoded.proto == 6 && over(c.pointee.orig.state) && over(c.pointee.resp.state)
         if now > c.pointee.last && !finished { c.pointee.last = now }
         let endpoint = c.endpoint(isOrig: isOrig)
         switch decoded.proto {
