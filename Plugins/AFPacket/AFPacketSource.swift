@@ -275,17 +275,5 @@ private struct Cleanup {
 }
 
 /// The interface's receive-drop counter from sysfs, for the "dropped by interface" figure.
-enum InterfaceCounters {
-    static func receiveDrops(_ interface: String) -> UInt64? {
-        let fd = open("/sys/class/net/\(interface)/statistics/rx_dropped", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 32)
-        let n = read(fd, &buffer, buffer.count)
-        guard n > 0 else { return nil }
-        return UInt64(String(decoding: buffer[..<n], as: UTF8.self).filter(\.isNumber))
-    }
-}
-
 @_cdecl("trawl_plugin_entry")
 public func trawlPluginEntry() -> UnsafeRawPointer { exportPlugin(AFPacketSource.self) }

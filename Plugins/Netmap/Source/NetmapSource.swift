@@ -81,7 +81,7 @@ public final class NetmapSource: SourcePlugin {
                              ring: port.mode.ring, apiVersion: registration.apiVersion)
         scratch = .allocate(capacity: Self.scratchSize)
         info = PluginSourceInfo(linkType: 1, snaplen: 65_535, selectableFD: fd, isLive: true)
-        interfaceDropsAtOpen = port.isPipe ? nil : Self.receiveDrops(port.interface)
+        interfaceDropsAtOpen = port.isPipe ? nil : InterfaceCounters.receiveDrops(port.interface)
         registration.release()
     }
 
@@ -225,7 +225,7 @@ public final class NetmapSource: SourcePlugin {
         var stats = trawl_stats()
         stats.received = received
         stats.valid = UInt64(TRAWL_STAT_RECEIVED)
-        if let start = interfaceDropsAtOpen, let now = Self.receiveDrops(port.interface) {
+        if let start = interfaceDropsAtOpen, let now = InterfaceCounters.receiveDrops(port.interface) {
             stats.if_dropped = now &- start
             stats.valid |= UInt64(TRAWL_STAT_IF_DROPPED)
         }
@@ -236,24 +236,7 @@ public final class NetmapSource: SourcePlugin {
         var one: UInt64 = 1
         _ = write(wakeup, &one, 8) // async-signal-safe
     }
-
-    /// The interface's receive drop counter (the NIC's, which netmap rings do not see).
-    static func receiveDrops(_ interface: String) -> UInt64? {
-        let fd = open("/sys/class/net/\(interface)/statistics/rx_dropped", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var text = [UInt8](repeating: 0, count: 32)
-        let count = read(fd, &text, text.count)
-        guard count > 0 else { return nil }
-        return UInt64(String(decoding: text[0..<count], as: UTF8.self).trimmingSpaces)
-    }
 }
 
 @_cdecl("trawl_plugin_entry")
 public func trawlPluginEntry() -> UnsafeRawPointer { exportPlugin(NetmapSource.self) }
-
-private extension String {
-    var trimmingSpaces: String {
-        String(self.drop(while: { $0 == " " || $0 == "\n" }).reversed().drop(while: { $0 == " " || $0 == "\n" }).reversed())
-    }
-}
