@@ -59,7 +59,7 @@ import TrawlCore
     /// (the summary, a complete conn.log), whichever thread the kernel hands the signal to.
     @Test func withoutAClusterIdNoClusterIsJoined() throws {
         let double = try Self.buildDouble()
-        let capture = try BackgroundTrawl(namespace: nil, arguments: ["-i", "pf_ring::eth0", "-C"],
+        let capture = try BackgroundTrawl(namespace: nil, arguments: ["-i", "pf_ring::eth0"],
                                           environment: double.environment(["PFRING_DOUBLE_PACKETS": "10"]))
         #expect(capture.wait(for: "listening on pf_ring::eth0", seconds: 10), "\(capture.stderr)")
         usleep(300_000)

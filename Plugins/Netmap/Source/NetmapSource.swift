@@ -132,8 +132,22 @@ public final class NetmapSource: SourcePlugin {
         request.version = UInt32(TRAWL_NETMAP_LEGACY_API)
         request.ring_id = port.mode.ring
         request.flags = port.mode.mode | UInt32(truncatingIfNeeded: port.flags)
-        guard copyName(port.kernelName, into: &request.name) else {
-            throw PluginError("netmap port name '\(port.kernelName)' is too long for this kernel's netmap")
+        var name = port.kernelName
+        // Older kernels do not read pipes from the name: the parent goes in the name, the
+        // end in the mode (NR_REG_PIPE_MASTER 5, NR_REG_PIPE_SLAVE 6), the pipe in the ring.
+        switch port.rings {
+        case let .pipeMaster(id), let .pipeSlave(id):
+            guard let pipe = UInt16(id), pipe <= 4095 else {
+                throw PluginError("this kernel's netmap names pipes by number (0-4095), not '\(id)'")
+            }
+            name = port.interface
+            request.ring_id = pipe
+            request.flags = (port.rings == .pipeMaster(id) ? 5 : 6) | UInt32(truncatingIfNeeded: port.flags)
+        default:
+            break
+        }
+        guard copyName(name, into: &request.name) else {
+            throw PluginError("netmap port name '\(name)' is too long for this kernel's netmap (15 bytes at most)")
         }
         guard ioctl(fd, trawl_netmap_register_legacy_request, &request) == 0 else { throw PluginError(describeRegistration(errno, port)) }
         return Registration(interfaceOffset: Int(request.offset), memorySize: Int(request.memory_size), apiVersion: 11)
