@@ -47,7 +47,8 @@ public struct AnalysisConfiguration: Sendable {
     ]
 }
 
-/// Where finished connections go.
+/// Where finished connections go. The tracker calls it on its log thread, one record at a
+/// time, in order; `ConnectionTracker.finish()` returns after the last call.
 public protocol ConnectionSink: AnyObject {
     func connectionEnded(_ record: ConnectionRecord)
 }
