@@ -23,6 +23,7 @@ struct PFRingLibrary {
     let poll: (@convention(c) (Ring, UInt32) -> Int32)?
     let setApplicationName: (@convention(c) (Ring, UnsafeMutablePointer<CChar>) -> Int32)?
     let setSocketMode: (@convention(c) (Ring, UInt32) -> Int32)?
+    let selectableFD: (@convention(c) (Ring) -> Int32)?
 
     let path: String
 
@@ -88,6 +89,7 @@ struct PFRingLibrary {
             poll: optional("pfring_poll", as: (@convention(c) (Ring, UInt32) -> Int32).self),
             setApplicationName: optional("pfring_set_application_name", as: (@convention(c) (Ring, UnsafeMutablePointer<CChar>) -> Int32).self),
             setSocketMode: optional("pfring_set_socket_mode", as: (@convention(c) (Ring, UInt32) -> Int32).self),
+            selectableFD: optional("pfring_get_selectable_fd", as: (@convention(c) (Ring) -> Int32).self),
             path: path
         )
     }

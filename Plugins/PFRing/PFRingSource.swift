@@ -80,7 +80,9 @@ public final class PFRingSource: SourcePlugin {
                 throw PluginError("cannot join PF_RING cluster \(clusterID) (PF_Ring::cluster_type=\(typeName)): error \(status)")
             }
         }
-        info = PluginSourceInfo(linkType: 1, snaplen: UInt32(snaplen), isLive: true)
+        // A descriptor to poll lets trawl wait on several interfaces at once.
+        let descriptor = library.selectableFD.map { $0(opened) } ?? -1
+        info = PluginSourceInfo(linkType: 1, snaplen: UInt32(snaplen), selectableFD: descriptor >= 0 ? descriptor : -1, isLive: true)
     }
 
     deinit {
