@@ -73,6 +73,27 @@ import TrawlCore
         #expect(double.calls.first == "open eth0 caplen=65535 flags=28") // promiscuous by default
     }
 
+    /// A script that starts trawl with `&` hands it SIGINT ignored; trawl still stops on it,
+    /// cleanly, analysis and all: the signal is blocked in every thread and waited for, so
+    /// it stays pending instead of being dropped (the live source here is the double,
+    /// which needs no privileges).
+    @Test func startedInTheBackgroundByAScriptItStillStopsOnSIGINT() throws {
+        let double = try Self.buildDouble()
+        let script = """
+            cd \(double.directory.path) || exit 9
+            \(Paths.trawl) -i pf_ring::eth0 > out.txt 2> err.txt &
+            sleep 0.5; kill -INT $!
+            for i in $(seq 100); do kill -0 $! 2> /dev/null || break; sleep 0.1; done
+            kill -KILL $! 2> /dev/null && exit 8  # still running after 10 s: SIGINT was lost
+            wait $!
+            """
+        let result = try runProcess("/bin/bash", ["-c", script], environment: double.environment(["PFRING_DOUBLE_PACKETS": "5"]))
+        #expect(result.status == 0, "\(result.stderr)")
+        let summary = try String(contentsOfFile: double.directory.file("out.txt"), encoding: .utf8)
+        #expect(summaryFields(summary)["packets"]?.hasPrefix("5") == true, "\(summary)")
+        #expect(summary.contains("connections: 2 logged to ./conn.log"), "\(summary)")
+    }
+
     @Test func failuresAreExplained() throws {
         let double = try Self.buildDouble()
         func run(_ arguments: [String], _ environment: [String: String]) throws -> ProcessResult {
