@@ -275,3 +275,47 @@ final class FakeNetmapRegion {
         #expect(pcap.status == 1 && !pcap.stderr.contains("netmap is not available"))
     }
 }
+
+/// The plugin's read cycle over kernel-shaped rings: what a batch hands out stays the
+/// process's until the next read, an empty port is waited on, and a wait that brings
+/// nothing (a timeout, an interrupt) gives an empty batch.
+@Suite struct NetmapReaderTests {
+    struct Stop: Error {}
+
+    @Test func slotsGoBackOnlyWithTheNextReadAndEmptyRingsAreWaitedOn() throws {
+        let region = FakeNetmapRegion(tx: 1, rx: 1)
+        let reader = NetmapReader(rings: ReceiveRings(interface: region.interface, mode: 1, ring: 0, apiVersion: 14))
+        var waits = 0
+        var got: [([UInt8], UInt64)] = []
+        func read(limit: Int = .max, arriving: [[UInt8]] = []) throws(Stop) -> Int {
+            try reader.next(wait: { () throws(Stop) -> Bool in
+                waits += 1
+                for packet in arriving { region.receive(packet, ring: 2) } // the kernel, during the poll
+                return !arriving.isEmpty
+            }, now: { 1_000 * UInt64(waits) }, deliver: { data, length, stamp in
+                guard got.count < limit else { return false }
+                got.append((Array(UnsafeBufferPointer(start: data, count: length)), stamp))
+                return true
+            })
+        }
+        // Empty: the reader waits, the packets come, they are handed out with the sync's time.
+        #expect(try read(arriving: [NetmapRingTests.packet(1), NetmapRingTests.packet(2)]) == 2)
+        #expect(waits == 1 && got.map(\.0) == [NetmapRingTests.packet(1), NetmapRingTests.packet(2)])
+        #expect(got.allSatisfy { $0.1 == 1_000 })
+        #expect(region.head(2) == 0) // still the process's: the batch may be in use
+        // The next read gives them back, finds nothing, waits, and nothing comes.
+        #expect(try read() == 0)
+        #expect(region.head(2) == 2 && waits == 2)
+        // Packets already there are read without waiting; a full batch leaves the rest.
+        for n in 3..<6 { region.receive(NetmapRingTests.packet(n), ring: 2) }
+        got = []
+        #expect(try read(limit: 2) == 2 && waits == 2)
+        #expect(try read() == 1 && got.map(\.0).last == NetmapRingTests.packet(5))
+        #expect(region.head(2) == 4)
+        // A failing wait (a poll error) is the caller's error.
+        _ = try read()
+        #expect(throws: Stop.self) {
+            try reader.next(wait: { () throws(Stop) -> Bool in throw Stop() }, now: { 0 }, deliver: { _, _, _ in true })
+        }
+    }
+}

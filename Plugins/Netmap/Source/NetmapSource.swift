@@ -31,15 +31,10 @@ public final class NetmapSource: SourcePlugin {
     private let wakeup: Int32 // eventfd written by interrupt()
     private let region: UnsafeMutableRawPointer
     private let regionSize: Int
-    private var rings: ReceiveRings
+    private let reader: NetmapReader
     private let timeoutMilliseconds: Int32
-    /// Packets spread over several slots are put together here, for one batch at a time.
-    private let scratch: UnsafeMutablePointer<UInt8>
-    private static let scratchSize = 1 << 20
-    private var scratchUsed = 0
     private var filter: bpf_program?
     private var received: UInt64 = 0
-    private var filtered: UInt64 = 0
     private let interfaceDropsAtOpen: UInt64?
 
     public init(request: OpenRequest) throws(PluginError) {
@@ -77,9 +72,8 @@ public final class NetmapSource: SourcePlugin {
         wakeup = wake
         region = mapped
         regionSize = registration.memorySize
-        rings = ReceiveRings(interface: mapped + registration.interfaceOffset, mode: port.mode.mode,
-                             ring: port.mode.ring, apiVersion: registration.apiVersion)
-        scratch = .allocate(capacity: Self.scratchSize)
+        reader = NetmapReader(rings: ReceiveRings(interface: mapped + registration.interfaceOffset, mode: port.mode.mode,
+                                                  ring: port.mode.ring, apiVersion: registration.apiVersion))
         info = PluginSourceInfo(linkType: 1, snaplen: 65_535, selectableFD: fd, isLive: true)
         interfaceDropsAtOpen = port.isPipe ? nil : InterfaceCounters.receiveDrops(port.interface)
         registration.release()
@@ -87,7 +81,6 @@ public final class NetmapSource: SourcePlugin {
 
     deinit {
         if var program = filter { pcap_freecode(&program) }
-        scratch.deallocate()
         munmap(region, regionSize)
         close(device)
         close(wakeup)
@@ -176,34 +169,18 @@ public final class NetmapSource: SourcePlugin {
     // MARK: Reading
 
     public func nextBatch(into batch: inout BatchOutput) throws(PluginError) -> Bool {
-        rings.release() // the previous batch is done with: its slots go back
-        scratchUsed = 0
-        if !rings.hasPackets {
-            if try !waitForPackets() { return true } // interrupted, or no packet within the timeout
-        }
-        // netmap does not stamp packets: each gets the time of the sync that brought it.
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let stamp = UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
-        rings.read(scratch: { size in
-            guard self.scratchUsed + size <= Self.scratchSize else { return nil }
-            defer { self.scratchUsed += size }
-            return self.scratch + self.scratchUsed
-        }, deliver: { data, length in
+        try reader.next(wait: waitForPackets, now: NetmapReader.wallClock) { data, length, stamp in
             guard !batch.isFull else { return false }
             self.received &+= 1
             if var program = self.filter {
                 var header = pcap_pkthdr()
                 header.caplen = UInt32(length)
                 header.len = UInt32(length)
-                if pcap_offline_filter(&program, &header, data) == 0 {
-                    self.filtered &+= 1
-                    return true
-                }
+                if pcap_offline_filter(&program, &header, data) == 0 { return true } // consumed, not kept
             }
             batch.append(timestampNanoseconds: stamp, capturedLength: UInt32(length), wireLength: UInt32(length), data: data)
             return true
-        })
+        }
         return true
     }
 
@@ -220,7 +197,7 @@ public final class NetmapSource: SourcePlugin {
             return false
         }
         if timeoutMilliseconds == 0 { _ = ioctl(device, trawl_netmap_rx_sync_request) } // no poll wait: sync by hand
-        return rings.hasPackets
+        return true
     }
 
     /// Filters run here, in user space, with libpcap's interpreter: netmap has no kernel filter.
