@@ -162,10 +162,7 @@ final class LoopbackTraffic: @unchecked Sendable {
 
     static func start(seconds: Double) -> LoopbackTraffic {
         let traffic = LoopbackTraffic(seconds: seconds)
-        pthread_create(&traffic.thread, nil, { context in
-            Unmanaged<LoopbackTraffic>.fromOpaque(context!).takeUnretainedValue().run()
-            return nil
-        }, Unmanaged.passUnretained(traffic).toOpaque())
+        traffic.thread = startThread { traffic.run() }
         return traffic
     }
 

@@ -20,13 +20,7 @@ final class StopSignals: @unchecked Sendable {
         var set = Self.signals()
         // Also undoes a mask inherited from the parent: sigwait needs the signals blocked.
         pthread_sigmask(SIG_BLOCK, &set, nil)
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { context in
-            Unmanaged<StopSignals>.fromOpaque(context!).takeRetainedValue().waitForSignals()
-            return nil
-        }, context)
-        pthread_detach(thread)
+        pthread_detach(startThread { [self] in waitForSignals() })
     }
 
     static func signals() -> sigset_t {
