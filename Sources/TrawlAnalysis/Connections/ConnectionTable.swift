@@ -41,9 +41,7 @@ final class ConnectionTable {
     init(seed: UInt64) {
         var random = SplitMix64(seed: seed)
         seeds = (random.next(), random.next(), random.next(), random.next(), random.next())
-        mask = 1023
-        index = .allocate(capacity: mask + 1)
-        index.initialize(repeating: 0, count: mask + 1)
+        (index, mask) = Self.emptyIndex(capacity: Self.initialIndexCapacity)
         wheelHeads.initialize(repeating: 0, count: Self.wheelSize)
     }
 
@@ -61,6 +59,15 @@ final class ConnectionTable {
     /// Whether `slot` holds a connection (a free slot's uid is 0).
     @inline(__always) func isLive(_ slot: Slot) -> Bool {
         Int(slot) < highWater && connection(slot).pointee.uid != 0
+    }
+
+    private static let initialIndexCapacity = 1024
+
+    /// A zeroed (empty) index of `capacity` entries, a power of two, and its mask.
+    private static func emptyIndex(capacity: Int) -> (UnsafeMutablePointer<UInt64>, Int) {
+        let entries = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
+        entries.initialize(repeating: 0, count: capacity)
+        return (entries, capacity - 1)
     }
 
     // MARK: Lookup
@@ -151,9 +158,7 @@ final class ConnectionTable {
 
     private func grow() {
         let old = index, oldCapacity = mask + 1
-        mask = oldCapacity * 2 - 1
-        index = .allocate(capacity: mask + 1)
-        index.initialize(repeating: 0, count: mask + 1)
+        (index, mask) = Self.emptyIndex(capacity: oldCapacity * 2)
         for position in 0..<oldCapacity where old[position] != 0 {
             let entry = old[position]
             var target = Int(truncatingIfNeeded: entry >> 32) & mask
@@ -214,9 +219,7 @@ final class ConnectionTable {
     /// start fall back to a list twice that size.
     func slotsOldestFirst() -> [Slot] {
         index.deallocate()
-        mask = 1023
-        index = .allocate(capacity: mask + 1)
-        index.initialize(repeating: 0, count: mask + 1) // empty: lookups find nothing now
+        (index, mask) = Self.emptyIndex(capacity: Self.initialIndexCapacity) // lookups find nothing now
         var oldest = UInt64.max, newest: UInt64 = 0
         for slot in 0..<Slot(highWater) where connection(slot).pointee.uid != 0 {
             let start = connection(slot).pointee.start / 1000

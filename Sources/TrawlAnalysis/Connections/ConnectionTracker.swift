@@ -593,7 +593,7 @@ public final class ConnectionTracker {
     private func sweep() {
         nextSweep = (now / 1_000_000_000 + 1) * 1_000_000_000
         let due = table.due(at: now)
-        if !due.isEmpty { logAndForget(due, onWheel: false) }
+        if !due.isEmpty { logDue(due) }
     }
 
     private func logAndForget(_ slot: ConnectionTable.Slot) {
@@ -601,13 +601,14 @@ public final class ConnectionTracker {
         log(table.remove(slot), key: key)
     }
 
-    /// Logs the connections in `slots`, oldest first, and takes them out of the table.
-    private func logAndForget(_ slots: [ConnectionTable.Slot], onWheel: Bool) {
+    /// Logs the connections the wheel found due (and already let go of), oldest first, and
+    /// takes them out of the table.
+    private func logDue(_ slots: [ConnectionTable.Slot]) {
         var order = slots.map { (start: table.connection($0).pointee.start, slot: $0) }
         if order.count > 1 { order.sort { $0.start != $1.start ? $0.start < $1.start : $0.slot < $1.slot } }
         for (_, slot) in order {
             let key = table.key(of: slot)
-            let connection = table.remove(slot, onWheel: onWheel)
+            let connection = table.remove(slot, onWheel: false)
             log(connection, key: key)
         }
     }
