@@ -45,7 +45,7 @@ public final class AFPacketSource: SourcePlugin {
     private let reinsertVLANTags: Bool
     private var filterInstalled = false
     private var counters = trawl_stats()
-    private let interfaceDropsAtOpen: UInt64?
+    private let interfaceDrops: InterfaceDrops
 
     public init(request: OpenRequest) throws(PluginError) {
         interface = request.path
@@ -128,7 +128,7 @@ public final class AFPacketSource: SourcePlugin {
         socket = fd
         wakeup = wake
         self.ring = ring
-        interfaceDropsAtOpen = InterfaceCounters.receiveDrops(interface)
+        interfaceDrops = InterfaceDrops(interface: interface)
         cleanup.disarm()
     }
 
@@ -223,10 +223,7 @@ public final class AFPacketSource: SourcePlugin {
         counters.received &+= UInt64(kernel.tp_packets)
         counters.dropped &+= UInt64(kernel.tp_drops)
         counters.valid = UInt64(TRAWL_STAT_RECEIVED | TRAWL_STAT_DROPPED)
-        if let start = interfaceDropsAtOpen, let now = InterfaceCounters.receiveDrops(interface) {
-            counters.if_dropped = now &- start
-            counters.valid |= UInt64(TRAWL_STAT_IF_DROPPED)
-        }
+        interfaceDrops.add(to: &counters)
         return counters
     }
 

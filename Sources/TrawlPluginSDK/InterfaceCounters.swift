@@ -2,12 +2,28 @@
 import Glibc
 #endif
 
-/// What the kernel counts for a network interface, for sources that report the drops the
-/// NIC or its driver saw beside their own (`trawl_stats.if_dropped`).
-public enum InterfaceCounters {
-    /// The interface's receive drop counter (/sys/class/net/IF/statistics/rx_dropped), or nil
-    /// when the interface has none (a pipe, a vanished interface).
-    public static func receiveDrops(_ interface: String) -> UInt64? {
+/// A NIC's own receive drops (the driver's, which a capture ring does not see), counted from
+/// when a source opened the interface, for `trawl_stats.if_dropped`.
+public struct InterfaceDrops {
+    public let interface: String
+    /// The counter when the source opened; nil when the interface has none (a pipe, a
+    /// vanished interface).
+    private let atOpen: UInt64?
+
+    public init(interface: String) {
+        self.interface = interface
+        atOpen = Self.receiveDrops(interface)
+    }
+
+    /// Puts the drops since the open into `stats`, when the interface counts them.
+    public func add(to stats: inout trawl_stats) {
+        guard let start = atOpen, let now = Self.receiveDrops(interface) else { return }
+        stats.if_dropped = now &- start
+        stats.valid |= UInt64(TRAWL_STAT_IF_DROPPED)
+    }
+
+    /// /sys/class/net/IF/statistics/rx_dropped.
+    static func receiveDrops(_ interface: String) -> UInt64? {
         let fd = open("/sys/class/net/\(interface)/statistics/rx_dropped", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

@@ -35,7 +35,8 @@ public final class NetmapSource: SourcePlugin {
     private let timeoutMilliseconds: Int32
     private var filter: bpf_program?
     private var received: UInt64 = 0
-    private let interfaceDropsAtOpen: UInt64?
+    /// A NIC's own drop counter; pipes have none.
+    private let interfaceDrops: InterfaceDrops?
 
     public init(request: OpenRequest) throws(PluginError) {
         do { port = try NetmapPort(parsing: request.path) } catch { throw PluginError(error.description) }
@@ -75,7 +76,7 @@ public final class NetmapSource: SourcePlugin {
         reader = NetmapReader(rings: ReceiveRings(interface: mapped + registration.interfaceOffset, mode: port.mode.mode,
                                                   ring: port.mode.ring, apiVersion: registration.apiVersion))
         info = PluginSourceInfo(linkType: 1, snaplen: 65_535, selectableFD: fd, isLive: true)
-        interfaceDropsAtOpen = port.isPipe ? nil : InterfaceCounters.receiveDrops(port.interface)
+        interfaceDrops = port.isPipe ? nil : InterfaceDrops(interface: port.interface)
         registration.release()
     }
 
@@ -216,10 +217,7 @@ public final class NetmapSource: SourcePlugin {
         var stats = trawl_stats()
         stats.received = received
         stats.valid = UInt64(TRAWL_STAT_RECEIVED)
-        if let start = interfaceDropsAtOpen, let now = InterfaceCounters.receiveDrops(port.interface) {
-            stats.if_dropped = now &- start
-            stats.valid |= UInt64(TRAWL_STAT_IF_DROPPED)
-        }
+        interfaceDrops?.add(to: &stats)
         return stats
     }
 
