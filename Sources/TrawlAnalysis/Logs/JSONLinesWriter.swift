@@ -81,22 +81,9 @@ public final class JSONLinesWriter: LogWriter {
         cursor.put(UInt8(ascii: "\""))
     }
 
-    /// `text` as a JSON string literal.
+    /// `text` as a JSON string literal, escaped as the rows escape it.
     public static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        ByteCursor.string(capacity: 2 + 6 * text.utf8.count) { putQuoted(text, into: &$0) }
     }
 
     public func close() throws(Errno) { try file.finish() }

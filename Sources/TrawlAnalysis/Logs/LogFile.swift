@@ -73,6 +73,15 @@ final class LogFile {
 struct ByteCursor {
     var at: UnsafeMutablePointer<UInt8>
 
+    /// A string of at most `capacity` bytes, written through a cursor.
+    static func string(capacity: Int, _ write: (inout ByteCursor) -> Void) -> String {
+        String(unsafeUninitializedCapacity: max(capacity, 1)) { buffer in
+            var cursor = ByteCursor(at: buffer.baseAddress!)
+            write(&cursor)
+            return cursor.at - buffer.baseAddress!
+        }
+    }
+
     @inline(__always) mutating func put(_ byte: UInt8) {
         at.pointee = byte
         at += 1

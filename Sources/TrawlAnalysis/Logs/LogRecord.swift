@@ -87,11 +87,9 @@ extension ConnectionRecord {
     }
 }
 
-/// Formats seconds with six decimals, rounded, as Zeek's "%.6f".
+/// Formats seconds with six decimals, rounded, as Zeek's "%.6f" (as the writers do).
 func formatSeconds(_ nanoseconds: UInt64) -> String {
-    let micro = (nanoseconds + 500) / 1000
-    let fraction = String(micro % 1_000_000)
-    return "\(micro / 1_000_000)." + String(repeating: "0", count: 6 - fraction.count) + fraction
+    ByteCursor.string(capacity: 27) { $0.putSeconds(nanoseconds) }
 }
 
 /// Sends finished connections to a log writer; remembers the first write error.
