@@ -110,7 +110,8 @@ public final class PFRingSource: SourcePlugin {
         }
         var used = 0
         var waited = false
-        while !batch.isFull && used + snaplen <= arenaSize + snaplen && used < arenaSize {
+        // The arena has snaplen bytes past arenaSize: a packet always fits while used < arenaSize.
+        while !batch.isFull && used < arenaSize {
             if interrupted { interrupted = false; break }
             var data: UnsafeMutablePointer<UInt8>? = arena + used
             // A buffer length makes the library copy the packet into the arena.
