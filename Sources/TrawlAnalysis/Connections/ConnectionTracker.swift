@@ -260,9 +260,7 @@ public final class ConnectionTracker {
             if c.pointee.expires <= now || (proto == 6 && isReuse(c)) {
                 logAndForget(slot)
             } else {
-                let origIsLow = c.pointee.origIsLow
-                let isOrig = (origIsLow ? key.lowAddress : key.highAddress) == decoded.source && c.pointee.origPort == origPort
-                if update(c, isOrig: isOrig) { table.reschedule(slot) }
+                if update(c, isOrig: isFromOriginator(c, key, origPort)) { table.reschedule(slot) }
                 return c.pointee.uid
             }
         }
@@ -276,10 +274,16 @@ public final class ConnectionTracker {
         if table.count >= min(configuration.maximumConnections, ConnectionTable.maximumSlots) { evictOne() }
         let slot = table.insert(connection, key: key)
         let c = table.connection(slot)
-        let isOrig = (c.pointee.origIsLow ? key.lowAddress : key.highAddress) == decoded.source && c.pointee.origPort == origPort
-        _ = update(c, isOrig: isOrig)
+        _ = update(c, isOrig: isFromOriginator(c, key, origPort))
         table.schedule(slot)
         return connection.uid
+    }
+
+    /// Whether the decoded packet (whose source port, or ICMP type, is `sourcePort`) comes
+    /// from the connection's originator.
+    @inline(__always)
+    private func isFromOriginator(_ c: UnsafeMutablePointer<Connection>, _ key: ConnectionKey, _ sourcePort: UInt16) -> Bool {
+        (c.pointee.origIsLow ? key.lowAddress : key.highAddress) == decoded.source && c.pointee.origPort == sourcePort
     }
 
     /// Outside bare mode, a connection whose start was missed is turned around when its
