@@ -107,6 +107,21 @@ struct SeenRanges {
         return !more.isEmpty
     }
 
+    /// Joins the two ranges with the smallest gap between them (as if the gap had been
+    /// seen): how the number of ranges kept stays bounded.
+    mutating func mergeClosest(more: inout [Range<Int64>]) {
+        guard !more.isEmpty else { return }
+        var all = [low..<high] + more
+        var best = 0
+        for i in 1..<(all.count - 1) where all[i + 1].lowerBound - all[i].upperBound < all[best + 1].lowerBound - all[best].upperBound {
+            best = i
+        }
+        all[best] = all[best].lowerBound..<all[best + 1].upperBound
+        all.remove(at: best + 1)
+        (low, high) = (all[0].lowerBound, all[0].upperBound)
+        more = Array(all.dropFirst())
+    }
+
     /// Bytes in start..<end that were never seen.
     func unseen(below end: Int64, from start: Int64, more: [Range<Int64>] = []) -> Int64 {
         guard end > start else { return 0 }
@@ -132,6 +147,9 @@ struct History {
         words.1 != 0 ? 8 + (71 - words.1.leadingZeroBitCount) / 8 : (71 - words.0.leadingZeroBitCount) / 8
     }
     var isEmpty: Bool { words.0 == 0 }
+
+    /// Whether the history is exactly this one letter.
+    func isOnly(_ letter: UInt8) -> Bool { words.0 == UInt64(letter) && words.1 == 0 }
 
     /// Adds a letter; false when full.
     mutating func append(_ letter: UInt8) -> Bool {
@@ -271,4 +289,55 @@ struct ConnectionFlags: OptionSet {
     static let tunnelled = ConnectionFlags(rawValue: 4)
     /// Has bad-checksum or zero-window counts in the tracker's side table.
     static let rareCounts = ConnectionFlags(rawValue: 8)
+    /// A tunnel analyzer gave up on this connection (Zeek's analyzer violation).
+    static let tunnelViolated = ConnectionFlags(rawValue: 16)
+    /// The history has its X: an analyzer limit was reached.
+    static let analyzerLimit = ConnectionFlags(rawValue: 32)
+}
+
+/// Connection identity: transport protocol and both ends, in a fixed order.
+struct ConnectionKey: Hashable {
+    // Widest fields first: 40 bytes with padding, not 56.
+    var lowAddress: IPAddress, highAddress: IPAddress
+    var lowPort: UInt16, highPort: UInt16
+    var proto: UInt8
+
+    /// Three words into the hasher instead of seven fields (the ports and protocol fold
+    /// into the low address word, which they never overlap in meaning).
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(lowAddress.high ^ (highAddress.high &* 0x9e37_79b9_7f4a_7c15))
+        hasher.combine(lowAddress.low ^ (UInt64(lowPort) << 48 | UInt64(highPort) << 32 | UInt64(proto) << 24))
+        hasher.combine(highAddress.low)
+    }
+
+    /// A key exactly as stored (the table's own copy of it).
+    init(proto: UInt8, low: IPAddress, lowPort: UInt16, high: IPAddress, highPort: UInt16) {
+        (self.proto, lowAddress, self.lowPort, highAddress, self.highPort) = (proto, low, lowPort, high, highPort)
+    }
+
+    /// Ends in a fixed order, so both directions find the same key; a one-way ICMP
+    /// message's key keeps the packet's order, as Zeek's does.
+    init(proto: UInt8, _ a: IPAddress, _ pa: UInt16, _ b: IPAddress, _ pb: UInt16, oneWay: Bool = false) {
+        self.proto = proto
+        if oneWay || (a, pa) < (b, pb) {
+            (lowAddress, lowPort, highAddress, highPort) = (a, pa, b, pb)
+        } else {
+            (lowAddress, lowPort, highAddress, highPort) = (b, pb, a, pa)
+        }
+    }
+}
+
+/// History letters, as bits per endpoint.
+enum HistoryLetter: UInt16 {
+    case syn = 1, ack = 4, data = 8, fin = 16, rst = 32, corrupt = 64, retransmit = 128
+    case zeroWindow = 256, gap = 512, inconsistent = 1024, multiFlag = 2048
+}
+
+extension UnsafeMutablePointer where Pointee == Connection {
+    /// The originator's or responder's endpoint, in place.
+    @inline(__always) func endpoint(isOrig: Bool) -> UnsafeMutablePointer<Endpoint> {
+        // Both offsets are constants the optimizer folds: no lookup per packet.
+        let offset = isOrig ? MemoryLayout<Connection>.offset(of: \.orig)! : MemoryLayout<Connection>.offset(of: \.resp)!
+        return UnsafeMutableRawPointer(self).advanced(by: offset).assumingMemoryBound(to: Endpoint.self)
+    }
 }

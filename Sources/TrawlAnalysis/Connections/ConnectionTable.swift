@@ -123,7 +123,7 @@ final class ConnectionTable {
             low = IPAddress(high: 0, low: 0x0000_ffff_0000_0000 | UInt64(packed.lowAddress))
             high = IPAddress(high: 0, low: 0x0000_ffff_0000_0000 | UInt64(packed.highAddress))
         }
-        return ConnectionKey(proto: packed.proto, low, packed.lowPort, high, packed.highPort)
+        return ConnectionKey(proto: packed.proto, low: low, lowPort: packed.lowPort, high: high, highPort: packed.highPort)
     }
 
     // MARK: Insertion and removal

@@ -3,106 +3,6 @@ import Glibc
 #endif
 import TrawlCore
 
-/// Settings of the connection analysis.
-public struct AnalysisConfiguration: Sendable {
-    /// False with -C: checksums are not verified.
-    public var verifyChecksums = true
-    /// -b: Zeek's bare mode, without the well-known-port guess of who is the server.
-    public var bareMode = false
-    /// Networks whose addresses count as local (local_orig, local_resp).
-    public var localNetworks: [Subnet] = AnalysisConfiguration.privateAddressSpace
-    public var tcpInactivityTimeout: UInt64 = 300_000_000_000
-    public var udpInactivityTimeout: UInt64 = 60_000_000_000
-    public var icmpInactivityTimeout: UInt64 = 60_000_000_000
-    /// How long a closed or reset TCP connection lingers before it is logged.
-    public var tcpCloseDelay: UInt64 = 5_000_000_000
-    /// An unanswered connection attempt (SYN sent, nothing back) ends this long after its start.
-    public var tcpAttemptDelay: UInt64 = 5_000_000_000
-    /// At most this many connections are tracked at once. Beyond it (a SYN flood, a scan) a
-    /// tracked connection is evicted, preferably an unanswered attempt, logged, and counted
-    /// as the weird `connection_evicted`, so memory stays bounded. The table holds at most
-    /// 33 554 431 (2^25 - 1) whatever this says.
-    public var maximumConnections = 2_000_000
-
-    public init() {}
-
-    /// Zeek's Site::private_address_space, which it uses as the local networks by default.
-    public static let privateAddressSpace: [Subnet] = [
-        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-        "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
-        "224.0.0.0/24", "240.0.0.0/4", "255.255.255.255/32",
-        "::/128", "::1/128", "100::/64", "2001:2::/48", "2001:db8::/32", "3fff::/20", "fc00::/7", "fe80::/10",
-    ].compactMap(Subnet.init)
-
-    /// UDP ports of the tunnels Zeek decapsulates, well known even in bare mode.
-    public static let tunnelPorts: Set<UInt16> = [2152, 3544, 4789, 5072, 6081]
-
-    /// Ports Zeek's protocol analyzers register, used outside bare mode to guess the server
-    /// of a connection whose start was not seen.
-    public static let likelyServerPorts: Set<UInt16> = [
-        21, 22, 23, 25, 53, 67, 68, 69, 80, 88, 110, 111, 123, 137, 138, 139, 143, 161, 162, 179, 389, 443, 445,
-        464, 465, 502, 512, 513, 514, 515, 587, 631, 636, 749, 853, 873, 989, 990, 992, 993, 995, 1080,
-        1194, 1433, 1521, 1701, 1723, 1812, 1813, 2049, 2123, 2152, 3128, 3544, 5072, 3260, 3306, 3389, 3478, 4500, 4789,
-        5060, 5061, 5222, 5223, 5269, 5353, 5355, 5432, 5671, 5672, 5900, 6081, 6379, 6443, 8000, 8008, 8080, 8081, 8443, 8888, 9200, 11211, 27017,
-    ]
-}
-
-/// Where finished connections go. The tracker calls it on its log thread, one record at a
-/// time, in order; `ConnectionTracker.finish()` returns after the last call.
-public protocol ConnectionSink: AnyObject {
-    func connectionEnded(_ record: ConnectionRecord)
-}
-
-/// A finished connection, as conn.log describes it.
-public struct ConnectionRecord: Sendable {
-    public var start: UInt64
-    public var uid: String
-    public var origAddress: IPAddress, origPort: UInt16
-    public var respAddress: IPAddress, respPort: UInt16
-    public var proto: UInt8
-    public var duration: UInt64
-    public var origBytes: UInt64, respBytes: UInt64
-    public var state: String
-    public var localOrig: Bool, localResp: Bool
-    public var missedBytes: UInt64
-    public var history: String
-    public var origPackets: UInt64, origIPBytes: UInt64
-    public var respPackets: UInt64, respIPBytes: UInt64
-    /// Uids of the connections or tunnels this one was carried in.
-    public var tunnelParents: [String] = []
-}
-
-/// Connection identity: transport protocol and both ends, in a fixed order.
-struct ConnectionKey: Hashable {
-    // Widest fields first: 40 bytes with padding, not 56.
-    var lowAddress: IPAddress, highAddress: IPAddress
-    var lowPort: UInt16, highPort: UInt16
-    var proto: UInt8
-
-    /// Three words into the hasher instead of seven fields (the ports and protocol fold
-    /// into the low address word, which they never overlap in meaning).
-    func hash(into hasher: inout Hasher) {
-        hasher.combine(lowAddress.high ^ (highAddress.high &* 0x9e37_79b9_7f4a_7c15))
-        hasher.combine(lowAddress.low ^ (UInt64(lowPort) << 48 | UInt64(highPort) << 32 | UInt64(proto) << 24))
-        hasher.combine(highAddress.low)
-    }
-
-    init(proto: UInt8, _ a: IPAddress, _ pa: UInt16, _ b: IPAddress, _ pb: UInt16) {
-        self.proto = proto
-        if (a, pa) < (b, pb) {
-            (lowAddress, lowPort, highAddress, highPort) = (a, pa, b, pb)
-        } else {
-            (lowAddress, lowPort, highAddress, highPort) = (b, pb, a, pa)
-        }
-    }
-}
-
-/// History letters, as bits per endpoint.
-enum HistoryLetter: UInt16 {
-    case syn = 1, synAck = 2, ack = 4, data = 8, fin = 16, rst = 32, corrupt = 64, retransmit = 128
-    case zeroWindow = 256, gap = 512, inconsistent = 1024, multiFlag = 2048
-}
-
 /// Tracks connections from decoded packets, with Zeek's semantics for roles, TCP endpoint
 /// states, history and sizes, and hands each finished connection to a sink.
 public final class ConnectionTracker {
@@ -110,29 +10,40 @@ public final class ConnectionTracker {
     /// Finished connections become records and reach the sink on this queue's thread.
     private let logStage: BackgroundQueue<LogItem>
     private let table: ConnectionTable
-    // Touched for every packet: no dynamic exclusivity checks.
-    @exclusivity(unchecked) private var decoded = DecodedPacket()
-    private let decoder: PacketDecoder
-    private let fragments = FragmentReassembler()
-    /// Uids of GRE and IP-in-IP tunnels, which are no connections of their own.
-    private var ipTunnels: [ConnectionKey: UInt64] = [:]
+    /// The packet being analysed, at a stable address shared with the packet path.
+    let decoded: UnsafeMutablePointer<DecodedPacket>
+    /// Link layers, IP, fragments, transports and tunnels, up to `track`.
+    private let path: PacketPath
     @exclusivity(unchecked) private var uids: SplitMix64
     private var evictionRandom = SplitMix64(seed: 0x5eed) // its numbers pick eviction victims
     @exclusivity(unchecked) private var now: UInt64 = 0
     @exclusivity(unchecked) private var nextSweep: UInt64 = 0
+    private let likelyTCPServerPorts: Set<UInt16>
+    private let likelyUDPServerPorts: Set<UInt16>
 
     // The rare state of a few connections, by uid, so that every connection need not carry
     // room for it: history past 16 letters, holes in the data, the tunnel a connection
-    // travels in, counts of bad checksums and zero windows.
+    // travels in, counts of bad checksums and zero windows. Each entry goes with its
+    // connection, so the connection bound bounds them too.
     private var longHistories: [UInt64: [UInt8]] = [:]
     private var holes: [SideKey: [Range<Int64>]] = [:]
     private var tunnelParents: [UInt64: UInt64] = [:]
     private var rareCounts: [SideKey: RareCounts] = [:]
 
-    /// Packets that did not reach connection tracking, by reason, as Zeek's weird names.
-    public private(set) var weirds: [String: UInt64] = [:]
+    /// Everything odd in the traffic, by Zeek's weird names, and the bounds that were hit;
+    /// at a stable address shared with the packet path.
+    private let weirdCounter: UnsafeMutablePointer<Weirds>
+    public var weirds: [String: UInt64] { weirdCounter.pointee.counts }
     @exclusivity(unchecked) public private(set) var packetsAnalyzed: UInt64 = 0
+    /// Packets that made no connection, with nothing wrong with them (ARP, ESP, IGMP, ...).
+    public var packetsIgnored: UInt64 { path.ignored }
+    /// IP fragments handed to reassembly, and datagrams put together from them.
+    public var fragmentsSeen: UInt64 { path.fragments.fragments }
+    public var datagramsReassembled: UInt64 { path.fragments.reassembled }
     public var activeConnections: Int { table.count }
+    /// The most connections open at once so far.
+    public private(set) var peakConnections = 0
+    private(set) var evictedConnections: UInt64 = 0
 
     public init(configuration: AnalysisConfiguration = AnalysisConfiguration(), sink: ConnectionSink, seed: UInt64 = 0) {
         self.configuration = configuration
@@ -145,67 +56,48 @@ public final class ConnectionTracker {
                 }
             }
         }
-        decoder = PacketDecoder(verifyChecksums: configuration.verifyChecksums)
         let start = seed != 0 ? seed : SplitMix64.freshSeed()
         uids = SplitMix64(seed: start)
         table = ConnectionTable(seed: start ^ 0x7ab1e)
+        decoded = .allocate(capacity: 1)
+        decoded.initialize(to: DecodedPacket())
+        weirdCounter = .allocate(capacity: 1)
+        weirdCounter.initialize(to: Weirds())
+        likelyTCPServerPorts = configuration.likelyServerPorts(proto: 6)
+        likelyUDPServerPorts = configuration.likelyServerPorts(proto: 17)
+        path = PacketPath(configuration: configuration, decoded: decoded, weirds: weirdCounter)
+        path.attach(to: self)
     }
 
-    deinit { logStage.finish() }
+    deinit {
+        logStage.finish()
+        decoded.deinitialize(count: 1)
+        decoded.deallocate()
+        weirdCounter.deinitialize(count: 1)
+        weirdCounter.deallocate()
+    }
 
     /// Analyses one packet of link type `linkType`.
     public func process(_ packet: Packet, linkType: UInt32) {
         now = packet.timestampNanoseconds
         if now >= nextSweep { sweep() }
-        analyse(packet.bytes, linkType: linkType, flags: packet.flags.rawValue, parent: nil, depth: 0)
+        path.process(packet, linkType: linkType)
     }
 
-    /// Decodes and tracks one packet, or the packet inside a tunnel, `depth` tunnels deep.
-    private func analyse(_ bytes: UnsafeRawBufferPointer, linkType: UInt32, flags: UInt32, parent: UInt64?, depth: Int) {
-        switch decoder.decode(bytes, linkType: linkType, flags: flags, into: &decoded) {
-        case let .skipped(problem):
-            weirds[(depth > 0 ? "tunnel_" : "") + problem.rawValue, default: 0] += 1
-        case .packet:
-            analyseIP(bytes, flags: flags, parent: parent, depth: depth)
-        case let .fragment(ipStart):
-            let ip = UnsafeRawBufferPointer(rebasing: bytes[ipStart...])
-            guard let datagram = fragments.add(ip, decoded, at: now) else { return }
-            datagram.withUnsafeBytes { whole in
-                switch decoder.decodeIP(whole, flags: flags, into: &decoded) {
-                case .packet:
-                    decoded.ipStart = 0
-                    analyseIP(whole, flags: flags, parent: parent, depth: depth)
-                case let .skipped(problem):
-                    weirds[problem.rawValue, default: 0] += 1
-                case .fragment:
-                    weirds["fragment_inside_fragment", default: 0] += 1
-                }
-            }
-        }
-    }
-
-    /// Tracks a decoded IP packet; a tunnel's inner packet is analysed in turn, with the
-    /// outer connection (or the IP tunnel) as its parent.
-    private func analyseIP(_ bytes: UnsafeRawBufferPointer, flags: UInt32, parent: UInt64?, depth: Int) {
-        if !decoded.transportIncomplete { packetsAnalyzed += 1 } // else counted as a weird
-        guard depth < 4, decoded.checksumValid, !decoded.transportIncomplete,
-              let tunnel = Tunnel.inner(proto: decoded.proto, ports: (decoded.sourcePort, decoded.destinationPort),
-                                        payloadStart: decoded.ipStart + decoded.payloadStart,
-                                        end: decoded.ipStart + decoded.ipCaptured, in: bytes) else {
-            track(parent: parent)
-            return
-        }
-        let outer: UInt64
-        if tunnel.kind.outerIsConnection {
-            outer = track(parent: parent)
-        } else {
-            let key = ConnectionKey(proto: decoded.proto, decoded.source, 0, decoded.destination, 0)
-            if let uid = ipTunnels[key] { outer = uid } else {
-                outer = newUID()
-                ipTunnels[key] = outer
-            }
-        }
-        analyse(tunnel.bytes, linkType: tunnel.linkType, flags: 0, parent: outer, depth: depth + 1)
+    /// The tables that traffic can grow, each with its bound and what hitting it or expiry
+    /// took away: for the summary and the statistics.
+    public var tables: [TableStatistics] {
+        let fragments = path.fragments, tunnels = path.ipTunnels
+        return [
+            TableStatistics(name: "connections", entries: table.count, peak: peakConnections,
+                            bound: min(configuration.maximumConnections, ConnectionTable.maximumSlots), evicted: evictedConnections),
+            TableStatistics(name: "fragments", entries: fragments.pending, peak: fragments.peak,
+                            bound: fragments.limits.maximumDatagrams, evicted: fragments.evicted, expired: fragments.expired),
+            TableStatistics(name: "fragment bytes", entries: fragments.bytesHeld, peak: fragments.peakBytes,
+                            bound: fragments.limits.maximumBytes, evicted: 0),
+            TableStatistics(name: "ip tunnels", entries: tunnels.count, peak: tunnels.peak,
+                            bound: tunnels.limits.maximumTunnels, evicted: tunnels.evicted, expired: tunnels.expired),
+        ]
     }
 
     /// Logs every connection still open, as at the end of input; returns once the sink has
@@ -219,7 +111,7 @@ public final class ConnectionTracker {
     }
 
     /// 64 random bits, never 0 (the table's mark of a free slot).
-    private func newUID() -> UInt64 {
+    func newUID() -> UInt64 {
         while true {
             let uid = uids.next()
             if uid != 0 { return uid }
@@ -239,32 +131,41 @@ public final class ConnectionTracker {
             victim = slot
             if table.connection(slot).pointee.resp.packets == 0 { break }
         }
-        weirds["connection_evicted", default: 0] += 1
+        weirdCounter.pointee.note(.connectionEvicted)
+        evictedConnections += 1
         logAndForget(victim!)
     }
 
     // MARK: Connections
 
-    /// Adds the decoded packet to its connection; returns the connection's uid.
+    /// Adds the decoded packet to its connection, which it makes if there is none; returns
+    /// the connection's slot (valid until the next packet).
     @discardableResult
-    private func track(parent: UInt64?) -> UInt64 {
-        var origPort = decoded.sourcePort, respPort = decoded.destinationPort
-        let proto = decoded.proto
+    func track(parent: UInt64?) -> ConnectionTable.Slot? {
+        let d = decoded
+        var origPort = d.pointee.sourcePort, respPort = d.pointee.destinationPort
+        let proto = d.pointee.proto
+        var oneWay = false
         if proto == 1 || proto == 58 {
-            respPort = ICMP.counterpart(type: decoded.icmpType, code: decoded.icmpCode, v6: proto == 58)
-            origPort = UInt16(decoded.icmpType)
+            // ICMP "ports": the type, and the counterpart type of a request or reply, else the
+            // code; a one-way message's key keeps its direction, as Zeek's does.
+            let counterpart = ICMP.counterpart(type: d.pointee.icmpType, v6: proto == 58)
+            origPort = UInt16(d.pointee.icmpType)
+            respPort = UInt16(counterpart ?? d.pointee.icmpCode)
+            oneWay = counterpart == nil
         }
-        let key = ConnectionKey(proto: proto, decoded.source, origPort, decoded.destination, respPort)
+        if !d.pointee.unusable { packetsAnalyzed += 1 } // else counted as a weird
+        let key = ConnectionKey(proto: proto, d.pointee.source, origPort, d.pointee.destination, respPort, oneWay: oneWay)
         if let slot = table.find(key) {
             let c = table.connection(slot)
             if c.pointee.expires <= now || (proto == 6 && isReuse(c)) {
                 logAndForget(slot)
             } else {
                 if update(c, isOrig: isFromOriginator(c, key, origPort)) { table.reschedule(slot) }
-                return c.pointee.uid
+                return slot
             }
         }
-        let origIsLow = key.lowAddress == decoded.source && key.lowPort == origPort
+        let origIsLow = key.lowAddress == d.pointee.source && key.lowPort == origPort
         var connection = Connection(key: key, uid: newUID(), originatorIsLow: origIsLow, start: now)
         if shouldFlipNewConnection() { connection.flip() }
         if let parent {
@@ -273,37 +174,58 @@ public final class ConnectionTracker {
         }
         if table.count >= min(configuration.maximumConnections, ConnectionTable.maximumSlots) { evictOne() }
         let slot = table.insert(connection, key: key)
+        if table.count > peakConnections { peakConnections = table.count }
         let c = table.connection(slot)
         _ = update(c, isOrig: isFromOriginator(c, key, origPort))
         table.schedule(slot)
-        return connection.uid
+        return slot
+    }
+
+    // What the packet path asks of a connection it found, for the tunnel inside it.
+    func uid(_ slot: ConnectionTable.Slot) -> UInt64 { table.connection(slot).pointee.uid }
+    func responderPort(_ slot: ConnectionTable.Slot) -> UInt16 { table.connection(slot).pointee.respPort }
+    func tunnelViolated(_ slot: ConnectionTable.Slot) -> Bool { table.connection(slot).pointee.flags.contains(.tunnelViolated) }
+    func markTunnelViolated(_ slot: ConnectionTable.Slot) { table.connection(slot).pointee.flags.insert(.tunnelViolated) }
+
+    /// Zeek's history letter X: an analyzer limit was reached (once per connection).
+    func noteAnalyzerLimit(_ slot: ConnectionTable.Slot) {
+        let c = table.connection(slot)
+        guard !c.pointee.flags.contains(.analyzerLimit) else { return }
+        c.pointee.flags.insert(.analyzerLimit)
+        appendLetter(c, isOrig: true, "X")
     }
 
     /// Whether the decoded packet (whose source port, or ICMP type, is `sourcePort`) comes
     /// from the connection's originator.
     @inline(__always)
     private func isFromOriginator(_ c: UnsafeMutablePointer<Connection>, _ key: ConnectionKey, _ sourcePort: UInt16) -> Bool {
-        (c.pointee.origIsLow ? key.lowAddress : key.highAddress) == decoded.source && c.pointee.origPort == sourcePort
+        (c.pointee.origIsLow ? key.lowAddress : key.highAddress) == decoded.pointee.source && c.pointee.origPort == sourcePort
     }
 
-    /// Outside bare mode, a connection whose start was missed is turned around when its
-    /// first packet comes from a well-known server port to one that is not.
+    /// A connection whose start was missed is turned around by Zeek's rules: UDP when its
+    /// first packet comes from a likely server port to one that is not; TCP when it did not
+    /// start with a plain SYN and comes from a likely server port, unless both ports are
+    /// likely and (a SYN-ACK, or) the source port is the higher. Never towards a broadcast.
     private func shouldFlipNewConnection() -> Bool {
-        switch decoded.proto {
+        let d = decoded
+        let source = d.pointee.sourcePort, destination = d.pointee.destinationPort
+        let flip: Bool
+        switch d.pointee.proto {
         case 6:
-            let syn = decoded.tcpFlags & TCPFlag.syn != 0, ack = decoded.tcpFlags & TCPFlag.ack != 0
-            guard !syn || ack else { return false }
-        case 17: break
-        default: return false
+            let syn = d.pointee.tcpFlags & TCPFlag.syn != 0, ack = d.pointee.tcpFlags & TCPFlag.ack != 0
+            guard !syn || ack, likelyTCPServerPorts.contains(source) else { return false }
+            flip = likelyTCPServerPorts.contains(destination) ? !syn && source < destination : true
+        case 17:
+            flip = likelyUDPServerPorts.contains(source) && !likelyUDPServerPorts.contains(destination)
+        default:
+            return false
         }
-        // Bare mode still knows the tunnel ports: Zeek's tunnel decapsulation is core.
-        let ports = configuration.bareMode ? AnalysisConfiguration.tunnelPorts : AnalysisConfiguration.likelyServerPorts
-        return ports.contains(decoded.sourcePort) && !ports.contains(decoded.destinationPort)
+        return flip && !d.pointee.destination.isBroadcast
     }
 
     /// A new SYN on a connection whose endpoints have closed starts a new connection.
     private func isReuse(_ c: UnsafeMutablePointer<Connection>) -> Bool {
-        guard decoded.tcpFlags & TCPFlag.syn != 0, decoded.tcpFlags & TCPFlag.ack == 0 else { return false }
+        guard decoded.pointee.tcpFlags & TCPFlag.syn != 0, decoded.pointee.tcpFlags & TCPFlag.ack == 0 else { return false }
         let done: (TCPEndpointState) -> Bool = { $0 == .closed || $0 == .reset }
         return done(c.pointee.orig.state) || done(c.pointee.resp.state)
     }
@@ -311,79 +233,83 @@ public final class ConnectionTracker {
     /// Counts the decoded packet into its connection. Returns true when the connection's
     /// expiry came earlier (it is closing), so that the wheel moves it.
     private func update(_ c: UnsafeMutablePointer<Connection>, isOrig: Bool) -> Bool {
+        let d = decoded
         let before = c.pointee.expires
-        if decoded.transportIncomplete {
-            weirds["truncated_header", default: 0] += 1
+        if d.pointee.unusable {
             if c.pointee.expires == 0 { c.pointee.expires = now + configuration.tcpInactivityTimeout }
+            return false
+        }
+        // A packet with a bad checksum is noted and otherwise ignored: it does not count, nor
+        // move the connection's last time.
+        guard d.pointee.checksumValid else {
+            switch d.pointee.proto {
+            case 6:
+                countCorrupt(c, isOrig: isOrig)
+                weirdCounter.pointee.note(.badTCPChecksum)
+            case 17:
+                countCorrupt(c, isOrig: isOrig)
+                weirdCounter.pointee.note(.badUDPChecksum)
+            default:
+                weirdCounter.pointee.note(.badICMPChecksum)
+            }
+            if c.pointee.expires == 0 {
+                c.pointee.expires = now + (d.pointee.proto == 6 ? configuration.tcpInactivityTimeout : configuration.udpInactivityTimeout)
+            }
             return false
         }
         // Zeek's duration ends when both sides of a TCP connection have closed, by FIN or RST:
         // packets after that (the last ACK, a second RST) are counted, but do not lengthen it.
         let over: (TCPEndpointState) -> Bool = { $0 == .closed || $0 == .reset }
-        let finished = decoded.proto == 6 && over(c.pointee.orig.state) && over(c.pointee.resp.state)
+        let finished = d.pointee.proto == 6 && over(c.pointee.orig.state) && over(c.pointee.resp.state)
         if now > c.pointee.last && !finished { c.pointee.last = now }
         let endpoint = c.endpoint(isOrig: isOrig)
-        switch decoded.proto {
+        switch d.pointee.proto {
         case 6:
             updateTCP(c, endpoint, c.endpoint(isOrig: !isOrig), isOrig: isOrig)
-            let closing: (TCPEndpointState) -> Bool = { $0 == .closed || $0 == .reset }
             let orig = c.pointee.orig.state, resp = c.pointee.resp.state
             if orig == .synSent && resp == .inactive {
                 c.pointee.expires = c.pointee.start + configuration.tcpAttemptDelay
             } else {
-                c.pointee.expires = now + (closing(orig) || closing(resp)
+                c.pointee.expires = now + (over(orig) || over(resp)
                     ? configuration.tcpCloseDelay : configuration.tcpInactivityTimeout)
             }
         case 17:
-            guard decoded.checksumValid else {
-                countCorrupt(c, isOrig: isOrig)
-                weirds["bad_UDP_checksum", default: 0] += 1
-                return false
-            }
             count(endpoint)
-            endpoint.pointee.payloadBytes += UInt64(decoded.payloadLength)
+            endpoint.pointee.payloadBytes += UInt64(d.pointee.payloadLength)
             if endpoint.pointee.historySeen & HistoryLetter.data.rawValue == 0 {
                 endpoint.pointee.historySeen |= HistoryLetter.data.rawValue
                 appendLetter(c, isOrig: isOrig, "D")
             }
             c.pointee.expires = now + configuration.udpInactivityTimeout
         case 1, 58:
-            guard decoded.checksumValid else {
-                weirds["bad_ICMP_checksum", default: 0] += 1
-                return false
-            }
-            count(endpoint)
-            endpoint.pointee.payloadBytes += UInt64(decoded.payloadLength)
+            if d.pointee.counted { count(endpoint) }
+            endpoint.pointee.payloadBytes += UInt64(max(0, d.pointee.payloadLength))
             c.pointee.expires = now + configuration.icmpInactivityTimeout
         default:
             count(endpoint)
-            c.pointee.expires = now + configuration.udpInactivityTimeout
+            c.pointee.expires = now + configuration.unknownTransportInactivityTimeout
         }
         return c.pointee.expires < before
     }
 
     @inline(__always) private func count(_ endpoint: UnsafeMutablePointer<Endpoint>) {
         endpoint.pointee.packets += 1
-        endpoint.pointee.ipBytes += UInt64(decoded.statedIPLength)
+        endpoint.pointee.ipBytes += UInt64(decoded.pointee.statedIPLength)
     }
 
     // MARK: TCP
 
-    private func updateTCP(_ c: UnsafeMutablePointer<Connection>, _ endpoint: UnsafeMutablePointer<Endpoint>,
-                           _ peer: UnsafeMutablePointer<Endpoint>, isOrig: Bool) {
-        let flags = decoded.tcpFlags
+    private func updateTCP(_ c: UnsafeMutablePointer<Connection>, _ sender: UnsafeMutablePointer<Endpoint>,
+                           _ receiver: UnsafeMutablePointer<Endpoint>, isOrig senderIsOrig: Bool) {
+        var endpoint = sender, peer = receiver, isOrig = senderIsOrig
+        let flags = decoded.pointee.tcpFlags
         let syn = flags & TCPFlag.syn != 0, ack = flags & TCPFlag.ack != 0
         let fin = flags & TCPFlag.fin != 0, rst = flags & TCPFlag.rst != 0
 
-        guard decoded.checksumValid else {
-            countCorrupt(c, isOrig: isOrig)
-            weirds["bad_TCP_checksum", default: 0] += 1
-            return
-        }
         count(endpoint)
 
-        let sequence = decoded.sequence
-        let length = Int64(decoded.payloadLength)
+        let sequence = decoded.pointee.sequence
+        let length = Int64(decoded.pointee.payloadLength)
         var relative: Int64
         if !endpoint.pointee.flags.contains(.sequenceKnown) {
             endpoint.pointee.flags.insert(.sequenceKnown)
@@ -399,17 +325,27 @@ public final class ConnectionTracker {
         // History, by Zeek's rules: one letter per kind and direction, except that a SYN, FIN
         // or RST at a new sequence number is recorded again.
         let setFlags = (syn ? 1 : 0) + (fin ? 1 : 0) + (rst ? 1 : 0)
+        if setFlags == 0 && (length > 0 || ack) && c.pointee.history.isOnly(UInt8(ascii: "H")) {
+            // A connection that began with a SYN-ACK, now seeing an ACK or data: not a
+            // stealth scan after all, so the SYN-ACK's sender was the responder (Zeek turns
+            // it around here, and writes the history as if the SYN had been seen: "^h").
+            flipAfterSYNACK(c)
+            isOrig.toggle()
+            endpoint = c.endpoint(isOrig: isOrig)
+            peer = c.endpoint(isOrig: !isOrig)
+        }
         if setFlags > 1 {
             if fin && rst { addHistory(c, endpoint, isOrig: isOrig, .inconsistent, "I") }
             else { addHistory(c, endpoint, isOrig: isOrig, .multiFlag, "Q") }
         } else if setFlags == 1 {
             if syn {
+                // SYN and SYN-ACK share one "seen" mark, as in Zeek.
                 let letter: Unicode.Scalar = ack ? "H" : "S"
                 let at = UInt32(truncatingIfNeeded: relative)
-                if endpoint.pointee.historySeen & (ack ? HistoryLetter.synAck : .syn).rawValue != 0 {
+                if endpoint.pointee.historySeen & HistoryLetter.syn.rawValue != 0 {
                     if at != endpoint.pointee.lastSYN { appendLetter(c, isOrig: isOrig, letter) }
                 } else {
-                    addHistory(c, endpoint, isOrig: isOrig, ack ? .synAck : .syn, letter)
+                    addHistory(c, endpoint, isOrig: isOrig, .syn, letter)
                 }
                 endpoint.pointee.lastSYN = at
             }
@@ -437,7 +373,7 @@ public final class ConnectionTracker {
         } else if ack {
             addHistory(c, endpoint, isOrig: isOrig, .ack, "A")
         }
-        if decoded.window == 0 && !syn && !fin && !rst {
+        if decoded.pointee.window == 0 && !syn && !fin && !rst {
             let count = bumpRareCount(c, isOrig: isOrig) { $0.zeroWindows += 1; return $0.zeroWindows }
             if isScaledMoment(count) { appendLetter(c, isOrig: isOrig, "W") }
         }
@@ -465,7 +401,7 @@ public final class ConnectionTracker {
         if length > 0 { noteData(endpoint, dataStart..<(dataStart + length), c, isOrig: isOrig) }
         if fin { endpoint.pointee.flags.insert(.finSeen) }
         if ack && peer.pointee.flags.contains(.sequenceKnown) && !rst {
-            let acked = peer.pointee.relative(decoded.acknowledgment)
+            let acked = peer.pointee.relative(decoded.pointee.acknowledgment)
             // An ack far outside what the peer sent is noise, not a size.
             if acked > peer.pointee.highestAck && acked <= peer.pointee.highestEnd + (1 << 30) { peer.pointee.highestAck = acked }
         }
@@ -483,6 +419,20 @@ public final class ConnectionTracker {
                 appendLetter(c, isOrig: !isOrig, "G")
             }
         }
+    }
+
+    /// Turns a connection around after its first packet, a SYN-ACK: the endpoints and the
+    /// side tables' entries change places, and the history becomes "^h".
+    private func flipAfterSYNACK(_ c: UnsafeMutablePointer<Connection>) {
+        swap(&c.pointee.orig, &c.pointee.resp)
+        c.pointee.flags.formSymmetricDifference(.origIsLow)
+        c.pointee.history = History()
+        _ = c.pointee.history.append(UInt8(ascii: "^"))
+        _ = c.pointee.history.append(UInt8(ascii: "h"))
+        let uid = c.pointee.uid
+        let origSide = SideKey(uid: uid, isOrig: true), respSide = SideKey(uid: uid, isOrig: false)
+        (rareCounts[origSide], rareCounts[respSide]) = (rareCounts[respSide], rareCounts[origSide])
+        (holes[origSide], holes[respSide]) = (holes[respSide], holes[origSide])
     }
 
     /// Zeek's TOO_LARGE_SEQ_DELTA: a SYN or RST this far from what was seen is not believed.
@@ -569,7 +519,12 @@ public final class ConnectionTracker {
         let cased = isOrig ? upper : upper | 0x20
         if !c.pointee.history.append(cased) {
             c.pointee.flags.insert(.longHistory)
-            longHistories[c.pointee.uid, default: []].append(cased)
+            let uid = c.pointee.uid
+            guard longHistories[uid, default: []].count + History.capacity < configuration.maximumHistory else {
+                weirdCounter.pointee.note(.historyTruncated)
+                return
+            }
+            longHistories[uid, default: []].append(cased)
         }
     }
 
@@ -578,6 +533,10 @@ public final class ConnectionTracker {
         let side = SideKey(uid: c.pointee.uid, isOrig: isOrig)
         var more = holes.removeValue(forKey: side) ?? []
         if endpoint.pointee.seen.insert(range, more: &more) {
+            if more.count > configuration.maximumHoles {
+                endpoint.pointee.seen.mergeClosest(more: &more)
+                weirdCounter.pointee.note(.tooManyHoles)
+            }
             holes[side] = more
             endpoint.pointee.flags.insert(.holes)
         } else {
@@ -598,6 +557,7 @@ public final class ConnectionTracker {
         nextSweep = (now / 1_000_000_000 + 1) * 1_000_000_000
         let due = table.due(at: now)
         if !due.isEmpty { logDue(due) }
+        path.advance(to: now)
     }
 
     private func logAndForget(_ slot: ConnectionTable.Slot) {
@@ -629,143 +589,5 @@ public final class ConnectionTracker {
             rareCounts[SideKey(uid: c.uid, isOrig: false)] = nil
         }
         logStage.append(buildRecord ? .record(finished.record(localNetworks: configuration.localNetworks)) : .finished(finished))
-    }
-}
-
-/// What the log thread is given: a finished connection to make a record of, or the record.
-enum LogItem {
-    case finished(FinishedConnection)
-    case record(ConnectionRecord)
-}
-
-/// A connection that has ended, with its rare state taken from the side tables: all that
-/// its conn.log record is made of, built on the log thread.
-struct FinishedConnection {
-    var connection: Connection
-    var key: ConnectionKey
-    var moreHistory: [UInt8] = []
-    var tunnelParent: UInt64?
-    var origHoles: [Range<Int64>] = [], respHoles: [Range<Int64>] = []
-
-    init(connection: Connection, key: ConnectionKey) {
-        self.connection = connection
-        self.key = key
-    }
-
-    func record(localNetworks: [Subnet]) -> ConnectionRecord {
-        let c = connection
-        var history = c.history.bytes
-        history += moreHistory
-        let duration = c.last - c.start
-        var missed: Int64 = 0
-        let origBytes: UInt64, respBytes: UInt64
-        if c.proto == 6 {
-            origBytes = UInt64(c.orig.tcpSize)
-            respBytes = UInt64(c.resp.tcpSize)
-            func missedBytes(_ endpoint: Endpoint, _ holes: [Range<Int64>]) -> Int64 {
-                guard endpoint.flags.contains(.sequenceKnown) else { return 0 }
-                let start: Int64 = endpoint.flags.contains(.startedWithSYN) ? 1 : 0
-                return endpoint.seen.unseen(below: start + endpoint.tcpSize, from: start, more: holes)
-            }
-            missed = missedBytes(c.orig, origHoles) + missedBytes(c.resp, respHoles)
-        } else {
-            origBytes = c.orig.payloadBytes
-            respBytes = c.resp.payloadBytes
-        }
-        let origAddress = c.origIsLow ? key.lowAddress : key.highAddress
-        let respAddress = c.origIsLow ? key.highAddress : key.lowAddress
-        return ConnectionRecord(
-            start: c.start, uid: UIDGenerator.format(c.uid), origAddress: origAddress, origPort: c.origPort,
-            respAddress: respAddress, respPort: c.respPort, proto: c.proto, duration: duration,
-            origBytes: origBytes, respBytes: respBytes, state: c.state(history: history),
-            localOrig: localNetworks.contains { $0.contains(origAddress) },
-            localResp: localNetworks.contains { $0.contains(respAddress) },
-            missedBytes: UInt64(max(missed, 0)), history: String(decoding: history, as: UTF8.self),
-            origPackets: c.orig.packets, origIPBytes: c.orig.ipBytes, respPackets: c.resp.packets, respIPBytes: c.resp.ipBytes,
-            tunnelParents: tunnelParent.map { [UIDGenerator.format($0)] } ?? []
-        )
-    }
-}
-
-/// One direction of one connection, as the side tables know it.
-private struct SideKey: Hashable {
-    var uid: UInt64
-    var isOrig: Bool
-}
-
-private struct RareCounts {
-    var corrupt: UInt32 = 0
-    var zeroWindows: UInt32 = 0
-}
-
-extension UnsafeMutablePointer where Pointee == Connection {
-    /// The originator's or responder's endpoint, in place.
-    @inline(__always) func endpoint(isOrig: Bool) -> UnsafeMutablePointer<Endpoint> {
-        // Both offsets are constants the optimizer folds: no lookup per packet.
-        let offset = isOrig ? MemoryLayout<Connection>.offset(of: \.orig)! : MemoryLayout<Connection>.offset(of: \.resp)!
-        return UnsafeMutableRawPointer(self).advanced(by: offset).assumingMemoryBound(to: Endpoint.self)
-    }
-}
-
-/// ICMP "ports": the type, and for request/reply pairs the counterpart type (else the code).
-enum ICMP {
-    static func counterpart(type: UInt8, code: UInt8, v6: Bool) -> UInt16 {
-        let other: UInt8?
-        if v6 {
-            switch type {
-            case 128, 133, 135, 130, 139, 144: other = type + 1
-            case 129, 134, 136, 131, 140, 145: other = type - 1
-            default: other = nil
-            }
-        } else {
-            switch type {
-            case 8: other = 0
-            case 0: other = 8
-            case 13, 15, 17: other = type + 1
-            case 14, 16, 18: other = type - 1
-            case 10: other = 9
-            case 9: other = 10
-            default: other = nil
-            }
-        }
-        return UInt16(other ?? code) // a one-way message: its code
-    }
-}
-
-/// Zeek-style connection uids: 64 random bits, written as "C" and base-62 digits.
-enum UIDGenerator {
-    /// A uid as Zeek spells them: "C" and the number in base 62, lowest digit first.
-    static func format(_ number: UInt64) -> String {
-        // At most 1 + 11 characters: a small string, built in place without an allocation.
-        // Two 64-bit divisions split the number into chunks of five digits, whose digits
-        // then come from cheap 32-bit divisions.
-        String(unsafeUninitializedCapacity: 12) { text in
-            text[0] = UInt8(ascii: "C")
-            var count = 1
-            func put(_ chunk: UInt32, all: Bool) {
-                var rest = chunk
-                var written = 0
-                repeat {
-                    let digit = UInt8(rest % 62)
-                    text[count] = digit < 10 ? 0x30 + digit : digit < 36 ? 0x41 + digit - 10 : 0x61 + digit - 36
-                    count += 1
-                    written += 1
-                    rest /= 62
-                } while all ? written < 5 : rest > 0
-            }
-            let fiveDigits: UInt64 = 916_132_832 // 62^5
-            var value = number
-            for _ in 0..<2 {
-                let chunk = UInt32(value % fiveDigits)
-                value /= fiveDigits
-                if value == 0 {
-                    put(chunk, all: false)
-                    return count
-                }
-                put(chunk, all: true)
-            }
-            put(UInt32(value), all: false)
-            return count
-        }
     }
 }

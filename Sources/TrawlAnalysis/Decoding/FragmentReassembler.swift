@@ -1,110 +1,321 @@
-/// Puts IPv4 and IPv6 fragments back together. Pending datagrams are bounded in number and
-/// age; the oldest is dropped (and counted) when the bound is reached.
+/// One IP fragment as the IP analyzer found it: its identity, its place in the datagram,
+/// and where its header and data lie in the IP bytes.
+public struct FragmentInfo {
+    public var source = IPAddress(high: 0, low: 0)
+    public var destination = IPAddress(high: 0, low: 0)
+    public var identification: UInt32 = 0
+    public var isIPv6 = false
+    /// IPv4's protocol field; for IPv6, the fragment header's next header.
+    public var proto: UInt8 = 0
+    /// Byte offset of this fragment's data in the datagram's payload.
+    public var offset = 0
+    public var moreFragments = false
+    public var dontFragment = false
+    /// The header bytes a reassembled datagram starts with: IPv4's header, or IPv6's fixed
+    /// and unfragmentable headers (up to, not including, the fragment header).
+    public var headerLength = 0
+    /// Where the fragment's data starts in the IP bytes (after the fragment header for IPv6).
+    public var dataStart = 0
+    /// The datagram's length as its header states it (IPv4 total length; IPv6 payload + 40).
+    public var totalLength = 0
+    public init() {}
+}
+
+/// The bounds of fragment reassembly (see `FragmentReassembler`).
+public struct FragmentLimits: Sendable {
+    /// Datagrams waiting for fragments at once.
+    public var maximumDatagrams = 65_536
+    /// Bytes of fragment data held in all.
+    public var maximumBytes = 64 << 20
+    /// Separate pieces of one datagram.
+    public var maximumPieces = 512
+    /// How long a datagram waits for its fragments (Zeek's frag_timeout).
+    public var timeout: UInt64 = 300_000_000_000
+    public init() {}
+}
+
+/// Puts IP fragments back together with Zeek's rules (its Frag.cc): pending datagrams are
+/// keyed by source, destination and identification; where fragments overlap the data that
+/// came first wins; a fragment reaching past the size the last fragment gave makes the
+/// datagram larger; a datagram is complete once its data runs without a hole from offset 0
+/// to its size.
+///
+/// Unlike Zeek, everything here is bounded, and each bound counts a weird when it bites:
+/// - at most `maximumDatagrams` pending; beyond it the oldest is dropped (`fragment_table_full`);
+/// - at most `maximumBytes` of fragment data held in all; beyond it the oldest datagrams are
+///   dropped (`fragment_table_full`); only the bytes that arrived are held, never a
+///   zero-filled image up to a fragment's offset;
+/// - at most `maximumPieces` separate pieces per datagram (`excessive_fragments`);
+/// - no datagram beyond the 65 535 bytes its header can state (`fragment_beyond_max_datagram`);
+/// - a pending datagram is dropped `timeout` after its first fragment (Zeek's `frag_timeout`,
+///   5 minutes), counted in `expired`.
+/// Expiry and eviction take the oldest from a list kept in arrival order: O(1) per datagram,
+/// never a scan of the table. Time that steps backwards does not move anything's expiry.
 final class FragmentReassembler {
+
     private struct Key: Hashable {
-        let source: IPAddress, destination: IPAddress
-        let identification: UInt32
-        let proto: UInt8
+        var source: IPAddress, destination: IPAddress
+        var identification: UInt32
+        // IPv4 and IPv6 never share a datagram, even where an IPv4-mapped IPv6 address makes
+        // the addresses equal.
+        var isIPv6: Bool
+    }
+
+    /// A run of data bytes at `offset` in the datagram, stored at `at` in `Pending.bytes`.
+    private struct Piece {
+        var offset: Int32, length: Int32, at: Int32
+        var end: Int { Int(offset) + Int(length) }
     }
 
     private struct Pending {
-        var header: [UInt8] = []          // from the fragment at offset 0
-        var data: [UInt8] = []
-        var have: [Range<Int>] = []       // byte ranges of `data` received
-        var total: Int?                   // known once the last fragment arrived
-        var firstSeen: UInt64
+        var key: Key
+        var expires: UInt64
+        /// The first fragment's header (the one that arrived first, as in Zeek).
+        var header: [UInt8]
         var isIPv6: Bool
+        /// The transport: from the fragment at offset 0 once it came.
         var proto: UInt8
+        /// The datagram's payload size; 0 while unknown (no last fragment yet).
+        var size = 0
+        /// Sorted by offset, never overlapping.
+        var pieces: [Piece] = []
+        var bytes: [UInt8] = []
+        var heldBytes: Int { header.count + bytes.count }
     }
 
-    private var pending: [Key: Pending] = [:]
-    let maximumPending: Int
-    let timeout: UInt64
-    private(set) var dropped: UInt64 = 0
+    let limits: FragmentLimits
+    /// Pending datagrams in arrival order, which is also the order they expire in.
+    private var table = RecencyTable<Key, Pending>()
+    private var heldBytes = 0
+    /// The latest time seen: only ever moves forward.
+    private var clock: UInt64 = 0
 
-    init(maximumPending: Int = 10_000, timeout: UInt64 = 60_000_000_000) {
-        self.maximumPending = maximumPending
-        self.timeout = timeout
+    /// Datagrams dropped because they waited longer than the timeout.
+    private(set) var expired: UInt64 = 0
+    /// Datagrams dropped to stay within the bounds.
+    private(set) var evicted: UInt64 = 0
+    private(set) var reassembled: UInt64 = 0
+    /// Fragments handed in.
+    private(set) var fragments: UInt64 = 0
+    /// The most datagrams pending, and bytes held, at once.
+    private(set) var peak = 0
+    private(set) var peakBytes = 0
+    var pending: Int { table.count }
+    var bytesHeld: Int { heldBytes }
+
+    init(limits: FragmentLimits = FragmentLimits()) {
+        self.limits = limits
     }
 
-    /// Adds the fragment in `ip` (its IP bytes) described by `packet`; returns the whole
-    /// datagram, as IP bytes with a header that no longer says "fragment", once complete.
-    func add(_ ip: UnsafeRawBufferPointer, _ packet: DecodedPacket, at time: UInt64) -> [UInt8]? {
-        let f = packet.fragment
-        guard f.dataEnd >= f.dataStart, f.offset + (f.dataEnd - f.dataStart) <= 65_535 + 40 else { return nil }
-        let key = Key(source: packet.source, destination: packet.destination, identification: f.identification, proto: packet.proto)
-        if pending[key] == nil {
-            if pending.count >= maximumPending { evict(now: time) }
-            pending[key] = Pending(firstSeen: time, isIPv6: packet.isIPv6, proto: packet.proto)
-        }
-        var entry = pending[key]!
-        let end = f.offset + (f.dataEnd - f.dataStart)
-        if entry.data.count < end { entry.data += [UInt8](repeating: 0, count: end - entry.data.count) }
-        entry.data.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: f.offset).copyMemory(from: ip.baseAddress! + f.dataStart, byteCount: end - f.offset) }
-        entry.have.append(f.offset..<end)
-        if f.offset == 0 { entry.header = Array(ip[0..<f.headerLength]) }
-        if !f.moreFragments { entry.total = end }
-        guard let total = entry.total, !entry.header.isEmpty, covered(entry.have, upTo: total) else {
-            pending[key] = entry
+    /// Adds one fragment, whose IP bytes are `ip`; returns the whole datagram, as IP bytes
+    /// whose header no longer says "fragment", once it is complete.
+    func add(_ fragment: FragmentInfo, ip: UnsafeRawBufferPointer, at time: UInt64, weirds: inout Weirds) -> [UInt8]? {
+        advance(to: time)
+        fragments += 1
+        let dataLength = fragment.totalLength - fragment.dataStart
+        guard fragment.headerLength > 0, fragment.dataStart >= fragment.headerLength, dataLength >= 0,
+              fragment.dataStart + dataLength <= ip.count else {
+            weirds.note(.fragmentProtocolInconsistency)
             return nil
         }
-        pending[key] = nil
-        return rebuild(entry, total: total)
-    }
-
-    private func covered(_ ranges: [Range<Int>], upTo total: Int) -> Bool {
-        var reach = 0
-        for range in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
-            if range.lowerBound > reach { return false }
-            reach = max(reach, range.upperBound)
+        let upper = fragment.offset + dataLength
+        // The most payload a header can state: IPv4's total length, IPv6's payload length
+        // (which counts the kept extension headers), are 16 bits.
+        let maximumPayload = 65_535 - (fragment.isIPv6 ? fragment.headerLength - 40 : fragment.headerLength)
+        if upper > maximumPayload {
+            weirds.note(.fragmentBeyondMaxDatagram)
+            return nil
         }
-        return reach >= total
+        if upper > 64_000 { weirds.note(.excessivelyLargeFragment) }
+        if fragment.moreFragments && fragment.totalLength < 64 { weirds.note(.excessivelySmallFragment) }
+        if fragment.dontFragment { weirds.note(.fragmentWithDF) }
+
+        let key = Key(source: fragment.source, destination: fragment.destination,
+                      identification: fragment.identification, isIPv6: fragment.isIPv6)
+        let slot: RecencyTable<Key, Pending>.Slot
+        if let existing = table.find(key) {
+            slot = existing
+            if (fragment.offset != 0 && fragment.proto != table[slot].proto) || fragment.headerLength != table[slot].header.count {
+                weirds.note(.fragmentProtocolInconsistency)
+            }
+        } else {
+            slot = open(key, header: ip[0..<fragment.headerLength], fragment)
+        }
+
+        if fragment.offset == 0 { table[slot].proto = fragment.proto }
+        if !fragment.moreFragments {
+            if table[slot].size == 0 {
+                table[slot].size = upper
+            } else if upper != table[slot].size {
+                weirds.note(.fragmentSizeInconsistency)
+                table[slot].size = max(table[slot].size, upper)
+            }
+        }
+        if table[slot].size != 0 && upper > table[slot].size {
+            weirds.note(.fragmentSizeInconsistency)
+            table[slot].size = upper
+        }
+        let before = table[slot].bytes.count
+        let data = UnsafeRawBufferPointer(rebasing: ip[fragment.dataStart..<(fragment.dataStart + dataLength)])
+        if !insert(data, at: fragment.offset, into: &table[slot], weirds: &weirds) { weirds.note(.excessiveFragments) }
+        heldBytes += table[slot].bytes.count - before
+        peakBytes = max(peakBytes, heldBytes)
+        guard let datagram = complete(&table[slot], weirds: &weirds) else {
+            makeRoom(keeping: slot)
+            return nil
+        }
+        close(slot)
+        reassembled += 1
+        return datagram
     }
 
-    private func rebuild(_ entry: Pending, total: Int) -> [UInt8] {
-        var datagram = entry.header + entry.data[0..<total]
-        if entry.isIPv6 {
-            // The fragment header is gone: the last header before it now names the transport.
+    /// Drops the datagrams whose time is up. Called for every fragment, and by the tracker
+    /// once a second so that memory goes back even when no fragments come.
+    func advance(to time: UInt64) {
+        if time > clock { clock = time }
+        while table.oldest >= 0 && table[table.oldest].expires <= clock {
+            expired += 1
+            close(table.oldest)
+        }
+    }
+
+    /// Forgets every pending datagram.
+    func removeAll() {
+        table.removeAll()
+        heldBytes = 0
+    }
+
+    // MARK: The table
+
+    private func open(_ key: Key, header: Slice<UnsafeRawBufferPointer>, _ fragment: FragmentInfo) -> RecencyTable<Key, Pending>.Slot {
+        if table.count >= limits.maximumDatagrams && table.oldest >= 0 {
+            evicted += 1
+            close(table.oldest)
+        }
+        let entry = Pending(key: key, expires: clock &+ limits.timeout, header: Array(header),
+                            isIPv6: fragment.isIPv6, proto: fragment.proto)
+        heldBytes += entry.heldBytes
+        let slot = table.insert(key, entry)
+        peak = max(peak, table.count)
+        return slot
+    }
+
+    private func close(_ slot: RecencyTable<Key, Pending>.Slot) {
+        heldBytes -= table.remove(slot).heldBytes
+    }
+
+    /// Drops the oldest datagrams (never `keeping`) while more bytes are held than allowed.
+    private func makeRoom(keeping slot: RecencyTable<Key, Pending>.Slot) {
+        while heldBytes > limits.maximumBytes {
+            let victim = table.oldest == slot ? table.newer(than: slot) : table.oldest
+            guard victim >= 0 else { return }
+            evicted += 1
+            close(victim)
+        }
+    }
+
+    // MARK: One datagram
+
+    /// Adds the parts of `data` (at `offset`) that no earlier fragment covered; notes an
+    /// overlap. False, changing nothing, when that would make too many pieces.
+    private func insert(_ data: UnsafeRawBufferPointer, at offset: Int, into entry: inout Pending, weirds: inout Weirds) -> Bool {
+        let end = offset + data.count
+        guard end > offset else { return true }
+        // The first piece that ends after the new data starts.
+        var low = 0, high = entry.pieces.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entry.pieces[middle].end <= offset { low = middle + 1 } else { high = middle }
+        }
+        // The gaps between the existing pieces that the new data fills.
+        var gaps: [(Int, Int, Int)] = [] // (start, end, insert before this piece index)
+        var start = offset
+        var i = low
+        var overlapped = false, differs = false
+        while start < end {
+            if i == entry.pieces.count || Int(entry.pieces[i].offset) >= end {
+                gaps.append((start, end, i))
+                break
+            }
+            let piece = entry.pieces[i]
+            if Int(piece.offset) > start { gaps.append((start, Int(piece.offset), i)) }
+            let sharedStart = max(start, Int(piece.offset)), sharedEnd = min(end, piece.end)
+            if sharedEnd > sharedStart {
+                overlapped = true
+                if !differs {
+                    let old = Int(piece.at) + sharedStart - Int(piece.offset)
+                    differs = entry.bytes[old..<(old + sharedEnd - sharedStart)]
+                        .elementsEqual(data[(sharedStart - offset)..<(sharedEnd - offset)]) == false
+                }
+            }
+            start = max(start, piece.end)
+            i += 1
+        }
+        guard entry.pieces.count + gaps.count <= limits.maximumPieces else { return false }
+        if overlapped { weirds.note(differs ? .fragmentInconsistency : .fragmentOverlap) }
+        for (shift, gap) in gaps.enumerated() {
+            let piece = Piece(offset: Int32(gap.0), length: Int32(gap.1 - gap.0), at: Int32(entry.bytes.count))
+            entry.bytes.append(contentsOf: data[(gap.0 - offset)..<(gap.1 - offset)])
+            entry.pieces.insert(piece, at: gap.2 + shift)
+        }
+        return true
+    }
+
+    /// The whole datagram once its data runs from 0 to its size without a hole (Zeek's
+    /// BlockInserted: data stuck past a hole beyond the size given ends the datagram at the
+    /// hole; data beyond the size without a hole extends it).
+    private func complete(_ entry: inout Pending, weirds: inout Weirds) -> [UInt8]? {
+        guard let first = entry.pieces.first, first.offset == 0, entry.size > 0 else { return nil }
+        var last = 0
+        while last + 1 < entry.pieces.count && entry.pieces[last].end == Int(entry.pieces[last + 1].offset) { last += 1 }
+        let reach = entry.pieces[last].end
+        if last + 1 < entry.pieces.count {
+            guard reach >= entry.size else { return nil } // a hole before the end
+            weirds.note(.fragmentSizeInconsistency)
+            entry.size = reach
+        } else if reach > entry.size {
+            weirds.note(.fragmentSizeInconsistency)
+            entry.size = reach
+        } else if reach < entry.size {
+            return nil // the tail is missing
+        }
+        var datagram = entry.header
+        datagram.reserveCapacity(entry.header.count + entry.size)
+        for piece in entry.pieces[0...last] {
+            datagram.append(contentsOf: entry.bytes[Int(piece.at)..<(Int(piece.at) + Int(piece.length))])
+        }
+        Self.rewriteHeader(&datagram, isIPv6: entry.isIPv6, keptHeaderLength: entry.header.count, proto: entry.proto)
+        return datagram
+    }
+
+    /// Makes the header describe the whole datagram: its length, no fragment fields, and
+    /// for IPv6 the transport named by the last kept header (the fragment header is gone).
+    static func rewriteHeader(_ datagram: inout [UInt8], isIPv6: Bool, keptHeaderLength: Int, proto: UInt8) {
+        if isIPv6 {
             let payload = datagram.count - 40
-            datagram[4] = UInt8(payload >> 8)
-            datagram[5] = UInt8(payload & 0xff)
-            setNextHeader(&datagram, keptHeaderLength: entry.header.count, to: entry.proto)
+            datagram[4] = UInt8(truncatingIfNeeded: payload >> 8)
+            datagram[5] = UInt8(truncatingIfNeeded: payload)
+            // The kept headers are exactly those before the fragment header: the last of
+            // them names the transport now.
+            var field = 6, type = datagram[6], start = 40
+            while start + 2 <= keptHeaderLength {
+                field = start
+                let length = IPv6Chain.extensionLength(type: type, lengthByte: datagram[start + 1])
+                type = datagram[start]
+                start += length
+            }
+            datagram[field] = proto
         } else {
-            datagram[2] = UInt8(datagram.count >> 8)
-            datagram[3] = UInt8(datagram.count & 0xff)
+            datagram[2] = UInt8(truncatingIfNeeded: datagram.count >> 8)
+            datagram[3] = UInt8(truncatingIfNeeded: datagram.count)
             datagram[6] = 0
             datagram[7] = 0
             datagram[10] = 0
             datagram[11] = 0
             let headerLength = Int(datagram[0] & 0x0f) * 4
-            var sum: UInt32 = 0
-            for i in stride(from: 0, to: headerLength, by: 2) { sum += UInt32(datagram[i]) << 8 | UInt32(datagram[i + 1]) }
-            while sum >> 16 != 0 { sum = (sum & 0xffff) + (sum >> 16) }
-            let checksum = ~UInt16(sum)
+            let checksum = ~datagram.withUnsafeBytes { Checksum.sum(UnsafeRawBufferPointer(rebasing: $0[0..<headerLength])) }
             datagram[10] = UInt8(checksum >> 8)
             datagram[11] = UInt8(checksum & 0xff)
-        }
-        return datagram
-    }
-
-    /// Points the next-header field of the last kept IPv6 header (fixed or extension) at
-    /// `proto`: the kept headers are exactly those before the fragment header.
-    private func setNextHeader(_ datagram: inout [UInt8], keptHeaderLength: Int, to proto: UInt8) {
-        var field = 6
-        var start = 40
-        while start + 2 <= keptHeaderLength {
-            field = start
-            start += (Int(datagram[start + 1]) + 1) * 8
-        }
-        datagram[field] = proto
-    }
-
-    private func evict(now: UInt64) {
-        let stale = pending.filter { now - $0.value.firstSeen > timeout }.map(\.key)
-        for key in stale { pending[key] = nil; dropped += 1 }
-        if pending.count >= maximumPending, let oldest = pending.min(by: { $0.value.firstSeen < $1.value.firstSeen })?.key {
-            pending[oldest] = nil
-            dropped += 1
         }
     }
 }

@@ -11,18 +11,15 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
 
     /// From four bytes in network order.
     @inlinable public init(v4 bytes: UnsafeRawBufferPointer, at offset: Int) {
-        let value = UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16 | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
+        let value = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
         high = 0
         low = 0x0000_ffff_0000_0000 | UInt64(value)
     }
 
     /// From sixteen bytes in network order.
     @inlinable public init(v6 bytes: UnsafeRawBufferPointer, at offset: Int) {
-        var h: UInt64 = 0, l: UInt64 = 0
-        for i in 0..<8 { h = h << 8 | UInt64(bytes[offset + i]) }
-        for i in 8..<16 { l = l << 8 | UInt64(bytes[offset + i]) }
-        high = h
-        low = l
+        high = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        low = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
     }
 
     public init?(_ text: String) {
@@ -44,6 +41,8 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
 
     @inlinable public var isV4: Bool { high == 0 && low >> 32 == 0x0000_ffff }
     public var v4Value: UInt32 { UInt32(truncatingIfNeeded: low) }
+    /// 255.255.255.255 (Zeek never makes it a connection's responder by flipping).
+    public var isBroadcast: Bool { isV4 && v4Value == 0xffff_ffff }
 
     public static func < (a: IPAddress, b: IPAddress) -> Bool {
         a.high != b.high ? a.high < b.high : a.low < b.low

@@ -1,0 +1,61 @@
+/// Settings of the connection analysis.
+public struct AnalysisConfiguration: Sendable {
+    /// False with -C: checksums are not verified.
+    public var verifyChecksums = true
+    /// -b: Zeek's bare mode, without the well-known-port guess of who is the server.
+    public var bareMode = false
+    /// Networks whose addresses count as local (local_orig, local_resp).
+    public var localNetworks: [Subnet] = AnalysisConfiguration.privateAddressSpace
+    public var tcpInactivityTimeout: UInt64 = 300_000_000_000
+    public var udpInactivityTimeout: UInt64 = 60_000_000_000
+    public var icmpInactivityTimeout: UInt64 = 60_000_000_000
+    public var unknownTransportInactivityTimeout: UInt64 = 60_000_000_000
+    /// How long a closed or reset TCP connection lingers before it is logged.
+    public var tcpCloseDelay: UInt64 = 5_000_000_000
+    /// An unanswered connection attempt (SYN sent, nothing back) ends this long after its start.
+    public var tcpAttemptDelay: UInt64 = 5_000_000_000
+    /// At most this many connections are tracked at once. Beyond it (a SYN flood, a scan) a
+    /// tracked connection is evicted, preferably an unanswered attempt, logged, and counted
+    /// as the weird `connection_evicted`, so memory stays bounded. The table holds at most
+    /// 33 554 431 (2^25 - 1) whatever this says.
+    public var maximumConnections = 2_000_000
+    /// History letters kept per connection; more are counted as `history_truncated`.
+    public var maximumHistory = 256
+    /// Separate ranges of data remembered per direction of a TCP connection (for content
+    /// gaps); beyond it the two closest merge, counted as `too_many_holes`.
+    public var maximumHoles = 256
+    /// Which analyzer handles which protocol value, tunnel ports included.
+    public var registry = AnalyzerRegistry.standard
+    public var fragmentLimits = FragmentLimits()
+    public var ipTunnelLimits = IPTunnelLimits()
+
+    public init() {}
+
+    /// Zeek's Site::private_address_space, which it uses as the local networks by default.
+    public static let privateAddressSpace: [Subnet] = [
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+        "224.0.0.0/24", "240.0.0.0/4", "255.255.255.255/32",
+        "::/128", "::1/128", "100::/64", "2001:2::/48", "2001:db8::/32", "3fff::/20", "fc00::/7", "fe80::/10",
+    ].compactMap(Subnet.init)
+
+    /// Zeek's likely_server_ports outside bare mode, by transport: the server ports its
+    /// protocol analyzers register (scripts/base/protocols), built without Spicy (so not
+    /// LDAP, QUIC, PostgreSQL, Redis or syslog over TCP). The tunnel ports are added from
+    /// the registry, in bare mode too.
+    public static let likelyTCPServerPorts: Set<UInt16> = [
+        6666, 6667, 6668, 6669, 21, 2811, 22, 3389, 1434, 3306, 25, 587, 502, 80, 81, 631, 1080, 3128,
+        8000, 8080, 8888, 143, 135, 88, 139, 445, 5222, 5269, 53, 79, 20000, 1883, 443, 465, 563, 585, 614,
+        636, 989, 990, 992, 993, 995, 5223,
+    ]
+    public static let likelyUDPServerPorts: Set<UInt16> = [
+        67, 4011, 3389, 514, 88, 123, 5060, 53, 137, 5353, 5355, 20000, 161, 162, 443, 1812,
+    ]
+
+    /// The likely server ports this configuration uses for `proto` (6 or 17).
+    func likelyServerPorts(proto: UInt8) -> Set<UInt16> {
+        let tunnels = proto == 17 ? registry.tunnelPorts : []
+        if bareMode { return tunnels }
+        return (proto == 6 ? Self.likelyTCPServerPorts : Self.likelyUDPServerPorts).union(tunnels)
+    }
+}

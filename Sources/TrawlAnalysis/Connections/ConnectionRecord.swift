@@ -1,0 +1,130 @@
+import TrawlCore
+
+/// Where finished connections go. The tracker calls it on its log thread, one record at a
+/// time, in order; `ConnectionTracker.finish()` returns after the last call.
+public protocol ConnectionSink: AnyObject {
+    func connectionEnded(_ record: ConnectionRecord)
+}
+
+/// A finished connection, as conn.log describes it.
+public struct ConnectionRecord: Sendable {
+    public var start: UInt64
+    public var uid: String
+    public var origAddress: IPAddress, origPort: UInt16
+    public var respAddress: IPAddress, respPort: UInt16
+    public var proto: UInt8
+    public var duration: UInt64
+    public var origBytes: UInt64, respBytes: UInt64
+    public var state: String
+    public var localOrig: Bool, localResp: Bool
+    public var missedBytes: UInt64
+    public var history: String
+    public var origPackets: UInt64, origIPBytes: UInt64
+    public var respPackets: UInt64, respIPBytes: UInt64
+    /// Uids of the connections or tunnels this one was carried in.
+    public var tunnelParents: [String] = []
+}
+
+/// What the log thread is given: a finished connection to make a record of, or the record.
+enum LogItem {
+    case finished(FinishedConnection)
+    case record(ConnectionRecord)
+}
+
+/// A connection that has ended, with its rare state taken from the side tables: all that
+/// its conn.log record is made of, built on the log thread.
+struct FinishedConnection {
+    var connection: Connection
+    var key: ConnectionKey
+    var moreHistory: [UInt8] = []
+    var tunnelParent: UInt64?
+    var origHoles: [Range<Int64>] = [], respHoles: [Range<Int64>] = []
+
+    init(connection: Connection, key: ConnectionKey) {
+        self.connection = connection
+        self.key = key
+    }
+
+    func record(localNetworks: [Subnet]) -> ConnectionRecord {
+        let c = connection
+        var history = c.history.bytes
+        history += moreHistory
+        let duration = c.last - c.start
+        var missed: Int64 = 0
+        let origBytes: UInt64, respBytes: UInt64
+        if c.proto == 6 {
+            origBytes = UInt64(c.orig.tcpSize)
+            respBytes = UInt64(c.resp.tcpSize)
+            func missedBytes(_ endpoint: Endpoint, _ holes: [Range<Int64>]) -> Int64 {
+                guard endpoint.flags.contains(.sequenceKnown) else { return 0 }
+                let start: Int64 = endpoint.flags.contains(.startedWithSYN) ? 1 : 0
+                return endpoint.seen.unseen(below: start + endpoint.tcpSize, from: start, more: holes)
+            }
+            missed = missedBytes(c.orig, origHoles) + missedBytes(c.resp, respHoles)
+        } else {
+            origBytes = c.orig.payloadBytes
+            respBytes = c.resp.payloadBytes
+        }
+        let origAddress = c.origIsLow ? key.lowAddress : key.highAddress
+        let respAddress = c.origIsLow ? key.highAddress : key.lowAddress
+        return ConnectionRecord(
+            start: c.start, uid: UIDGenerator.format(c.uid), origAddress: origAddress, origPort: c.origPort,
+            respAddress: respAddress, respPort: c.respPort, proto: c.proto, duration: duration,
+            origBytes: origBytes, respBytes: respBytes, state: c.state(history: history),
+            localOrig: localNetworks.contains { $0.contains(origAddress) },
+            localResp: localNetworks.contains { $0.contains(respAddress) },
+            missedBytes: UInt64(max(missed, 0)), history: String(decoding: history, as: UTF8.self),
+            origPackets: c.orig.packets, origIPBytes: c.orig.ipBytes, respPackets: c.resp.packets, respIPBytes: c.resp.ipBytes,
+            tunnelParents: tunnelParent.map { [UIDGenerator.format($0)] } ?? []
+        )
+    }
+}
+
+/// One direction of one connection, as the side tables know it.
+struct SideKey: Hashable {
+    var uid: UInt64
+    var isOrig: Bool
+}
+
+struct RareCounts {
+    var corrupt: UInt32 = 0
+    var zeroWindows: UInt32 = 0
+}
+
+/// Zeek-style connection uids: 64 random bits, written as "C" and base-62 digits.
+enum UIDGenerator {
+    /// A uid as Zeek spells them: "C" and the number in base 62, lowest digit first.
+    static func format(_ number: UInt64) -> String {
+        // At most 1 + 11 characters: a small string, built in place without an allocation.
+        // Two 64-bit divisions split the number into chunks of five digits, whose digits
+        // then come from cheap 32-bit divisions.
+        String(unsafeUninitializedCapacity: 12) { text in
+            text[0] = UInt8(ascii: "C")
+            var count = 1
+            func put(_ chunk: UInt32, all: Bool) {
+                var rest = chunk
+                var written = 0
+                repeat {
+                    let digit = UInt8(rest % 62)
+                    text[count] = digit < 10 ? 0x30 + digit : digit < 36 ? 0x41 + digit - 10 : 0x61 + digit - 36
+                    count += 1
+                    written += 1
+                    rest /= 62
+                } while all ? written < 5 : rest > 0
+            }
+            let fiveDigits: UInt64 = 916_132_832 // 62^5
+            var value = number
+            for _ in 0..<2 {
+                let chunk = UInt32(value % fiveDigits)
+                value /= fiveDigits
+                if value == 0 {
+                    put(chunk, all: false)
+                    return count
+                }
+                put(chunk, all: true)
+            }
+            put(UInt32(value), all: false)
+            return count
+        }
+    }
+}

@@ -1,0 +1,290 @@
+import TrawlCore
+
+/// Carries each packet from its first byte to the connection it belongs to: link layers
+/// and shims, IP (putting fragments together), the transport, and, for a tunnel, the packet
+/// inside, which takes the same path with the tunnel as its parent. Which analyzer handles
+/// what comes from the registry; the connections are the tracker's.
+final class PacketPath {
+    /// What a packet inside a tunnel carries with it.
+    struct Encapsulation {
+        /// The uid of the innermost tunnel (connection or IP tunnel), if any.
+        var parent: UInt64?
+        /// How many tunnels deep this packet is.
+        var depth = 0
+        /// The kind of the innermost tunnel.
+        var kind: PacketAnalyzer?
+    }
+
+    let registry: AnalyzerRegistry
+    private let tables: DispatchTables
+    /// The tracker's weird counts, at a stable address.
+    private let weirds: UnsafeMutablePointer<Weirds>
+    private let links: LinkLayer
+    let fragments: FragmentReassembler
+    let ipTunnels: IPTunnels
+    private let verifyChecksums: Bool
+    /// Zeek's Tunnel::max_depth.
+    static let maximumTunnelDepth = 4
+    /// The decoded packet, at a stable address shared with the tracker.
+    let decoded: UnsafeMutablePointer<DecodedPacket>
+    /// The fragment being handed to reassembly.
+    @exclusivity(unchecked) private var fragment = FragmentInfo()
+    /// The tracker that owns this path, set once right after it is made; held without
+    /// reference counting (and used without, through `_withUnsafeGuaranteedRef`).
+    private var owner: Unmanaged<ConnectionTracker>!
+    func attach(to tracker: ConnectionTracker) { owner = .passUnretained(tracker) }
+    @inline(__always) private func tracker<T>(_ body: (ConnectionTracker) -> T) -> T { owner._withUnsafeGuaranteedRef(body) }
+    /// Packets (or packets inside tunnels) that made no connection and nothing wrong:
+    /// ARP, ESP, IGMP, Teredo bubbles, 802.11 management frames.
+    @exclusivity(unchecked) private(set) var ignored: UInt64 = 0
+    /// Analyzers the current packet went through, tunnels included.
+    @exclusivity(unchecked) private var analyzers = 0
+    @exclusivity(unchecked) private var now: UInt64 = 0
+
+    init(configuration: AnalysisConfiguration, decoded: UnsafeMutablePointer<DecodedPacket>, weirds: UnsafeMutablePointer<Weirds>) {
+        self.decoded = decoded
+        self.weirds = weirds
+        registry = configuration.registry
+        tables = DispatchTables(configuration.registry)
+        links = LinkLayer(registry: configuration.registry, tables: tables)
+        fragments = FragmentReassembler(limits: configuration.fragmentLimits)
+        ipTunnels = IPTunnels(limits: configuration.ipTunnelLimits)
+        verifyChecksums = configuration.verifyChecksums
+    }
+
+    deinit { tables.deallocate() }
+
+    /// Analyses one captured packet of link type `linkType`.
+    func process(_ packet: Packet, linkType: UInt32) {
+        now = packet.timestampNanoseconds
+        analyzers = 0
+        let bytes = packet.bytes
+        var context = IPContext()
+        context.verifyChecksums = verifyChecksums
+        context.headerVerified = packet.flags.rawValue & 0x1 != 0
+        context.capturedLength = bytes.count
+        context.wireLength = Int(packet.wireLength)
+        let outcome = links.walk(bytes, linkType: linkType, view: ByteView(start: 0, end: bytes.count),
+                                 analyzers: &analyzers, weirds: &weirds.pointee)
+        linkOutcome(outcome, bytes, context: context, transportVerified: packet.flags.rawValue & 0x3 != 0,
+                    encapsulation: Encapsulation())
+    }
+
+    /// Once a second of traffic: lets expired fragments and tunnels go.
+    func advance(to time: UInt64) {
+        fragments.advance(to: time)
+        ipTunnels.advance(to: time)
+    }
+
+    private func linkOutcome(_ outcome: LinkLayer.Outcome, _ b: UnsafeRawBufferPointer, context: IPContext,
+                             transportVerified: Bool, encapsulation: Encapsulation) {
+        switch outcome {
+        case let .ip(view):
+            ip(b, view, context: context, transportVerified: transportVerified, encapsulation: encapsulation)
+        case let .subframes(view):
+            if let problem = IEEE80211.forEachSubframe(b, view, { subframe in
+                var inner = subframe
+                guard case let .dispatch(type) = IEEE80211.innerPacket(b, &inner),
+                      let next = tables.next(.ieee80211, type) else { return false }
+                linkOutcome(links.walk(b, from: next, view: inner, analyzers: &analyzers, weirds: &weirds.pointee), b,
+                            context: context, transportVerified: transportVerified, encapsulation: encapsulation)
+                return true
+            }) {
+                weirds.pointee.note(problem)
+            }
+        case .ignored:
+            ignored += 1
+        case .none:
+            break
+        }
+    }
+
+    // MARK: IP and fragments
+
+    @inline(__always)
+    private func ip(_ b: UnsafeRawBufferPointer, _ view: ByteView, context: IPContext, transportVerified: Bool,
+                    encapsulation: Encapsulation) {
+        switch IPLayer.analyze(b, view: view, context: context, into: &decoded.pointee, fragment: &fragment, weirds: &weirds.pointee) {
+        case .none:
+            return
+        case .ignored:
+            ignored += 1
+        case .transport:
+            transport(b, context: context, transportVerified: transportVerified, encapsulation: encapsulation)
+        case .fragment:
+            let ipBytes = UnsafeRawBufferPointer(rebasing: b[decoded.pointee.ipStart..<view.end])
+            guard let datagram = fragments.add(fragment, ip: ipBytes, at: now, weirds: &weirds.pointee) else { return }
+            datagram.withUnsafeBytes { whole in
+                var inner = context
+                inner.reassembled = true
+                inner.capturedLength = whole.count
+                inner.wireLength = whole.count
+                switch IPLayer.analyze(whole, view: ByteView(start: 0, end: whole.count), context: inner,
+                                       into: &decoded.pointee, fragment: &fragment, weirds: &weirds.pointee) {
+                case .transport: transport(whole, context: inner, transportVerified: transportVerified, encapsulation: encapsulation)
+                case .ignored: ignored += 1
+                case .none, .fragment: break
+                }
+            }
+        }
+    }
+
+    /// Counts one more analyzer for this packet; false (with Zeek's weird) past the limit.
+    private func enter() -> Bool {
+        guard analyzers < LinkLayer.maximumAnalyzers else {
+            weirds.pointee.note(.maxPacketAnalyzerDepthExceeded)
+            return false
+        }
+        analyzers += 1
+        return true
+    }
+
+    // MARK: Transports
+
+    @inline(__always)
+    private func transport(_ b: UnsafeRawBufferPointer, context: IPContext, transportVerified: Bool, encapsulation: Encapsulation) {
+        guard enter(), let analyzer = tables.next(.ip, UInt64(decoded.pointee.proto)) else { return }
+        let checksums = TransportChecksums(verify: context.verifyChecksums, transportVerified: transportVerified,
+                                           wholePacket: context.wireLength <= context.capturedLength)
+        switch analyzer {
+        case .tcp:
+            guard TCP.decode(b, &decoded.pointee, checksums: checksums, weirds: &weirds.pointee) else { return }
+            tracker { $0.track(parent: encapsulation.parent) }
+        case .udp:
+            guard UDP.decode(b, &decoded.pointee, checksums: checksums, vxlanPorts: tables, weirds: &weirds.pointee) else { return }
+            let slot = tracker { $0.track(parent: encapsulation.parent) }
+            guard decoded.pointee.checksumValid, let slot else { return }
+            udpTunnel(b, connection: slot, context: context, encapsulation: encapsulation)
+        case .icmp:
+            guard ICMP.decode(b, &decoded.pointee, verify: context.verifyChecksums, weirds: &weirds.pointee) else { return }
+            tracker { $0.track(parent: encapsulation.parent) }
+        case .unknownTransport:
+            UnknownTransport.decode(&decoded.pointee)
+            tracker { $0.track(parent: encapsulation.parent) }
+        case .ipTunnel, .gre:
+            let view = ByteView(start: decoded.pointee.transportStart,
+                                end: decoded.pointee.transportStart + decoded.pointee.transportCaptured)
+            ipTunnel(b, view, gre: analyzer == .gre, context: context, encapsulation: encapsulation)
+        default:
+            ignored += 1 // IGMP and the like: analysed by Zeek for logs of their own, no connection
+        }
+    }
+
+    // MARK: Tunnels
+
+    /// IP in IP, and GRE (over IP or UDP): the tunnel is the pair of outer addresses.
+    private func ipTunnel(_ b: UnsafeRawBufferPointer, _ payload: ByteView, gre: Bool, context: IPContext,
+                          encapsulation: Encapsulation) {
+        var view = payload
+        var first = PacketAnalyzer.ip
+        var pptpVersion: UInt8?
+        if gre {
+            switch GRE.analyze(b, &view) {
+            case let .weird(name):
+                weirds.pointee.note(name)
+                return
+            case let .payload(found):
+                (first, pptpVersion) = (found.first, found.pptpVersion)
+            }
+            guard enter() else { return } // GRE hands over to the IP tunnel analyzer
+        }
+        guard encapsulation.depth < Self.maximumTunnelDepth else {
+            weirds.pointee.note(.exceededTunnelMaxDepth)
+            return
+        }
+        if let version = pptpVersion {
+            switch InnerIP.check(b, view, v6: version == 6) {
+            case .ok: break
+            case .badVersion: weirds.pointee.note(.invalidInnerIPVersion); return
+            case .tooShort: weirds.pointee.note(.truncatedInnerIP); return
+            case .tooLong: weirds.pointee.note(.innerIPPayloadLengthMismatch); return
+            }
+        }
+        let uid = ipTunnels.uid(between: decoded.pointee.source, and: decoded.pointee.destination, at: now,
+                                newUID: { self.tracker { $0.newUID() } })
+        let inner = UnsafeRawBufferPointer(rebasing: b[view.start..<view.end])
+        var context = context
+        context.capturedLength = inner.count
+        context.wireLength = inner.count
+        context.insideTeredo = false
+        context.headerVerified = false
+        guard enter() else { return }
+        let outcome = links.walk(inner, from: first, view: ByteView(start: 0, end: inner.count), analyzers: &analyzers,
+                                 weirds: &weirds.pointee)
+        linkOutcome(outcome, inner, context: context, transportVerified: false,
+                    encapsulation: Encapsulation(parent: uid, depth: encapsulation.depth + 1, kind: gre ? .gre : .ipTunnel))
+    }
+
+    /// The UDP tunnels: by the responder's port, else by Zeek's protocol detection.
+    private func udpTunnel(_ b: UnsafeRawBufferPointer, connection slot: ConnectionTable.Slot, context: IPContext,
+                           encapsulation: Encapsulation) {
+        let payload = ByteView(start: decoded.pointee.payloadStart, end: max(decoded.pointee.payloadStart, decoded.pointee.payloadEnd))
+        let respPort = tracker { $0.responderPort(slot) }
+        var found = tables.lookup(.udp, UInt64(respPort))
+        if found == nil {
+            for candidate in registry.udpDetection where detects(candidate, b, payload) {
+                found = candidate
+                break
+            }
+        }
+        guard let analyzer = found, enter() else { return }
+        if analyzer == .gre {
+            ipTunnel(b, payload, gre: true, context: context, encapsulation: encapsulation)
+            return
+        }
+        if analyzer != .gtpv1 && tracker { $0.tunnelViolated(slot) } { return }
+        guard encapsulation.depth < Self.maximumTunnelDepth else {
+            if analyzer == .gtpv1 {
+                weirds.pointee.note(.tunnelDepth)
+            } else {
+                tracker { $0.noteAnalyzerLimit(slot) }
+                weirds.pointee.note(.exceededTunnelMaxDepth)
+            }
+            return
+        }
+        var view = payload
+        let step: AnalyzerStep
+        switch analyzer {
+        case .vxlan: step = VXLAN.analyze(b, &view)
+        case .geneve: step = Geneve.analyze(b, &view)
+        case .ayiya: step = AYIYA.analyze(b, &view)
+        case .teredo: step = Teredo.analyze(b, &view, weirds: &weirds.pointee)
+        case .gtpv1: step = GTPv1.analyze(b, &view, insideGTP: encapsulation.kind == .gtpv1)
+        default: return
+        }
+        let next: PacketAnalyzer?
+        switch step {
+        case let .dispatch(key): next = tables.next(analyzer, key)
+        case .forward: next = tables.fallback(analyzer)
+        case .stop, .subframes: return
+        case let .weird(name):
+            weirds.pointee.note(name)
+            return
+        case .violation:
+            // Zeek logs the reason with the analyzer; the count is kept by analyzer here.
+            if analyzer != .gtpv1 { tracker { $0.markTunnelViolated(slot) } }
+            weirds.pointee.note(named: analyzer.zeekName + "_violation")
+            return
+        }
+        guard let next, enter() else { return }
+        // The inner packet keeps the outer's wire length less what the outer headers took.
+        let inner = UnsafeRawBufferPointer(rebasing: b[view.start..<view.end])
+        var innerContext = context
+        innerContext.capturedLength = inner.count
+        innerContext.wireLength = context.wireLength - (context.capturedLength - inner.count)
+        innerContext.insideTeredo = analyzer == .teredo
+        innerContext.headerVerified = false
+        let outcome = links.walk(inner, from: next, view: ByteView(start: 0, end: inner.count), analyzers: &analyzers,
+                                 weirds: &weirds.pointee)
+        linkOutcome(outcome, inner, context: innerContext, transportVerified: false,
+                    encapsulation: Encapsulation(parent: tracker { $0.uid(slot) }, depth: encapsulation.depth + 1, kind: analyzer))
+    }
+
+    private func detects(_ analyzer: PacketAnalyzer, _ b: UnsafeRawBufferPointer, _ payload: ByteView) -> Bool {
+        switch analyzer {
+        case .teredo: return Teredo.detect(b, payload)
+        case .ayiya: return AYIYA.detect(b, payload)
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,60 @@
+/// Zeek's TCP analyzer, up to the connection: a header must be there for a connection to
+/// be made; a header whose offset is wrong or cut short leaves the packet unusable.
+enum TCP {
+    /// Fills the ports and header fields; false (with a weird) when there is no header at all.
+    @inline(__always)
+    static func decode(_ b: UnsafeRawBufferPointer, _ out: inout DecodedPacket, checksums: TransportChecksums,
+                       weirds: inout Weirds) -> Bool {
+        let t = out.transportStart
+        let remaining = out.transportCaptured
+        guard out.transportStated == 0 || out.transportStated >= 20 else {
+            weirds.note(.truncatedHeader)
+            return false
+        }
+        guard remaining >= 20 else {
+            weirds.note(.internallyTruncatedHeader)
+            return false
+        }
+        out.sourcePort = b.be16(t)
+        out.destinationPort = b.be16(t + 2)
+        out.sequence = b.be32(t + 4)
+        out.acknowledgment = b.be32(t + 8)
+        out.tcpFlags = b[t + 13]
+        out.window = b.be16(t + 14)
+        out.checksumValid = true
+        out.counted = true
+        // The segment's length: as the IP header states it, or what was captured when an
+        // IPv4 length was 0 (segmentation offload).
+        let length = out.statedIPLength == 0 ? remaining : out.transportStated
+        let headerLength = Int(b[t + 12] >> 4) * 4
+        if headerLength < 20 {
+            weirds.note(.badTCPHeaderLen)
+            out.unusable = true
+            return true
+        }
+        if headerLength > length || headerLength > remaining {
+            weirds.note(.truncatedHeader)
+            out.unusable = true
+            return true
+        }
+        out.unusable = false
+        out.payloadLength = length - headerLength
+        out.payloadStart = t + headerLength
+        out.payloadEnd = t + min(length, remaining)
+        if checksums.verify && !checksums.transportVerified && remaining >= length {
+            let segment = UnsafeRawBufferPointer(rebasing: b[t..<(t + length)])
+            out.checksumValid = Checksum.transport(segment, source: out.source, destination: out.destination, proto: 6) == 0xffff
+        }
+        return true
+    }
+}
+
+/// How transport checksums are to be treated for one packet.
+struct TransportChecksums {
+    /// False with -C.
+    var verify = true
+    /// The capture verified them already (TRAWL_PACKET_CHECKSUM_VERIFIED or _PARTIAL).
+    var transportVerified = false
+    /// The whole packet was captured (its wire length is no more than its captured length).
+    var wholePacket = true
+}
