@@ -14,8 +14,9 @@ final class PcapFileReader {
     private let file: Int32
     private let swapped: Bool
     private let path: String
-    /// Records longer than this are refused, as libpcap refuses them.
-    private let maximumCaptured: Int
+    /// Records longer than this are refused, as libpcap refuses them (its MAXIMUM_SNAPLEN,
+    /// whatever the file's header claims: a header must not make the reader allocate more).
+    static let maximumCaptured = 262_144
     private var buffer: UnsafeMutableRawPointer
     private var capacity: Int
     /// The bytes read and not handed out yet are buffer[start..<end].
@@ -58,8 +59,8 @@ final class PcapFileReader {
         }
         let snap = word(16)
         // The link type field's upper bits carry FCS information, not the type.
-        return PcapFileReader(file: fd, path: path, swapped: swapped, nanosecond: nanosecond,
-                              linkType: word(20) & 0x03ff_ffff, snaplen: snap == 0 ? 262_144 : snap)
+        return PcapFileReader(file: fd, path: path, swapped: swapped, nanosecond: nanosecond, linkType: word(20) & 0x03ff_ffff,
+                              snaplen: snap == 0 || snap > UInt32(maximumCaptured) ? UInt32(maximumCaptured) : snap)
     }
 
     private init(file: Int32, path: String, swapped: Bool, nanosecond: Bool, linkType: UInt32, snaplen: UInt32) {
@@ -69,8 +70,7 @@ final class PcapFileReader {
         self.nanosecond = nanosecond
         self.linkType = linkType
         self.snaplen = snaplen
-        maximumCaptured = max(Int(snaplen), 262_144)
-        capacity = max(Self.initialCapacity, 2 * (16 + maximumCaptured))
+        capacity = max(Self.initialCapacity, 2 * (16 + Self.maximumCaptured))
         buffer = .allocate(byteCount: capacity, alignment: 16)
         lseek(file, 24, SEEK_SET) // records start after the file header
     }
@@ -119,7 +119,7 @@ final class PcapFileReader {
         while !batch.isFull {
             let available = end - start
             let captured = available >= 16 ? Int(word(start + 8)) : 0
-            if available < 16 || captured > maximumCaptured || available < 16 + captured {
+            if available < 16 || captured > Self.maximumCaptured || available < 16 + captured {
                 guard let problem = damage(available: available, captured: captured) else { break } // more to read
                 guard batch.count == 0 else { pendingFailure = problem; return true }
                 throw problem
@@ -140,8 +140,8 @@ final class PcapFileReader {
     /// What is wrong with a record that is not whole in the buffer, in libpcap's words; nil
     /// when the rest of it is still to be read.
     private func damage(available: Int, captured: Int) -> PluginError? {
-        if captured > maximumCaptured {
-            return PluginError("invalid packet capture length \(captured), bigger than maximum of \(maximumCaptured) in \(path)")
+        if captured > Self.maximumCaptured {
+            return PluginError("invalid packet capture length \(captured), bigger than maximum of \(Self.maximumCaptured) in \(path)")
         }
         guard atEnd, available > 0 else { return nil }
         if available < 16 {

@@ -99,8 +99,9 @@ public final class PcapSource: SourcePlugin {
             pcapng = nil
             classic = nil
         }
-        // libpcap never hands out more than max(snaplen, 256 KiB) bytes of one packet.
-        arenaReserve = max(Int(info.snaplen), 262_144)
+        // libpcap never hands out more than max(snaplen, 256 KiB) bytes of one packet, and
+        // the file readers here no more than 256 KiB (a live snaplen is the user's to choose).
+        arenaReserve = max(Int(min(info.snaplen, 1 << 30)), 262_144)
         arenaSize = (1 << 20) + arenaReserve
         arena = .allocate(capacity: arenaSize)
     }

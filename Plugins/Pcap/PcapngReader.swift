@@ -11,7 +11,10 @@ import TrawlPluginSDK
 final class PcapngReader {
     private let file: UnsafeMutablePointer<FILE>
     private var swapped = false
+    /// The buffer blocks are read into, reused; only its first `blockLength` bytes are the
+    /// current block's body (its trailing length word excluded).
     private var block: [UInt8] = []
+    private var blockLength = 0
     /// Per interface: link type, snapshot length, timestamp resolution and offset.
     private var interfaces: [(linkType: UInt16, snaplen: UInt32, resolution: UInt8, offsetSeconds: Int64)] = []
     private(set) var linkType: UInt16 = 0
@@ -93,58 +96,78 @@ final class PcapngReader {
         let body = Int(length) - 8 // including the trailing length
         if block.count < body { block = [UInt8](repeating: 0, count: body) }
         guard fread(&block, 1, body, file) == body else { throw PluginError("truncated pcapng block") }
-        if type == 1 { try describeInterface(bodyLength: body - 4) }
+        blockLength = body - 4
+        if type == 1 { try describeInterface() }
         return type
     }
 
-    private func describeInterface(bodyLength: Int) throws(PluginError) {
-        guard bodyLength >= 8 else { throw PluginError("truncated pcapng interface description") }
+    /// The most bytes of one packet this reader hands out, as libpcap's MAXIMUM_SNAPLEN.
+    static let maximumSnaplen: UInt32 = 262_144
+
+    private func describeInterface() throws(PluginError) {
+        guard blockLength >= 8 else { throw PluginError("truncated pcapng interface description") }
         let type = u16(0), snap = u32(4)
         var resolution: UInt8 = 6
         var offset: Int64 = 0
         var at = 8
-        while at + 4 <= bodyLength {
+        // Options: code, length, value padded to 4 bytes; one cut off by the block's end ends them.
+        while at + 4 <= blockLength {
             let code = u16(at), length = Int(u16(at + 2))
-            if code == 0 { break }
+            if code == 0 || at + 4 + length > blockLength { break }
             if code == 9, length >= 1 { resolution = block[at + 4] }
             if code == 14, length == 8 { offset = Int64(bitPattern: UInt64(u32(at + 4)) | UInt64(u32(at + 8)) << 32) }
             at += 4 + (length + 3) & ~3
         }
         if interfaces.isEmpty && linkType == 0 { linkType = type }
-        snaplen = max(snaplen, snap == 0 ? 262_144 : snap)
-        interfaces.append((type, snap, resolution, offset))
+        let kept = snap == 0 || snap > Self.maximumSnaplen ? Self.maximumSnaplen : snap
+        snaplen = max(snaplen, kept)
+        interfaces.append((type, kept, resolution, offset))
     }
 
-    private func nanoseconds(_ ticks: UInt64, interface: Int) -> UInt64 {
-        let (_, _, resolution, offset) = interfaces[interface]
+    /// A timestamp in the interface's resolution (if_tsresol: a power of 10, or of 2 with
+    /// the top bit set) and offset (if_tsoffset, in seconds), as nanoseconds since 1970.
+    /// Any resolution a file states is handled: ticks finer than a nanosecond are divided
+    /// away, coarser ones multiplied (wrapping, as a garbage timestamp must not stop a run).
+    static func nanoseconds(_ ticks: UInt64, resolution: UInt8, offsetSeconds: Int64) -> UInt64 {
         var ns: UInt64
         if resolution & 0x80 == 0 {
             let exponent = Int(resolution)
             if exponent <= 9 {
                 var scale: UInt64 = 1
-                for _ in 0..<(9 - exponent) { scale *= 10 }
+                for _ in 0..<(9 - exponent) { scale &*= 10 }
                 ns = ticks &* scale
-            } else {
+            } else if exponent - 9 < 20 {
                 var scale: UInt64 = 1
-                for _ in 0..<(exponent - 9) { scale *= 10 }
+                for _ in 0..<(exponent - 9) { scale &*= 10 }
                 ns = ticks / scale
+            } else {
+                ns = 0 // 10^20 and beyond: no tick reaches a nanosecond
             }
         } else {
-            let shift = UInt64(resolution & 0x7f)
-            let whole = ticks >> shift, fraction = ticks & ((1 << shift) - 1)
-            ns = whole &* 1_000_000_000 &+ (fraction &* 1_000_000_000) >> shift
+            // ticks / 2^shift seconds: (ticks * 10^9) >> shift, in 128 bits.
+            let shift = Int(resolution & 0x7f)
+            let product = ticks.multipliedFullWidth(by: 1_000_000_000)
+            if shift == 0 {
+                ns = product.low
+            } else if shift < 64 {
+                ns = product.low >> UInt64(shift) | product.high << UInt64(64 - shift)
+            } else {
+                ns = product.high >> UInt64(shift - 64)
+            }
         }
-        return UInt64(bitPattern: Int64(bitPattern: ns) &+ offset &* 1_000_000_000)
+        return UInt64(bitPattern: Int64(bitPattern: ns) &+ offsetSeconds &* 1_000_000_000)
     }
 
     /// Enhanced and obsolete packet blocks share this layout after the interface field:
     /// timestamp high and low words, captured and original length, then the data.
     private func timestampedRecord(interface: Int) throws(PluginError) -> Record {
+        guard blockLength >= 20 else { throw PluginError("truncated pcapng packet block") }
         guard interface < interfaces.count else { throw PluginError("pcapng packet for an undeclared interface") }
         let captured = Int(u32(12))
-        guard 20 + captured <= block.count else { throw PluginError("pcapng packet longer than its block") }
+        guard captured <= blockLength - 20 else { throw PluginError("pcapng packet longer than its block") }
         let ticks = UInt64(u32(4)) << 32 | UInt64(u32(8))
-        return Record(timestampNanoseconds: nanoseconds(ticks, interface: interface),
+        let (_, _, resolution, offset) = interfaces[interface]
+        return Record(timestampNanoseconds: Self.nanoseconds(ticks, resolution: resolution, offsetSeconds: offset),
                       capturedLength: captured, wireLength: Int(u32(16)), dataOffset: 20,
                       linkType: interfaces[interface].linkType)
     }
@@ -155,15 +178,16 @@ final class PcapngReader {
         while let type = try readBlock() {
             switch type {
             case 6: // enhanced packet block: a 32-bit interface id
+                guard blockLength >= 4 else { throw PluginError("truncated pcapng packet block") }
                 return try timestampedRecord(interface: Int(u32(0)))
             case 2: // obsolete packet block: a 16-bit interface id and a drop count
+                guard blockLength >= 4 else { throw PluginError("truncated pcapng packet block") }
                 return try timestampedRecord(interface: Int(u16(0)))
             case 3: // simple packet block: no timestamp, interface 0
                 guard !interfaces.isEmpty else { throw PluginError("pcapng packet before any interface") }
+                guard blockLength >= 4 else { throw PluginError("truncated pcapng packet block") }
                 let wire = Int(u32(0))
-                let snap = interfaces[0].snaplen
-                let captured = min(wire, snap == 0 ? wire : Int(snap))
-                guard 4 + captured <= block.count else { throw PluginError("pcapng packet longer than its block") }
+                let captured = min(wire, Int(interfaces[0].snaplen), blockLength - 4)
                 return Record(timestampNanoseconds: 0, capturedLength: captured, wireLength: wire, dataOffset: 4,
                               linkType: interfaces[0].linkType)
             default:

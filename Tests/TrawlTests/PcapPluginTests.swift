@@ -130,26 +130,15 @@ import TrawlCore
     /// A pcapng with two interfaces of different snapshot lengths and link types (Ethernet
     /// and raw IPv4), which libpcap refuses; Trawl::Pcap reads it itself.
     static func writeMixed(to path: String) throws -> (ethernet: [UInt8], raw: [UInt8]) {
-        func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
-        func le16(_ v: UInt16) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
-        func block(_ type: UInt32, _ body: [UInt8]) -> [UInt8] {
-            let padded = body + [UInt8](repeating: 0, count: (4 - body.count % 4) % 4)
-            let length = UInt32(12 + padded.count)
-            return le32(type) + le32(length) + padded + le32(length)
-        }
         let builder = PacketBuilder()
         let ethernet = builder.udp(fromClient: true, payload: 40)
         let raw = Array(PacketBuilder(clientPort: 41000, serverPort: 53).udp(fromClient: true, payload: 20)[14...])
-        func packet(interface: UInt32, microseconds: UInt64, _ data: [UInt8]) -> [UInt8] {
-            block(6, le32(interface) + le32(UInt32(microseconds >> 32)) + le32(UInt32(microseconds & 0xffff_ffff))
-                + le32(UInt32(data.count)) + le32(UInt32(data.count)) + data)
-        }
-        var file = block(0x0a0d_0d0a, le32(0x1a2b_3c4d) + le16(1) + le16(0) + [UInt8](repeating: 0xff, count: 8))
-        file += block(1, le16(1) + le16(0) + le32(65535))       // Ethernet, snaplen 65535
-        file += block(1, le16(228) + le16(0) + le32(8192))      // raw IPv4, snaplen 8192
-        file += packet(interface: 0, microseconds: 1_000_000, ethernet)
-        file += packet(interface: 1, microseconds: 1_500_000, raw)
-        file += packet(interface: 0, microseconds: 2_000_000, ethernet)
+        var file = Pcapng.sectionHeader
+        file += Pcapng.interface(linkType: 1, snaplen: 65535)
+        file += Pcapng.interface(linkType: 228, snaplen: 8192)  // raw IPv4
+        file += Pcapng.packet(interface: 0, ticks: 1_000_000, ethernet)
+        file += Pcapng.packet(interface: 1, ticks: 1_500_000, raw)
+        file += Pcapng.packet(interface: 0, ticks: 2_000_000, ethernet)
         #expect(FileManager.default.createFile(atPath: path, contents: Data(file)))
         return (ethernet, raw)
     }

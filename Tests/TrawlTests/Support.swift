@@ -178,3 +178,36 @@ extension Result where Success == Plugin, Failure == PluginLoadError {
         return nil
     }
 }
+
+/// pcapng blocks, little-endian, written by hand: for files libpcap would not write.
+enum Pcapng {
+    static func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+    static func le16(_ v: UInt16) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+
+    /// A block: type, total length, the body padded to 4 bytes, the total length again.
+    static func block(_ type: UInt32, _ body: [UInt8]) -> [UInt8] {
+        let padded = body + [UInt8](repeating: 0, count: (4 - body.count % 4) % 4)
+        let length = UInt32(12 + padded.count)
+        return le32(type) + le32(length) + padded + le32(length)
+    }
+
+    static let sectionHeader = block(0x0a0d_0d0a, le32(0x1a2b_3c4d) + le16(1) + le16(0) + [UInt8](repeating: 0xff, count: 8))
+
+    /// An interface description; `options` are (code, value) pairs, ended by opt_endofopt.
+    static func interface(linkType: UInt16, snaplen: UInt32, options: [(UInt16, [UInt8])] = []) -> [UInt8] {
+        var body = le16(linkType) + le16(0) + le32(snaplen)
+        if !options.isEmpty {
+            for (code, value) in options {
+                body += le16(code) + le16(UInt16(value.count)) + value + [UInt8](repeating: 0, count: (4 - value.count % 4) % 4)
+            }
+            body += le16(0) + le16(0)
+        }
+        return block(1, body)
+    }
+
+    /// An enhanced packet block with `ticks` in the interface's resolution.
+    static func packet(interface: UInt32, ticks: UInt64, _ data: [UInt8], captured: UInt32? = nil) -> [UInt8] {
+        block(6, le32(interface) + le32(UInt32(ticks >> 32)) + le32(UInt32(ticks & 0xffff_ffff))
+            + le32(captured ?? UInt32(data.count)) + le32(UInt32(data.count)) + data)
+    }
+}
