@@ -9,7 +9,8 @@ import PackageDescription
 //   Sources/TrawlCLI       the `trawl` command's logic; Sources/trawl is its entry point
 //   Sources/TrawlAnalysis  decoding, connection tracking, conn.log writers
 //   Sources/TrawlSynth     synthetic traffic for fixtures, the sample trace and benchmarks
-//   Plugins/Pcap           Trawl::Pcap, the default packet source (libpcap)
+//   Plugins/Pcap           Trawl::Pcap, the default packet source (libpcap); Readers: its own
+//                          pcap and pcapng readers
 //   Plugins/AFPacket       Trawl::AF_Packet, TPACKET_V3 rings with fanout
 //   Plugins/Netmap         Trawl::Netmap, netmap's rings through its kernel interface
 //   Plugins/PFRing         Trawl::PF_Ring, PF_RING through libpfring loaded at run time
@@ -21,6 +22,8 @@ let package = Package(
         .library(name: "TrawlSynth", targets: ["TrawlSynth"]),
         .library(name: "TrawlAnalysis", targets: ["TrawlAnalysis"]),
         .library(name: "TrawlPcap", type: .dynamic, targets: ["TrawlPcap"]),
+        // The trace file readers of Trawl::Pcap, apart for the fuzzers (fuzz/).
+        .library(name: "PcapReaders", targets: ["PcapReaders"]),
         .library(name: "TrawlAFPacket", type: .dynamic, targets: ["TrawlAFPacket"]),
         .library(name: "TrawlNetmap", type: .dynamic, targets: ["TrawlNetmap"]),
         .library(name: "TrawlPFRing", type: .dynamic, targets: ["TrawlPFRing"]),
@@ -38,10 +41,11 @@ let package = Package(
         .target(name: "TrawlPluginSDK", dependencies: ["CTrawlABI"]),
         .target(name: "TrawlSynth", dependencies: ["TrawlCore"]),
         .target(name: "TrawlAnalysis", dependencies: ["TrawlCore"]),
+        .target(name: "PcapReaders", dependencies: ["TrawlPluginSDK"], path: "Plugins/Pcap/Readers"),
         .target(
             name: "TrawlPcap",
-            dependencies: ["TrawlPluginSDK", "CLibpcap"],
-            path: "Plugins/Pcap"
+            dependencies: ["TrawlPluginSDK", "CLibpcap", "PcapReaders"],
+            path: "Plugins/Pcap/Source"
         ),
         .target(name: "CLinuxPacket"),
         .target(
@@ -77,3 +81,15 @@ let package = Package(
         ),
     ]
 )
+
+// The fuzz targets (fuzz/): built only by scripts/fuzz, which sets TRAWL_FUZZ=1 and builds
+// them with libFuzzer and AddressSanitizer into a build folder of their own.
+if Context.environment["TRAWL_FUZZ"] == "1" {
+    package.targets += [
+        .target(name: "CFuzzDriver", path: "fuzz/Driver"),
+        .executableTarget(name: "FuzzAnalysis", dependencies: ["TrawlAnalysis", "TrawlCore", "CFuzzDriver"], path: "fuzz/Analysis"),
+        .executableTarget(name: "FuzzTraceReaders", dependencies: ["PcapReaders", "TrawlPluginSDK", "CTrawlABI", "CFuzzDriver"],
+                          path: "fuzz/TraceReaders"),
+        .executableTarget(name: "FuzzOptions", dependencies: ["TrawlCore", "CFuzzDriver"], path: "fuzz/Options"),
+    ]
+}

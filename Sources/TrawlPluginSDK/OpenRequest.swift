@@ -50,7 +50,8 @@ public struct BatchOutput {
 
     @inlinable public var isFull: Bool { _count >= capacity }
 
-    init(slots: UnsafeMutablePointer<trawl_packet>, capacity: Int) {
+    /// Slots for `capacity` packets (the host passes its batch; tests and fuzzers their own).
+    public init(slots: UnsafeMutablePointer<trawl_packet>, capacity: Int) {
         self.slots = slots
         self.capacity = capacity
     }

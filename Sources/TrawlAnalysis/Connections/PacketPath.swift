@@ -33,7 +33,8 @@ final class PacketPath {
     /// reference counting (and used without, through `_withUnsafeGuaranteedRef`).
     private var owner: Unmanaged<ConnectionTracker>!
     func attach(to tracker: ConnectionTracker) { owner = .passUnretained(tracker) }
-    @inline(__always) private func tracker<T>(_ body: (ConnectionTracker) -> T) -> T { owner._withUnsafeGuaranteedRef(body) }
+    @inline(__always) @discardableResult
+    private func tracker<T>(_ body: (ConnectionTracker) -> T) -> T { owner._withUnsafeGuaranteedRef(body) }
     /// Packets (or packets inside tunnels) that made no connection and nothing wrong:
     /// ARP, ESP, IGMP, Teredo bubbles, 802.11 management frames.
     @exclusivity(unchecked) private(set) var ignored: UInt64 = 0
@@ -232,7 +233,7 @@ final class PacketPath {
             ipTunnel(b, payload, gre: true, context: context, encapsulation: encapsulation)
             return
         }
-        if analyzer != .gtpv1 && tracker { $0.tunnelViolated(slot) } { return }
+        if analyzer != .gtpv1 && tracker({ $0.tunnelViolated(slot) }) { return }
         guard encapsulation.depth < Self.maximumTunnelDepth else {
             if analyzer == .gtpv1 {
                 weirds.pointee.note(.tunnelDepth)

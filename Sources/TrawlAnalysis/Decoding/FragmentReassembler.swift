@@ -179,12 +179,6 @@ final class FragmentReassembler {
         }
     }
 
-    /// Forgets every pending datagram.
-    func removeAll() {
-        table.removeAll()
-        heldBytes = 0
-    }
-
     // MARK: The table
 
     private func open(_ key: Key, header: Slice<UnsafeRawBufferPointer>, _ fragment: FragmentInfo) -> RecencyTable<Key, Pending>.Slot {

@@ -20,7 +20,6 @@ struct RecencyTable<Key: Hashable, Value> {
     private(set) var newest: Slot = -1
 
     var count: Int { index.count }
-    var isEmpty: Bool { index.isEmpty }
 
     func find(_ key: Key) -> Slot? { index[key] }
 
@@ -29,8 +28,6 @@ struct RecencyTable<Key: Hashable, Value> {
         get { entries[Int(slot)]!.value }
         _modify { yield &entries[Int(slot)]!.value }
     }
-
-    func key(_ slot: Slot) -> Key { entries[Int(slot)]!.key }
 
     /// Adds an entry for a key not in the table, as the most recent.
     mutating func insert(_ key: Key, _ value: Value) -> Slot {
@@ -71,14 +68,6 @@ struct RecencyTable<Key: Hashable, Value> {
 
     /// The entry after `slot` in recency order, or -1.
     func newer(than slot: Slot) -> Slot { entries[Int(slot)]!.newer }
-
-    mutating func removeAll() {
-        index.removeAll()
-        entries.removeAll()
-        free.removeAll()
-        oldest = -1
-        newest = -1
-    }
 
     private mutating func unlink(_ slot: Slot) {
         let entry = entries[Int(slot)]!

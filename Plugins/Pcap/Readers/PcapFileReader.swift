@@ -7,16 +7,16 @@ import TrawlPluginSDK
 /// reads into one buffer, and hands out packets where they lie in it: no per-packet copy,
 /// where libpcap's reader copies each record out of stdio and Trawl::Pcap copied it again
 /// into a batch arena. Used for regular files; pipes and other formats go to libpcap.
-final class PcapFileReader {
-    let linkType: UInt32
-    let snaplen: UInt32
-    let nanosecond: Bool
+public final class PcapFileReader {
+    public let linkType: UInt32
+    public let snaplen: UInt32
+    public let nanosecond: Bool
     private let file: Int32
     private let swapped: Bool
     private let path: String
     /// Records longer than this are refused, as libpcap refuses them (its MAXIMUM_SNAPLEN,
     /// whatever the file's header claims: a header must not make the reader allocate more).
-    static let maximumCaptured = 262_144
+    public static let maximumCaptured = 262_144
     private var buffer: UnsafeMutableRawPointer
     private var capacity: Int
     /// The bytes read and not handed out yet are buffer[start..<end].
@@ -27,7 +27,7 @@ final class PcapFileReader {
 
     /// Opens `path` if it is a regular file in the classic pcap format; nil when it is not
     /// (libpcap then reads it, or says what is wrong with it).
-    static func open(_ path: String) throws(PluginError) -> PcapFileReader? {
+    public static func open(_ path: String) throws(PluginError) -> PcapFileReader? {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw PluginError("unable to open \(path): " + String(cString: strerror(errno))) }
         var status = stat()
@@ -110,7 +110,7 @@ final class PcapFileReader {
     /// Adds the packets that `keep` accepts to `batch`, up to its capacity. Their bytes stay
     /// valid until the next call. Returns false at the end of the file. A damaged record
     /// ends the file with an error, after the packets before it have been handed out.
-    func next(into batch: inout BatchOutput, keep: (_ captured: UInt32, _ wire: UInt32, _ data: UnsafePointer<UInt8>) -> Bool) throws(PluginError) -> Bool {
+    public func next(into batch: inout BatchOutput, keep: (_ captured: UInt32, _ wire: UInt32, _ data: UnsafePointer<UInt8>) -> Bool) throws(PluginError) -> Bool {
         if let failure = pendingFailure { throw failure }
         // Refilled only when the next record is not whole in the buffer: what is left is
         // then less than one record, cheap to move to the front.

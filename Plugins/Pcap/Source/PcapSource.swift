@@ -3,6 +3,7 @@ import CLibpcap
 import Glibc
 #endif
 import TrawlPluginSDK
+import PcapReaders
 
 /// Trawl::Pcap: live interfaces and trace files through libpcap.
 ///

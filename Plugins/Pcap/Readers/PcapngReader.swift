@@ -8,7 +8,7 @@ import TrawlPluginSDK
 /// interface description, enhanced, simple and obsolete packet blocks, in either byte
 /// order, and skips every other block. Interfaces may have different link types: each
 /// packet says its own.
-final class PcapngReader {
+public final class PcapngReader {
     private let file: UnsafeMutablePointer<FILE>
     private var swapped = false
     /// The buffer blocks are read into, reused; only its first `blockLength` bytes are the
@@ -17,25 +17,27 @@ final class PcapngReader {
     private var blockLength = 0
     /// Per interface: link type, snapshot length, timestamp resolution and offset.
     private var interfaces: [(linkType: UInt16, snaplen: UInt32, resolution: UInt8, offsetSeconds: Int64)] = []
-    private(set) var linkType: UInt16 = 0
-    private(set) var snaplen: UInt32 = 0
+    public private(set) var linkType: UInt16 = 0
+    public private(set) var snaplen: UInt32 = 0
 
     /// One packet of the last block read: where its bytes are in `bytes`.
-    struct Record {
-        var timestampNanoseconds: UInt64
-        var capturedLength: Int
-        var wireLength: Int
-        var dataOffset: Int
-        var linkType: UInt16
+    public struct Record {
+        public var timestampNanoseconds: UInt64
+        public var capturedLength: Int
+        public var wireLength: Int
+        public var dataOffset: Int
+        public var linkType: UInt16
     }
     /// Lends the bytes of the last block read (a record's data starts at its `dataOffset`).
-    func withBlock<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T { block.withUnsafeBytes(body) }
+    public func withBlock<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T {
+        block.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<blockLength])) }
+    }
 
     private let owning: Bool
 
     /// Reads up to the first interface description, to learn the link type. An owning
     /// reader closes the file when it goes.
-    init(file: UnsafeMutablePointer<FILE>, owning: Bool = true) throws(PluginError) {
+    public init(file: UnsafeMutablePointer<FILE>, owning: Bool = true) throws(PluginError) {
         self.file = file
         self.owning = owning
         while interfaces.isEmpty {
@@ -47,7 +49,7 @@ final class PcapngReader {
 
     /// Whether the interfaces described before the first packet differ in snapshot length,
     /// which libpcap refuses to read. Leaves the file where it was.
-    static func interfacesDifferInSnaplen(_ file: UnsafeMutablePointer<FILE>) -> Bool {
+    public static func interfacesDifferInSnaplen(_ file: UnsafeMutablePointer<FILE>) -> Bool {
         let start = ftell(file)
         defer { fseek(file, start, SEEK_SET) }
         guard let reader = try? PcapngReader(file: file, owning: false) else { return false }
@@ -102,7 +104,7 @@ final class PcapngReader {
     }
 
     /// The most bytes of one packet this reader hands out, as libpcap's MAXIMUM_SNAPLEN.
-    static let maximumSnaplen: UInt32 = 262_144
+    public static let maximumSnaplen: UInt32 = 262_144
 
     private func describeInterface() throws(PluginError) {
         guard blockLength >= 8 else { throw PluginError("truncated pcapng interface description") }
@@ -128,7 +130,7 @@ final class PcapngReader {
     /// the top bit set) and offset (if_tsoffset, in seconds), as nanoseconds since 1970.
     /// Any resolution a file states is handled: ticks finer than a nanosecond are divided
     /// away, coarser ones multiplied (wrapping, as a garbage timestamp must not stop a run).
-    static func nanoseconds(_ ticks: UInt64, resolution: UInt8, offsetSeconds: Int64) -> UInt64 {
+    public static func nanoseconds(_ ticks: UInt64, resolution: UInt8, offsetSeconds: Int64) -> UInt64 {
         var ns: UInt64
         if resolution & 0x80 == 0 {
             let exponent = Int(resolution)
@@ -174,7 +176,7 @@ final class PcapngReader {
 
     /// The next packet, or nil at the end of the file. Its bytes are in the block until the
     /// next call.
-    func next() throws(PluginError) -> Record? {
+    public func next() throws(PluginError) -> Record? {
         while let type = try readBlock() {
             switch type {
             case 6: // enhanced packet block: a 32-bit interface id
