@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import TrawlCore
+import TrawlAnalysis
 
 /// What a run prints when it ends: one `key: value` line each, easy to read and to grep.
 struct Summary {
@@ -11,6 +12,8 @@ struct Summary {
     let live: Bool
     let written: (path: String, packets: UInt64, leftOut: UInt64)?
     let connections: (logged: UInt64, path: String, weirds: [String: UInt64])?
+    /// The analysis's bounded tables: how full they got, and what their bounds and expiry took.
+    var tables: [TableStatistics] = []
 
     var text: String {
         var lines = ["sources: " + sources.joined(separator: ", ")]
@@ -42,6 +45,13 @@ struct Summary {
             lines.append("connections: \(connections.logged) logged to \(connections.path)")
             if !connections.weirds.isEmpty {
                 lines.append("weird: " + connections.weirds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            }
+            if !tables.isEmpty {
+                // "connections 12/2000000 peak 40, 0 evicted; fragments 0/65536 peak 3, 0 evicted, 2 expired; ..."
+                lines.append("tables: " + tables.map { table in
+                    "\(table.name) \(table.entries)/\(table.bound) peak \(table.peak), \(table.evicted) evicted"
+                        + (table.expired.map { ", \($0) expired" } ?? "")
+                }.joined(separator: "; "))
             }
         }
         return lines.joined(separator: "\n") + "\n"

@@ -167,7 +167,8 @@ public enum Trawl {
         let summary = Summary(
             sources: names, tally: tally, statistics: statistics, live: live,
             written: writer.map { ($0.path, $0.packetsWritten, run.notWritten) },
-            connections: analysis.map { ($0.sink.rows, options.logDirectory + "/conn.log", $0.tracker.weirds) }
+            connections: analysis.map { ($0.sink.rows, options.logDirectory + "/conn.log", $0.tracker.weirds) },
+            tables: analysis?.tracker.tables ?? []
         )
         // With -w -, standard output carries the trace: the summary goes to stderr.
         if options.writePath == "-" { writeStandardError(summary.text) } else { print(summary.text, terminator: "") }
