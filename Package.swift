@@ -93,3 +93,11 @@ if Context.environment["TRAWL_FUZZ"] == "1" {
         .executableTarget(name: "FuzzOptions", dependencies: ["TrawlCore", "CFuzzDriver"], path: "fuzz/Options"),
     ]
 }
+
+// The soak benchmark (benchmarks/soak): built only by benchmarks/soak/run, with TRAWL_BENCH=1.
+if Context.environment["TRAWL_BENCH"] == "1" {
+    package.targets.append(.executableTarget(name: "Soak", dependencies: ["TrawlAnalysis", "TrawlCore", "TrawlSynth"],
+                                             path: "benchmarks/soak", exclude: ["run"],
+                                             // Top-level script code; strict global-state checking buys nothing here.
+                                             swiftSettings: [.swiftLanguageMode(.v5)]))
+}

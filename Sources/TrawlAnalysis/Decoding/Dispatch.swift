@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The packet analyzers, one per protocol Zeek decodes below the connection level. Each is
 /// a small enum of its own (in Link/, IP/, Tunnels/, Transport/); the registry says which
 /// one handles which protocol value.
@@ -80,84 +84,76 @@ public struct Dispatch: Sendable {
 }
 
 /// Every analyzer's dispatch, compiled into raw memory for the packet path: per analyzer a
-/// small open-addressing table of keys and analyzers (one or two loads per lookup, no
-/// reference counting, no generic hashing) and its default analyzer. A plain value of
-/// pointers, copied freely; its owner calls `deallocate()` once.
+/// direct table of the keys below 65 536 (EtherTypes, IP protocols, ports, link types: one
+/// load), zero-filled by calloc so that only the pages of keys in use are ever touched, and
+/// a small open-addressing table for larger keys (SNAP's OUI and type, byte-swapped address
+/// families); no reference counting, no generic hashing. A plain value of pointers, copied
+/// freely; its owner calls `deallocate()` once.
 struct DispatchTables {
-    private static let empty: UInt8 = 0xff
-    /// Keys below this are looked up directly (IP protocols, link types, address families);
-    /// larger ones (EtherTypes, ports) by open addressing.
-    private static let directKeys = 1024
-    /// Per table (each analyzer, and one more for the root, by link type): where its slots
-    /// start, their mask (-1: a direct table), and its default analyzer.
-    private let offsets: UnsafeMutablePointer<Int>
-    private let masks: UnsafeMutablePointer<Int>
+    private static let directKeys = 1 << 16
+    /// Per table (each analyzer, and one more for the root, by link type): its direct
+    /// table (analyzer + 1; 0: none), its large keys, and its default analyzer (+ 1; 0: none).
+    private let direct: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>
+    private let large: UnsafeMutablePointer<UnsafeMutablePointer<(key: UInt64, value: UInt8)>?>
+    private let largeCounts: UnsafeMutablePointer<Int>
     private let fallbacks: UnsafeMutablePointer<UInt8>
-    private let keys: UnsafeMutablePointer<UInt64>
-    private let values: UnsafeMutablePointer<UInt8>
+    private let count: Int
     /// The table of the root analyzer (dispatching by link type).
     static let root = PacketAnalyzer.allCases.count
 
     init(_ registry: AnalyzerRegistry) {
         let dispatches = PacketAnalyzer.allCases.map { registry.dispatch($0) } + [registry.root]
-        offsets = .allocate(capacity: dispatches.count)
-        masks = .allocate(capacity: dispatches.count)
-        fallbacks = .allocate(capacity: dispatches.count)
-        var total = 0
+        count = dispatches.count
+        direct = .allocate(capacity: count)
+        large = .allocate(capacity: count)
+        largeCounts = .allocate(capacity: count)
+        fallbacks = .allocate(capacity: count)
         for (index, dispatch) in dispatches.enumerated() {
-            offsets[index] = total
-            fallbacks[index] = dispatch.fallback?.rawValue ?? Self.empty
-            if dispatch.entries.allSatisfy({ $0.0 < UInt64(Self.directKeys) }) && dispatch.entries.count > 2 {
-                masks[index] = -1
-                total += Self.directKeys
+            fallbacks[index] = dispatch.fallback.map { $0.rawValue + 1 } ?? 0
+            let small = dispatch.entries.filter { $0.0 < UInt64(Self.directKeys) }
+            let big = dispatch.entries.filter { $0.0 >= UInt64(Self.directKeys) }
+            if small.isEmpty {
+                direct[index] = nil
             } else {
-                var capacity = 4
-                while capacity < dispatch.entries.count * 2 { capacity *= 2 }
-                masks[index] = capacity - 1
-                total += capacity
+                let table = calloc(Self.directKeys, 1)!.assumingMemoryBound(to: UInt8.self)
+                for (key, analyzer) in small { table[Int(key)] = analyzer.rawValue + 1 }
+                direct[index] = table
             }
-        }
-        keys = .allocate(capacity: total)
-        keys.initialize(repeating: 0, count: total)
-        values = .allocate(capacity: total)
-        values.initialize(repeating: Self.empty, count: total)
-        for (index, dispatch) in dispatches.enumerated() {
-            let base = offsets[index], mask = masks[index]
-            for (key, analyzer) in dispatch.entries {
-                var at = mask < 0 ? Int(key) : Self.home(key, mask)
-                while mask >= 0 && values[base + at] != Self.empty && keys[base + at] != key { at = (at + 1) & mask }
-                keys[base + at] = key
-                values[base + at] = analyzer.rawValue
+            largeCounts[index] = big.count
+            if big.isEmpty {
+                large[index] = nil
+            } else {
+                let table = UnsafeMutablePointer<(key: UInt64, value: UInt8)>.allocate(capacity: big.count)
+                for (at, (key, analyzer)) in big.enumerated() { table[at] = (key, analyzer.rawValue + 1) }
+                large[index] = table
             }
         }
     }
 
     func deallocate() {
-        for pointer in [UnsafeMutableRawPointer(offsets), UnsafeMutableRawPointer(masks), UnsafeMutableRawPointer(fallbacks),
-                        UnsafeMutableRawPointer(keys), UnsafeMutableRawPointer(values)] {
-            pointer.deallocate()
+        for index in 0..<count {
+            free(direct[index])
+            large[index]?.deallocate()
         }
+        direct.deallocate()
+        large.deallocate()
+        largeCounts.deallocate()
+        fallbacks.deallocate()
     }
 
-    @inline(__always) private static func home(_ key: UInt64, _ mask: Int) -> Int {
-        Int(truncatingIfNeeded: (key &* 0x9e37_79b9_7f4a_7c15) >> 40) & mask
+    @inline(__always) private static func analyzer(_ value: UInt8) -> PacketAnalyzer? {
+        value == 0 ? nil : unsafeBitCast(value &- 1, to: PacketAnalyzer.self)
     }
 
     /// The analyzer `table` registered for `key`, if any.
     @inline(__always) func lookup(_ table: Int, _ key: UInt64) -> PacketAnalyzer? {
-        let base = offsets[table], mask = masks[table]
-        if mask < 0 {
-            guard key < UInt64(Self.directKeys) else { return nil }
-            let value = values[base + Int(key)]
-            return value == Self.empty ? nil : unsafeBitCast(value, to: PacketAnalyzer.self)
+        if key < UInt64(Self.directKeys) {
+            guard let entries = direct[table] else { return nil }
+            return Self.analyzer(entries[Int(key)])
         }
-        var at = Self.home(key, mask)
-        while true {
-            let value = values[base + at]
-            if value == Self.empty { return nil }
-            if keys[base + at] == key { return unsafeBitCast(value, to: PacketAnalyzer.self) }
-            at = (at + 1) & mask
-        }
+        guard let entries = large[table] else { return nil }
+        for at in 0..<largeCounts[table] where entries[at].key == key { return Self.analyzer(entries[at].value) }
+        return nil
     }
 
     @inline(__always) func lookup(_ analyzer: PacketAnalyzer, _ key: UInt64) -> PacketAnalyzer? { lookup(Int(analyzer.rawValue), key) }
@@ -167,15 +163,10 @@ struct DispatchTables {
         lookup(Int(analyzer.rawValue), key) ?? fallback(analyzer)
     }
 
-    @inline(__always) func fallback(_ analyzer: PacketAnalyzer) -> PacketAnalyzer? { fallback(table: Int(analyzer.rawValue)) }
-
-    @inline(__always) private func fallback(table: Int) -> PacketAnalyzer? {
-        let value = fallbacks[table]
-        return value == Self.empty ? nil : unsafeBitCast(value, to: PacketAnalyzer.self)
-    }
+    @inline(__always) func fallback(_ analyzer: PacketAnalyzer) -> PacketAnalyzer? { Self.analyzer(fallbacks[Int(analyzer.rawValue)]) }
 
     /// The first analyzer for a packet of link type `linkType` (raw IP when unknown).
     @inline(__always) func root(_ linkType: UInt32) -> PacketAnalyzer? {
-        lookup(Self.root, UInt64(linkType)) ?? fallback(table: Self.root)
+        lookup(Self.root, UInt64(linkType)) ?? Self.analyzer(fallbacks[Self.root])
     }
 }

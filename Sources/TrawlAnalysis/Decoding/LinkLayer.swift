@@ -45,31 +45,10 @@ struct LinkLayer {
             // The usual two first, as plain branches, before the jump table of the rest.
             if analyzer == .ip { return .ip(view) }
             let step: AnalyzerStep
-            switch analyzer {
-            case .ethernet: step = Ethernet.analyze(b, &view)
-            case .vlan: step = VLAN.analyze(b, &view)
-            case .mpls: step = MPLS.analyze(b, &view)
-            case .pbb: step = PBB.analyze(b, &view)
-            case .vntag: step = VNTag.analyze(b, &view)
-            case .pppoe: step = PPPoE.analyze(b, &view)
-            case .llc: step = LLC.analyze(b, &view)
-            case .snap: step = SNAP.analyze(b, &view)
-            case .novell8023: step = Novell8023.analyze(b, &view)
-            case .fddi: step = FDDI.analyze(b, &view)
-            case .ieee80211: step = IEEE80211.analyze(b, &view)
-            case .radiotap: step = Radiotap.analyze(b, &view)
-            case .nflog: step = NFLOG.analyze(b, &view)
-            case .null: step = Null.analyze(b, &view)
-            case .loop: step = Loop.analyze(b, &view)
-            case .ppp: step = PPP.analyze(b, &view)
-            case .pppSerial: step = PPPSerial.analyze(b, &view)
-            case .linuxSLL: step = LinuxSLL.analyze(b, &view)
-            case .linuxSLL2: step = LinuxSLL2.analyze(b, &view)
-            case .skip: step = Skip.analyze(b, &view, bytes: skipBytes)
-            case .arp, .igmp:
-                return .ignored // analysed by Zeek for their own logs; never a connection
-            case .ip, .ipTunnel, .gre, .vxlan, .geneve, .gtpv1, .teredo, .ayiya, .tcp, .udp, .icmp, .unknownTransport:
-                return .none // never registered below IP
+            if analyzer == .ethernet {
+                step = Ethernet.analyze(b, &view)
+            } else {
+                step = other(analyzer, b, &view)
             }
             switch step {
             case let .dispatch(key):
@@ -95,6 +74,36 @@ struct LinkLayer {
             case .subframes:
                 return .subframes(view)
             }
+        }
+    }
+
+    /// Every analyzer below IP but Ethernet (which `walk` calls directly, as the usual case).
+    private func other(_ analyzer: PacketAnalyzer, _ b: UnsafeRawBufferPointer, _ view: inout ByteView) -> AnalyzerStep {
+        switch analyzer {
+        case .ethernet: return Ethernet.analyze(b, &view)
+        case .vlan: return VLAN.analyze(b, &view)
+        case .mpls: return MPLS.analyze(b, &view)
+        case .pbb: return PBB.analyze(b, &view)
+        case .vntag: return VNTag.analyze(b, &view)
+        case .pppoe: return PPPoE.analyze(b, &view)
+        case .llc: return LLC.analyze(b, &view)
+        case .snap: return SNAP.analyze(b, &view)
+        case .novell8023: return Novell8023.analyze(b, &view)
+        case .fddi: return FDDI.analyze(b, &view)
+        case .ieee80211: return IEEE80211.analyze(b, &view)
+        case .radiotap: return Radiotap.analyze(b, &view)
+        case .nflog: return NFLOG.analyze(b, &view)
+        case .null: return Null.analyze(b, &view)
+        case .loop: return Loop.analyze(b, &view)
+        case .ppp: return PPP.analyze(b, &view)
+        case .pppSerial: return PPPSerial.analyze(b, &view)
+        case .linuxSLL: return LinuxSLL.analyze(b, &view)
+        case .linuxSLL2: return LinuxSLL2.analyze(b, &view)
+        case .skip: return Skip.analyze(b, &view, bytes: skipBytes)
+        case .arp, .igmp:
+            return .stop // analysed by Zeek for their own logs; never a connection
+        case .ip, .ipTunnel, .gre, .vxlan, .geneve, .gtpv1, .teredo, .ayiya, .tcp, .udp, .icmp, .unknownTransport:
+            return .stop // never registered below IP
         }
     }
 }
