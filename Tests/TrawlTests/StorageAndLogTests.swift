@@ -9,7 +9,7 @@ import TrawlCore
     let S = TCPFlag.syn, A = TCPFlag.ack, F = TCPFlag.fin, R = TCPFlag.rst
 
     @Test func connectionsStayCompact() {
-        #expect(MemoryLayout<Endpoint>.size == 80)
+        #expect(MemoryLayout<Endpoint>.size == 72)
         #expect(MemoryLayout<Connection>.stride <= 232)
     }
 
@@ -26,35 +26,39 @@ import TrawlCore
         #expect(String(decoding: history.bytes, as: UTF8.self) == "ShADadtTwWcCgGFf")
     }
 
-    /// Repeated SYNs at new sequence numbers each add a letter: a history longer than the
+    /// Repeated FINs at new sequence numbers each add a letter: a history longer than the
     /// inline space continues in the tracker's side table and is logged whole.
     @Test func longHistoriesAreLoggedWhole() throws {
-        var frames: [[UInt8]] = []
-        for attempt in 0..<20 { frames.append(b.tcp(fromClient: true, flags: S, seq: UInt32(1000 * attempt))) }
-        frames.append(b.tcp(fromClient: false, flags: R | A, seq: 0, ack: 19001))
+        var frames = [b.tcp(fromClient: true, flags: S, seq: 0), b.tcp(fromClient: false, flags: S | A, seq: 0, ack: 1)]
+        for n in 1...20 { frames.append(b.tcp(fromClient: true, flags: F | A, seq: 1, ack: 1, payload: n)) }
+        frames.append(b.tcp(fromClient: false, flags: R | A, seq: 1, ack: 22))
         let (records, _) = analyse(frames)
         let record = try #require(records.first)
         #expect(records.count == 1)
-        #expect(record.history == String(repeating: "S", count: 20) + "r")
-        #expect(record.state == "REJ")
+        #expect(record.history == "Sh" + String(repeating: "F", count: 20) + "r")
+        #expect(record.state == "RSTR")
     }
 
-    @Test func seenRangesMergeHolesAndOverlaps() {
-        var seen = SeenRanges(), more: [Range<Int64>] = []
-        #expect(seen.isEmpty)
-        var fits = seen.insertInline(0..<10)
-        #expect(fits)
-        fits = seen.insertInline(10..<20)              // in order: stays inline
-        #expect(fits && seen.unseen(below: 20, from: 0) == 0)
-        fits = seen.insertInline(30..<40)              // would leave a hole
-        #expect(!fits)
-        var holes = seen.insert(30..<40, more: &more)  // a hole at 20..<30
-        #expect(holes && seen.unseen(below: 40, from: 0, more: more) == 10)
-        holes = seen.insert(25..<32, more: &more)      // part of the hole, overlapping the next range
-        #expect(holes && seen.unseen(below: 40, from: 0, more: more) == 5)
-        holes = seen.insert(15..<26, more: &more)      // closes it
-        #expect(!holes && more.isEmpty && seen.unseen(below: 40, from: 0) == 0)
-        #expect(seen.unseen(below: 50, from: 35) == 10)
+    /// An acknowledgment past data that never came is a content gap: Zeek's G at the 1st,
+    /// 10th... gap of a direction, and its bytes in missed_bytes; data above the hole that
+    /// did come is not missed.
+    @Test func acknowledgedHolesAreGaps() throws {
+        var frames: [[UInt8]] = [
+            b.tcp(fromClient: true, flags: S, seq: 0),
+            b.tcp(fromClient: false, flags: S | A, seq: 0, ack: 1),
+            b.tcp(fromClient: true, flags: A, seq: 1, ack: 1),
+        ]
+        // Ten gaps of 100 bytes from the client: each time 100 bytes missing, 100 seen.
+        for n in 0..<10 {
+            let base = UInt32(1 + 200 * n)
+            frames.append(b.tcp(fromClient: true, flags: A, seq: base + 100, ack: 1, payload: 100))
+            frames.append(b.tcp(fromClient: false, flags: A, seq: 1, ack: base + 200))
+        }
+        let (records, _) = analyse(frames)
+        let record = try #require(records.first)
+        #expect(record.missedBytes == 1000)
+        #expect(record.origBytes == 2000)
+        #expect(record.history == "ShADaGG") // the 1st and the 10th gap
     }
 
     /// Data with a hole that is filled later: the hole lives in the side table while open,
@@ -120,10 +124,9 @@ import TrawlCore
                 }
             } else {
                 uid += 1
-                var connection = Connection(key: key, uid: uid, originatorIsLow: true, start: 0)
-                connection.expires = 1
+                let connection = Connection(key: key, uid: uid, originatorIsLow: true, start: 0)
                 let slot = table.insert(connection, key: key)
-                table.schedule(slot)
+                table.schedule(slot, due: 1)
                 model[key] = (slot, uid)
             }
             #expect(table.count == model.count)
@@ -157,19 +160,19 @@ import TrawlCore
     @Test func wheelReturnsConnectionsWhenDue() {
         let table = ConnectionTable(seed: 1)
         let second: UInt64 = 1_000_000_000
-        _ = table.due(at: 100 * second) // starts the clock
         var expiries: [ConnectionTable.Slot: UInt64] = [:]
+        _ = table.due(at: 100 * second) { expiries[$0]! } // starts the clock
         for n in 0..<600 {
             let key = ConnectionKey(proto: 17, IPAddress("10.0.0.1")!, UInt16(n), IPAddress("10.0.0.2")!, 53)
-            var connection = Connection(key: key, uid: UInt64(n + 1), originatorIsLow: true, start: 100 * second)
-            connection.expires = 100 * second + UInt64(n) * second / 2 + 1 // up to 300 s: more than one round
+            let connection = Connection(key: key, uid: UInt64(n + 1), originatorIsLow: true, start: 100 * second)
+            let due = 100 * second + UInt64(n) * second / 2 + 1 // up to 300 s: more than one round
             let slot = table.insert(connection, key: key)
-            table.schedule(slot)
-            expiries[slot] = connection.expires
+            table.schedule(slot, due: due)
+            expiries[slot] = due
         }
         var handedOut: Set<ConnectionTable.Slot> = []
         for now in stride(from: 101 * second, through: 500 * second, by: Int(7 * second / 3)) {
-            for slot in table.due(at: now) {
+            for slot in table.due(at: now, dueTime: { expiries[$0]! }) {
                 #expect(expiries[slot]! <= now)
                 #expect(now - expiries[slot]! < 4 * second) // within the 1 s lists and the 7/3 s steps
                 #expect(handedOut.insert(slot).inserted)
@@ -190,6 +193,32 @@ import TrawlCore
             let got = bytes.withUnsafeBytes { Checksum.sum($0) }
             #expect(got == expected, "length \(length)")
         }
+    }
+}
+
+@Suite struct SubnetSetTests {
+    /// The bitmap in front of the IPv4 prefixes answers as a plain scan of every subnet does,
+    /// for Zeek's private address space (prefixes from /4 to /48) and random addresses.
+    @Test func agreesWithAScanOfTheSubnets() {
+        let subnets = AnalysisConfiguration.privateAddressSpace
+        let set = SubnetSet(subnets)
+        var random = SplitMix64(seed: 9)
+        var local = 0
+        for n in 0..<200_000 {
+            let address: IPAddress
+            switch n % 4 {
+            case 0: address = IPAddress(high: 0, low: 0x0000_ffff_0000_0000 | (random.next() & 0xffff_ffff))
+            case 1: address = IPAddress(high: 0, low: 0x0000_ffff_0000_0000 | UInt64([10, 172, 192, 240, 255, 100, 224][n % 7]) << 24 | (random.next() & 0xff_ffff))
+            case 2: address = IPAddress(high: 0x2002 << 48 | (random.next() & 0xffff_ffff_ffff), low: random.next())
+            default: address = IPAddress(high: random.next(), low: random.next())
+            }
+            let expected = subnets.contains { $0.contains(address) }
+            #expect(set.contains(address) == expected, "\(address)")
+            if expected { local += 1 }
+        }
+        #expect(local > 25_000) // the cases above do hit the prefixes
+        #expect(SubnetSet([Subnet("0.0.0.0/0")!]).contains(IPAddress("203.0.113.9")!))
+        #expect(!SubnetSet([]).contains(IPAddress("10.0.0.1")!))
     }
 }
 

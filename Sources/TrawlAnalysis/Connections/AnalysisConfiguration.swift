@@ -12,8 +12,14 @@ public struct AnalysisConfiguration: Sendable {
     public var unknownTransportInactivityTimeout: UInt64 = 60_000_000_000
     /// How long a closed or reset TCP connection lingers before it is logged.
     public var tcpCloseDelay: UInt64 = 5_000_000_000
-    /// An unanswered connection attempt (SYN sent, nothing back) ends this long after its start.
+    /// An unanswered connection attempt (SYN sent, nothing back) ends this long after its SYN.
     public var tcpAttemptDelay: UInt64 = 5_000_000_000
+    /// Zeek's TCP expire timer: first this long after a connection is made, then every
+    /// `tcpSessionTimer`, it ends a connection idle for `tcpConnectionLinger` that was
+    /// half-closed and reset, or never got going.
+    public var tcpSYNTimeout: UInt64 = 5_000_000_000
+    public var tcpSessionTimer: UInt64 = 6_000_000_000
+    public var tcpConnectionLinger: UInt64 = 5_000_000_000
     /// At most this many connections are tracked at once. Beyond it (a SYN flood, a scan) a
     /// tracked connection is evicted, preferably an unanswered attempt, logged, and counted
     /// as the weird `connection_evicted`, so memory stays bounded. The table holds at most
@@ -28,6 +34,8 @@ public struct AnalysisConfiguration: Sendable {
     public var registry = AnalyzerRegistry.standard
     public var fragmentLimits = FragmentLimits()
     public var ipTunnelLimits = IPTunnelLimits()
+    /// The short path for the usual TCP segment (off only to test it against the long way).
+    var headerPrediction = true
 
     public init() {}
 

@@ -1,175 +1,112 @@
-/// TCP endpoint states, as Zeek names them; conn_state is derived from the pair.
+/// TCP endpoint states, as Zeek numbers them; conn_state is derived from the pair.
 public enum TCPEndpointState: UInt8, Sendable {
     case inactive, synSent, synAckSent, partial, established, closed, reset
+
+    /// Still in the handshake (Zeek's is_handshake).
+    @inline(__always) var isHandshake: Bool { rawValue <= TCPEndpointState.synAckSent.rawValue }
 }
 
-/// One direction of a connection: 80 bytes, all inline. Rare state (holes in the data, bad
-/// checksum and zero-window counts) lives in the tracker's side tables, so that a table of
-/// a million connections costs what it must.
+/// One direction of a connection: 72 bytes, all inline. For TCP it is Zeek's TCP_Endpoint
+/// with its reassembler's positions (the data itself is never kept: only where it was);
+/// rare state (ranges of data above a hole, the scaled counts) lives in the tracker's side
+/// tables, so that a table of a million connections costs what it must.
 struct Endpoint {
     var packets: UInt64 = 0
     var ipBytes: UInt64 = 0
-
-    // TCP sequence space, relative to the first sequence number seen (the ISN after a SYN).
-    var lastRelative: Int64 = 0     // relative position of lastRawSequence
-    /// Highest seq + length (+1 for SYN/FIN) seen. UDP and ICMP have no sequence space:
-    /// for them it counts payload bytes (`payloadBytes`).
-    var highestEnd: Int64 = 0
-    var highestAck: Int64 = 0       // highest ack of this endpoint's data, from the peer
-    /// The first range of data seen; more ranges (holes) are kept by the tracker.
-    var seen = SeenRanges()
-    var lastRawSequence: UInt32 = 0
-    // History bookkeeping: the sequence (mod 2^32) of the last SYN, FIN and RST recorded.
-    var lastSYN: UInt32 = .max, lastFIN: UInt32 = .max, lastRST: UInt32 = .max
-    var retransmissions: UInt32 = 0
-    /// History letters already recorded for this side, as HistoryLetter bits.
-    var historySeen: UInt16 = 0
+    /// TCP: the sequence number after the last one seen, with the times it wrapped above bit
+    /// 32 (Zeek's last_seq and seq_wraps). UDP and ICMP: the payload bytes.
+    var lastSeq: UInt64 = 0
+    /// The highest acknowledgment of this endpoint's data, with its wraps (ack_seq, ack_wraps).
+    var ackSeq: UInt64 = 0
+    /// Reassembly: the relative sequence number up to which the data was seen in order or
+    /// given up as a gap (last_reassem_seq).
+    var delivered: UInt64 = 1
+    /// The relative sequence number just past the last FIN (FIN_seq).
+    var finSeq: UInt64 = 0
+    var startSeq: UInt32 = 0
+    /// Delivered bytes not yet acknowledged: `delivered` less the reassembler's trim_seq
+    /// (negative in the one case where the trim runs ahead, a partial connection's start).
+    var unacknowledged: Int32 = 0
+    /// The relative sequence number (low 32 bits) of the last SYN, FIN and RST in the history.
+    var lastSYN: UInt32 = 0, lastFIN: UInt32 = 0, lastRST: UInt32 = 0
     var state = TCPEndpointState.inactive
+    var previousState = TCPEndpointState.inactive
     var flags = EndpointFlags()
 
     var payloadBytes: UInt64 {
-        get { UInt64(bitPattern: highestEnd) }
-        set { highestEnd = Int64(bitPattern: newValue) }
+        get { lastSeq }
+        set { lastSeq = newValue }
     }
 
-    /// Relative position of a raw sequence number, following wrap-around from the last one.
-    func relative(_ raw: UInt32) -> Int64 {
-        let delta = Int64(Int32(bitPattern: raw &- lastRawSequence))
-        return lastRelative + delta
+    var seqWraps: UInt32 { UInt32(truncatingIfNeeded: lastSeq >> 32) }
+    var last32: UInt32 { UInt32(truncatingIfNeeded: lastSeq) }
+    var ackWraps: UInt32 { UInt32(truncatingIfNeeded: ackSeq >> 32) }
+    var ack32: UInt32 { UInt32(truncatingIfNeeded: ackSeq) }
+
+    /// The reassembler's trim_seq: data below it was acknowledged and is no longer wanted.
+    var trimSeq: UInt64 { delivered &- UInt64(bitPattern: Int64(unacknowledged)) }
+
+    /// A sequence number in this endpoint's space, relative to its start (Zeek's
+    /// ToRelativeSeqSpace: wrapping, as Zeek's unsigned arithmetic does).
+    @inline(__always) func relative(_ sequence: UInt32, wraps: UInt32) -> UInt64 {
+        (UInt64(wraps) << 32 | UInt64(sequence)) &- UInt64(startSeq)
     }
 
-    mutating func advance(raw: UInt32, relative: Int64) {
-        if relative > lastRelative {
-            lastRawSequence = raw
-            lastRelative = relative
-        }
+    /// Zeek's TCP_Endpoint::Size: the sequence space used or acknowledged, less the SYN
+    /// and FIN octets; with Zeek's unsigned arithmetic, wrap-arounds included.
+    func size(peer: TCPEndpointState) -> UInt64 {
+        if previousState == .synSent && state == .reset && peer == .inactive && !noDataAcknowledged { return 0 }
+        var size = max(lastSeq, ackSeq) &- UInt64(startSeq)
+        if size != 0 { size -= 1 }
+        if flags.contains(.finSeen) && size != 0 { size -= 1 }
+        return size
     }
 
-    /// Payload bytes by Zeek's rule: the span of sequence space used (or acknowledged),
-    /// less the SYN and FIN octets.
-    var tcpSize: Int64 {
-        guard flags.contains(.sequenceKnown) else { return 0 }
-        var size = max(highestEnd, highestAck)
-        if flags.contains(.startedWithSYN) { size -= 1 }
-        if flags.contains(.finSeen) && size > 0 { size -= 1 }
-        return max(size, 0)
+    /// None of this endpoint's data was acknowledged (one octet allowed for the SYN).
+    var noDataAcknowledged: Bool {
+        let start = UInt64(startSeq)
+        return ackSeq == start || ackSeq == start + 1
     }
+
+    /// Clean for gap accounting: established, or closed from established.
+    var isClean: Bool { state == .established || (state == .closed && previousState == .established) }
 }
 
 struct EndpointFlags: OptionSet {
-    var rawValue: UInt8 = 0
-    static let sequenceKnown = EndpointFlags(rawValue: 1)
-    static let startedWithSYN = EndpointFlags(rawValue: 2)
-    static let gapReported = EndpointFlags(rawValue: 4)
-    static let finSeen = EndpointFlags(rawValue: 8)
-    /// The data seen has holes: the ranges past `seen` are in the tracker's side table.
-    static let holes = EndpointFlags(rawValue: 16)
+    var rawValue: UInt16 = 0
+    /// A FIN was seen (FIN_cnt > 0).
+    static let finSeen = EndpointFlags(rawValue: 1)
+    /// Its close was reported (did_close).
+    static let didClose = EndpointFlags(rawValue: 2)
+    /// The reassembler gave up on this direction (skip_deliveries): too much data above a hole.
+    static let skipDeliveries = EndpointFlags(rawValue: 4)
+    /// Its end of data was reported (did_EOF).
+    static let didEOF = EndpointFlags(rawValue: 8)
+    /// Data above a hole: its ranges are in the tracker's side table.
+    static let ranges = EndpointFlags(rawValue: 16)
 }
 
-/// Merged ranges of sequence space seen. The first range is inline; in-order data, the
-/// usual case, stays there. Ranges beyond it (holes) live in `more`, kept by the caller.
-struct SeenRanges {
-    private(set) var low: Int64 = 0, high: Int64 = 0 // empty while low == high
-
-    var isEmpty: Bool { low == high }
-
-    /// Adds `range` in place if that leaves no hole; false if it would (use `insert(_:more:)`).
-    mutating func insertInline(_ range: Range<Int64>) -> Bool {
-        if range.isEmpty { return true }
-        if low == high {
-            (low, high) = (range.lowerBound, range.upperBound)
-            return true
-        }
-        if range.lowerBound >= low && range.lowerBound <= high {
-            high = max(high, range.upperBound) // in order, or overlapping the end
-            return true
-        }
-        return false
-    }
-
-    /// Adds `range`, merging with what overlaps or touches it; `more` holds the ranges past
-    /// the first, sorted. Returns whether holes remain.
-    mutating func insert(_ range: Range<Int64>, more: inout [Range<Int64>]) -> Bool {
-        if more.isEmpty && insertInline(range) { return false }
-        var merged = range
-        var kept: [Range<Int64>] = []
-        for existing in [low..<high] + more where !existing.isEmpty {
-            if existing.upperBound < merged.lowerBound || existing.lowerBound > merged.upperBound {
-                kept.append(existing)
-            } else {
-                merged = min(existing.lowerBound, merged.lowerBound)..<max(existing.upperBound, merged.upperBound)
-            }
-        }
-        kept.append(merged)
-        kept.sort { $0.lowerBound < $1.lowerBound }
-        (low, high) = (kept[0].lowerBound, kept[0].upperBound)
-        more = Array(kept.dropFirst())
-        return !more.isEmpty
-    }
-
-    /// Joins the two ranges with the smallest gap between them (as if the gap had been
-    /// seen): how the number of ranges kept stays bounded.
-    mutating func mergeClosest(more: inout [Range<Int64>]) {
-        guard !more.isEmpty else { return }
-        var all = [low..<high] + more
-        var best = 0
-        for i in 1..<(all.count - 1) where all[i + 1].lowerBound - all[i].upperBound < all[best + 1].lowerBound - all[best].upperBound {
-            best = i
-        }
-        all[best] = all[best].lowerBound..<all[best + 1].upperBound
-        all.remove(at: best + 1)
-        (low, high) = (all[0].lowerBound, all[0].upperBound)
-        more = Array(all.dropFirst())
-    }
-
-    /// Bytes in start..<end that were never seen.
-    func unseen(below end: Int64, from start: Int64, more: [Range<Int64>] = []) -> Int64 {
-        guard end > start else { return 0 }
-        var covered: Int64 = 0
-        func add(_ l: Int64, _ h: Int64) {
-            let a = max(l, start), b = min(h, end)
-            if b > a { covered += b - a }
-        }
-        add(low, high)
-        for range in more { add(range.lowerBound, range.upperBound) }
-        return end - start - covered
-    }
-}
-
-/// The first 16 history letters of a connection, inline in two words; the tracker keeps any
-/// more. Letters are never 0, so the count is where the zero bytes begin.
-struct History {
-    private var words: (UInt64, UInt64) = (0, 0)
-
-    static let capacity = 16
-
-    var count: Int {
-        words.1 != 0 ? 8 + (71 - words.1.leadingZeroBitCount) / 8 : (71 - words.0.leadingZeroBitCount) / 8
-    }
-    var isEmpty: Bool { words.0 == 0 }
-
-    /// Whether the history is exactly this one letter.
-    func isOnly(_ letter: UInt8) -> Bool { words.0 == UInt64(letter) && words.1 == 0 }
-
-    /// Adds a letter; false when full.
-    mutating func append(_ letter: UInt8) -> Bool {
-        let n = count
-        guard n < Self.capacity else { return false }
-        let shift = UInt64(n % 8) * 8
-        if n < 8 { words.0 |= UInt64(letter) << shift } else { words.1 |= UInt64(letter) << shift }
-        return true
-    }
-
-    var bytes: [UInt8] {
-        var out: [UInt8] = []
-        let n = count
-        out.reserveCapacity(n)
-        for i in 0..<n {
-            let word = i < 8 ? words.0 : words.1
-            out.append(UInt8(truncatingIfNeeded: word >> (UInt64(i % 8) * 8)))
-        }
-        return out
-    }
+/// A TCP connection's own state beside its endpoints' (Zeek's TCPSessionAdapter), and
+/// which of its timers are set.
+struct TCPConnectionFlags: OptionSet {
+    var rawValue: UInt16 = 0
+    /// Began without a clean SYN from the originator (is_partial).
+    static let partial = TCPConnectionFlags(rawValue: 1)
+    static let firstOrigPacket = TCPConnectionFlags(rawValue: 2)
+    static let firstRespPacket = TCPConnectionFlags(rawValue: 4)
+    /// A close waits for the data before it (close_deferred), and whether it was a FIN's.
+    static let closeDeferred = TCPConnectionFlags(rawValue: 8)
+    static let deferredFinish = TCPConnectionFlags(rawValue: 16)
+    /// Finished or reset: the expire and attempt timers do nothing more (!is_active).
+    static let notActive = TCPConnectionFlags(rawValue: 32)
+    /// Past the handshake: the inactivity timeout is TCP's, not the initial (UDP's) one.
+    static let longTimeout = TCPConnectionFlags(rawValue: 64)
+    /// timerA is the expire timer's next run, or the delete timer of a completed close.
+    static let expireA = TCPConnectionFlags(rawValue: 128)
+    static let deleteArmed = TCPConnectionFlags(rawValue: 256)
+    /// timerC is the attempt timer, or a second expire timer (after a half close).
+    static let attemptArmed = TCPConnectionFlags(rawValue: 512)
+    static let expireC = TCPConnectionFlags(rawValue: 1024)
 }
 
 /// A connection's two addresses, ports and protocol as a table stores them: an IPv4
@@ -198,14 +135,19 @@ struct Connection {
     var uid: UInt64
     var start: UInt64
     var last: UInt64
-    /// When the connection is due to be logged and forgotten (inactivity or close delay).
-    var expires: UInt64 = 0
+    /// TCP timers (which is set: `tcp`): the expire timer's next run or the delete timer;
+    /// the attempt timer or a second expire timer. UDP: the DNS analyzer's timer. Not set:
+    /// UInt64.max, so that one comparison tells whether any is due.
+    var timerA: UInt64 = .max, timerC: UInt64 = .max
     /// Links of the expiry wheel's list this connection is in (slot + 1; 0 = none).
     var wheelPrevious: UInt32 = 0, wheelNext: UInt32 = 0
     var key: PackedKey
     var flags = ConnectionFlags()
     /// Which of the wheel's lists it is in.
     var wheelList: UInt8 = 0
+    var tcp = TCPConnectionFlags()
+    /// History letters already recorded, by kind and role (`HistoryMark`).
+    var historySeen: UInt32 = 0
     var history = History()
     var orig = Endpoint()
     var resp = Endpoint()
@@ -231,6 +173,10 @@ struct Connection {
         _ = history.append(UInt8(ascii: "^"))
     }
 
+    /// The payload bytes of each side as conn.log has them: for TCP, Zeek's endpoint sizes.
+    var origSize: UInt64 { proto == 6 ? orig.size(peer: resp.state) : orig.payloadBytes }
+    var respSize: UInt64 { proto == 6 ? resp.size(peer: orig.state) : resp.payloadBytes }
+
     /// Zeek's conn_state from the endpoint states; `history` is the whole history.
     func state(history: [UInt8]) -> String {
         switch proto {
@@ -239,7 +185,7 @@ struct Connection {
             let oInactive = os == .inactive || os == .partial
             let rInactive = rs == .inactive || rs == .partial
             if rs == .reset {
-                if os == .synSent || os == .synAckSent || (os == .reset && orig.tcpSize == 0 && resp.tcpSize == 0) { return "REJ" }
+                if os == .synSent || os == .synAckSent || (os == .reset && origSize == 0 && respSize == 0) { return "REJ" }
                 return oInactive ? "RSTRH" : "RSTR"
             }
             if os == .reset {
@@ -325,12 +271,6 @@ struct ConnectionKey: Hashable {
             (lowAddress, lowPort, highAddress, highPort) = (b, pb, a, pa)
         }
     }
-}
-
-/// History letters, as bits per endpoint.
-enum HistoryLetter: UInt16 {
-    case syn = 1, ack = 4, data = 8, fin = 16, rst = 32, corrupt = 64, retransmit = 128
-    case zeroWindow = 256, gap = 512, inconsistent = 1024, multiFlag = 2048
 }
 
 extension UnsafeMutablePointer where Pointee == Connection {

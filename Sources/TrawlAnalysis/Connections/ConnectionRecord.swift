@@ -38,42 +38,28 @@ struct FinishedConnection {
     var key: ConnectionKey
     var moreHistory: [UInt8] = []
     var tunnelParent: UInt64?
-    var origHoles: [Range<Int64>] = [], respHoles: [Range<Int64>] = []
+    var missedBytes: UInt64 = 0
 
     init(connection: Connection, key: ConnectionKey) {
         self.connection = connection
         self.key = key
     }
 
-    func record(localNetworks: [Subnet]) -> ConnectionRecord {
+    func record(localNetworks: SubnetSet) -> ConnectionRecord {
         let c = connection
         var history = c.history.bytes
         history += moreHistory
-        let duration = c.last - c.start
-        var missed: Int64 = 0
-        let origBytes: UInt64, respBytes: UInt64
-        if c.proto == 6 {
-            origBytes = UInt64(c.orig.tcpSize)
-            respBytes = UInt64(c.resp.tcpSize)
-            func missedBytes(_ endpoint: Endpoint, _ holes: [Range<Int64>]) -> Int64 {
-                guard endpoint.flags.contains(.sequenceKnown) else { return 0 }
-                let start: Int64 = endpoint.flags.contains(.startedWithSYN) ? 1 : 0
-                return endpoint.seen.unseen(below: start + endpoint.tcpSize, from: start, more: holes)
-            }
-            missed = missedBytes(c.orig, origHoles) + missedBytes(c.resp, respHoles)
-        } else {
-            origBytes = c.orig.payloadBytes
-            respBytes = c.resp.payloadBytes
-        }
+        // Zeek's last time can go back with the packets' timestamps: no duration then.
+        let duration = c.last > c.start ? c.last - c.start : 0
         let origAddress = c.origIsLow ? key.lowAddress : key.highAddress
         let respAddress = c.origIsLow ? key.highAddress : key.lowAddress
         return ConnectionRecord(
             start: c.start, uid: UIDGenerator.format(c.uid), origAddress: origAddress, origPort: c.origPort,
             respAddress: respAddress, respPort: c.respPort, proto: c.proto, duration: duration,
-            origBytes: origBytes, respBytes: respBytes, state: c.state(history: history),
-            localOrig: localNetworks.contains { $0.contains(origAddress) },
-            localResp: localNetworks.contains { $0.contains(respAddress) },
-            missedBytes: UInt64(max(missed, 0)), history: String(decoding: history, as: UTF8.self),
+            origBytes: c.origSize, respBytes: c.respSize, state: c.state(history: history),
+            localOrig: localNetworks.contains(origAddress),
+            localResp: localNetworks.contains(respAddress),
+            missedBytes: missedBytes, history: String(decoding: history, as: UTF8.self),
             origPackets: c.orig.packets, origIPBytes: c.orig.ipBytes, respPackets: c.resp.packets, respIPBytes: c.resp.ipBytes,
             tunnelParents: tunnelParent.map { [UIDGenerator.format($0)] } ?? []
         )
@@ -86,9 +72,14 @@ struct SideKey: Hashable {
     var isOrig: Bool
 }
 
+/// The counts behind a direction's scaled history letters (C, T, W, G), and the bytes its
+/// content gaps missed.
 struct RareCounts {
     var corrupt: UInt32 = 0
+    var retransmissions: UInt32 = 0
     var zeroWindows: UInt32 = 0
+    var gaps: UInt32 = 0
+    var missedBytes: UInt64 = 0
 }
 
 /// Zeek-style connection uids: 64 random bits, written as "C" and base-62 digits.

@@ -28,8 +28,8 @@ final class ConnectionTable {
     private let seeds: (UInt64, UInt64, UInt64, UInt64, UInt64)
 
     // The expiry wheel: one list per second, 256 seconds round. A connection stays in the
-    // list it was put in while packets push its expiry later (no work per packet); when its
-    // list comes up it is either due, or put in the list of its new expiry time.
+    // list it was put in while packets push its due time later (no work per packet); when
+    // its list comes up it is either due, or put in the list of its new due time.
     private static let wheelSize = 256
     private let wheelHeads = UnsafeMutablePointer<Slot>.allocate(capacity: wheelSize) // slot + 1; 0 = empty
     /// All lists before this second have been looked at.
@@ -249,11 +249,11 @@ final class ConnectionTable {
 
     private func wheelList(_ expires: UInt64) -> Int { Int(expires / 1_000_000_000) & (Self.wheelSize - 1) }
 
-    /// Puts the connection on the list of its expiry time.
-    func schedule(_ slot: Slot) {
+    /// Puts the connection on the list of the second it is due in.
+    func schedule(_ slot: Slot, due: UInt64) {
         let c = connection(slot)
-        // Never on a list already looked at: an expiry in the past waits for the next look.
-        let list = wheelList(max(c.pointee.expires, (wheelSecond ?? 0) * 1_000_000_000))
+        // Never on a list already looked at: a time in the past waits for the next look.
+        let list = wheelList(max(due, (wheelSecond ?? 0) * 1_000_000_000))
         c.pointee.wheelList = UInt8(list)
         c.pointee.wheelPrevious = 0
         c.pointee.wheelNext = wheelHeads[list]
@@ -271,15 +271,16 @@ final class ConnectionTable {
         if c.wheelNext != 0 { connection(c.wheelNext - 1).pointee.wheelPrevious = c.wheelPrevious }
     }
 
-    /// Moves a connection whose expiry came earlier (a close) to its new list.
-    func reschedule(_ slot: Slot) {
+    /// Moves a connection that became due earlier (a close) to its new list.
+    func reschedule(_ slot: Slot, due: UInt64) {
         unschedule(slot)
-        schedule(slot)
+        schedule(slot, due: due)
     }
 
-    /// Looks at the lists of the seconds before `now`'s: connections due by `now` are taken
-    /// off the wheel and returned (still in the table); the others go to their new lists.
-    func due(at now: UInt64) -> [Slot] {
+    /// Looks at the lists of the seconds before `now`'s: connections due by `now` (by
+    /// `dueTime`) are taken off the wheel and returned (still in the table); the others go
+    /// to their new lists.
+    func due(at now: UInt64, dueTime: (Slot) -> UInt64) -> [Slot] {
         let second = now / 1_000_000_000
         guard let from = wheelSecond else {
             wheelSecond = second
@@ -296,7 +297,8 @@ final class ConnectionTable {
                 let slot = next - 1
                 let c = connection(slot)
                 next = c.pointee.wheelNext
-                if c.pointee.expires <= now { due.append(slot) } else { schedule(slot) }
+                let time = dueTime(slot)
+                if time <= now { due.append(slot) } else { schedule(slot, due: time) }
             }
         }
         return due

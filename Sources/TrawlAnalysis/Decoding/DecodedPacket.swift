@@ -38,6 +38,8 @@ public struct DecodedPacket {
     public var checksumValid = true
     /// The connection exists, but this packet cannot be analysed (a TCP header cut short).
     public var unusable = false
+    /// The TCP header's data offset is below 5 words.
+    public var badTCPOffset = false
     /// The packet counts in the connection's packets and IP bytes (Zeek does not count an
     /// ICMP message whose body was not all captured).
     public var counted = true

@@ -134,3 +134,55 @@ public struct Subnet: Sendable, Hashable, CustomStringConvertible {
         network.isV4 ? "\(network)/\(length - 96)" : "\(network)/\(length)"
     }
 }
+
+/// A set of subnets asked about every address of every logged connection (local_orig,
+/// local_resp): IPv4 prefixes behind a bitmap of the first octets they cover, so that most
+/// addresses are answered by one bit; IPv4 and IPv6 prefixes each scanned only for their kind.
+public struct SubnetSet: Sendable {
+    private var v4: [(network: UInt32, mask: UInt32)] = []
+    private var v6: [Subnet] = []
+    /// Bit n set: some IPv4 prefix covers first octet n.
+    private var firstOctets: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    public init(_ subnets: [Subnet]) {
+        for subnet in subnets {
+            guard subnet.network.isV4 else {
+                v6.append(subnet)
+                continue
+            }
+            let bits = subnet.length - 96
+            let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << UInt32(32 - bits)
+            let network = UInt32(truncatingIfNeeded: subnet.network.low) & mask
+            v4.append((network, mask))
+            let first = Int(network >> 24), covered = bits >= 8 ? 1 : 1 << (8 - bits)
+            for octet in first..<min(256, first + covered) { setOctet(octet) }
+        }
+    }
+
+    private mutating func setOctet(_ octet: Int) {
+        let bit = UInt64(1) << UInt64(octet & 63)
+        switch octet >> 6 {
+        case 0: firstOctets.0 |= bit
+        case 1: firstOctets.1 |= bit
+        case 2: firstOctets.2 |= bit
+        default: firstOctets.3 |= bit
+        }
+    }
+
+    public func contains(_ address: IPAddress) -> Bool {
+        if address.isV4 {
+            let value = UInt32(truncatingIfNeeded: address.low)
+            let octet = Int(value >> 24)
+            let word: UInt64
+            switch octet >> 6 {
+            case 0: word = firstOctets.0
+            case 1: word = firstOctets.1
+            case 2: word = firstOctets.2
+            default: word = firstOctets.3
+            }
+            guard word & (UInt64(1) << UInt64(octet & 63)) != 0 else { return false }
+            return v4.contains { value & $0.mask == $0.network }
+        }
+        return v6.contains { $0.contains(address) }
+    }
+}

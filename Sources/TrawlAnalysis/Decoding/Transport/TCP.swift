@@ -27,6 +27,7 @@ enum TCP {
         // IPv4 length was 0 (segmentation offload).
         let length = out.statedIPLength == 0 ? remaining : out.transportStated
         let headerLength = Int(b[t + 12] >> 4) * 4
+        out.badTCPOffset = headerLength < 20
         if headerLength < 20 {
             weirds.note(.badTCPHeaderLen)
             out.unusable = true
