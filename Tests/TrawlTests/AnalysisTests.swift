@@ -53,6 +53,14 @@ struct PacketBuilder {
         return ip(proto: 17, fromClient: fromClient, transport: segment)
     }
 
+    /// A UDP datagram carrying a DNS header (flags, question count) and `extra` more bytes.
+    func dns(fromClient: Bool, flags: UInt16, questions: UInt16 = 1, extra: Int = 20) -> [UInt8] {
+        let (sport, dport) = fromClient ? (clientPort, serverPort) : (serverPort, clientPort)
+        let message = [0x12, 0x34] + Self.be16(flags) + Self.be16(questions) + [0, 0, 0, 0, 0, 0] + [UInt8](repeating: 0x64, count: extra)
+        let segment = Self.be16(sport) + Self.be16(dport) + Self.be16(UInt16(8 + message.count)) + [0, 0] + message
+        return ip(proto: 17, fromClient: fromClient, transport: segment)
+    }
+
     func icmpEcho(fromClient: Bool, payload: Int) -> [UInt8] {
         let segment: [UInt8] = [fromClient ? 8 : 0, 0, 0, 0, 0, 1, 0, 1] + [UInt8](repeating: 0x63, count: payload)
         return ip(proto: 1, fromClient: fromClient, transport: segment)

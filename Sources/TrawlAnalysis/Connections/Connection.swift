@@ -239,6 +239,10 @@ struct ConnectionFlags: OptionSet {
     static let tunnelViolated = ConnectionFlags(rawValue: 16)
     /// The history has its X: an analyzer limit was reached.
     static let analyzerLimit = ConnectionFlags(rawValue: 32)
+    /// UDP to a DNS port outside bare mode: Zeek's DNS analyzer is on it (timerA is its timer).
+    static let dnsAnalyzer = ConnectionFlags(rawValue: 64)
+    /// The DNS analyzer has parsed its first message.
+    static let dnsMessageSeen = ConnectionFlags(rawValue: 128)
 }
 
 /// Connection identity: transport protocol and both ends, in a fixed order.

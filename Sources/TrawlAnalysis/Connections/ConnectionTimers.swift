@@ -18,7 +18,7 @@ extension ConnectionTracker {
     /// The earliest time at which a timer may end the connection.
     func dueTime(_ c: UnsafeMutablePointer<Connection>) -> UInt64 {
         var due = c.pointee.last &+ inactivityTimeout(c)
-        guard c.pointee.proto == 6 else { return due }
+        guard c.pointee.proto == 6 else { return min(due, c.pointee.timerA) } // UDP: the DNS timer
         let tcp = c.pointee.tcp
         if tcp.contains(.deleteArmed) { due = min(due, c.pointee.timerA) }
         guard !tcp.contains(.notActive) else { return due }
@@ -53,7 +53,7 @@ extension ConnectionTracker {
     }
 
     private func fireTimersDue(_ c: UnsafeMutablePointer<Connection>, at t: UInt64) -> Bool {
-        guard c.pointee.proto == 6 else { return false }
+        guard c.pointee.proto == 6 else { return fireDNSTimer(c, at: t) }
         var tcp = c.pointee.tcp
         defer { c.pointee.tcp = tcp }
         if tcp.contains(.deleteArmed) && c.pointee.timerA <= t { return true }

@@ -185,6 +185,7 @@ public final class ConnectionTracker {
         let origIsLow = key.lowAddress == d.pointee.source && key.lowPort == origPort
         var connection = Connection(key: key, uid: newUID(), originatorIsLow: origIsLow, start: now)
         if shouldFlipNewConnection() { connection.flip() }
+        attachDNS(&connection)
         if proto == 6 {
             // Zeek's TCP expire timer, from the connection's making.
             connection.timerA = clock &+ configuration.tcpSYNTimeout
@@ -210,12 +211,7 @@ public final class ConnectionTracker {
     func markTunnelViolated(_ slot: ConnectionTable.Slot) { table.connection(slot).pointee.flags.insert(.tunnelViolated) }
 
     /// Zeek's history letter X: an analyzer limit was reached (once per connection).
-    func noteAnalyzerLimit(_ slot: ConnectionTable.Slot) {
-        let c = table.connection(slot)
-        guard !c.pointee.flags.contains(.analyzerLimit) else { return }
-        c.pointee.flags.insert(.analyzerLimit)
-        appendLetter(c, isOrig: true, "X")
-    }
+    func noteAnalyzerLimit(_ slot: ConnectionTable.Slot) { markAnalyzerLimit(table.connection(slot)) }
 
     /// Whether the decoded packet (whose source port, or ICMP type, is `sourcePort`) comes
     /// from the connection's originator.
@@ -294,13 +290,16 @@ public final class ConnectionTracker {
             if !(configuration.headerPrediction && predicted(c, sentByOrig: isOrig)) { processTCP(c, sentByOrig: isOrig) }
         case 17:
             c.pointee.last = now
-            count(endpoint)
-            endpoint.pointee.payloadBytes += UInt64(d.pointee.payloadLength)
             let bit = HistoryMark.data.bit(isOrig: isOrig)
             if c.pointee.historySeen & bit == 0 {
                 c.pointee.historySeen |= bit
                 appendLetter(c, isOrig: isOrig, "D")
             }
+            endpoint.pointee.payloadBytes += UInt64(d.pointee.payloadLength)
+            // The DNS analyzer reads it before it is counted (it may turn the roles around;
+            // the count then goes where this side's was, as in Zeek).
+            if c.pointee.flags.contains(.dnsAnalyzer) { dnsMessage(c, isOrig: isOrig) }
+            count(endpoint)
         case 1, 58:
             c.pointee.last = now
             if d.pointee.counted { count(endpoint) }

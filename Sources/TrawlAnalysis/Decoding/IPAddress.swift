@@ -41,6 +41,8 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
 
     @inlinable public var isV4: Bool { high == 0 && low >> 32 == 0x0000_ffff }
     public var v4Value: UInt32 { UInt32(truncatingIfNeeded: low) }
+    /// 224.0.0.0/4 or ff00::/8.
+    public var isMulticast: Bool { isV4 ? v4Value >> 28 == 0xe : high >> 56 == 0xff }
     /// 255.255.255.255 (Zeek never makes it a connection's responder by flipping).
     public var isBroadcast: Bool { isV4 && v4Value == 0xffff_ffff }
 
