@@ -288,3 +288,19 @@ import TrawlCore
         #expect(object["s"] as? String == "a\tb\\c\u{1}é")
     }
 }
+
+@Suite struct WeirdCountTests {
+    /// Known weirds are counted in an array by their case number: that number is each
+    /// case's place in `allCases`, and counts come back under Zeek's names.
+    @Test func casesCountUnderTheirNames() {
+        #expect(MemoryLayout<Weird>.size == 1)
+        for (index, weird) in Weird.allCases.enumerated() { #expect(weird.ordinal == index) }
+        var weirds = Weirds()
+        weirds.note(.badTCPChecksum)
+        weirds.note(.badTCPChecksum)
+        weirds.note(.vxlanEmptyPacket)
+        weirds.note(named: "made_up")
+        #expect(weirds.counts == ["bad_TCP_checksum": 2, "vxlan_empty_packet": 1, "made_up": 1])
+        #expect(weirds["bad_TCP_checksum"] == 2)
+    }
+}

@@ -12,16 +12,16 @@ public final class PcapFileReader {
     public let snaplen: UInt32
     public let nanosecond: Bool
     private let file: Int32
-    private let swapped: Bool
+    @usableFromInline let swapped: Bool
     private let path: String
     /// Records longer than this are refused, as libpcap refuses them (its MAXIMUM_SNAPLEN,
     /// whatever the file's header claims: a header must not make the reader allocate more).
     public static let maximumCaptured = 262_144
-    private var buffer: UnsafeMutableRawPointer
+    @usableFromInline var buffer: UnsafeMutableRawPointer
     private var capacity: Int
     /// The bytes read and not handed out yet are buffer[start..<end].
-    private var start = 0, end = 0
-    private var atEnd = false
+    @usableFromInline var start = 0, end = 0
+    @usableFromInline var atEnd = false
 
     static let initialCapacity = 1 << 18
 
@@ -81,7 +81,7 @@ public final class PcapFileReader {
     }
 
     /// Moves what is left to the front of the buffer and reads until it is full or the file ends.
-    private func refill() throws(PluginError) {
+    @usableFromInline func refill() throws(PluginError) {
         if start > 0 {
             if end > start { buffer.copyMemory(from: buffer + start, byteCount: end - start) }
             end -= start
@@ -98,11 +98,11 @@ public final class PcapFileReader {
         }
     }
 
-    private var nextRecordIsWhole: Bool {
+    @usableFromInline var nextRecordIsWhole: Bool {
         end - start >= 16 && end - start >= 16 + Int(word(start + 8))
     }
 
-    @inline(__always) private func word(_ at: Int) -> UInt32 {
+    @inlinable @inline(__always) func word(_ at: Int) -> UInt32 {
         let v = buffer.loadUnaligned(fromByteOffset: at, as: UInt32.self)
         return swapped ? v.byteSwapped : v
     }
@@ -110,6 +110,8 @@ public final class PcapFileReader {
     /// Adds the packets that `keep` accepts to `batch`, up to its capacity. Their bytes stay
     /// valid until the next call. Returns false at the end of the file. A damaged record
     /// ends the file with an error, after the packets before it have been handed out.
+    /// Inlinable, so that the plugin's `keep` is inlined into the loop over the records.
+    @inlinable
     public func next(into batch: inout BatchOutput, keep: (_ captured: UInt32, _ wire: UInt32, _ data: UnsafePointer<UInt8>) -> Bool) throws(PluginError) -> Bool {
         if let failure = pendingFailure { throw failure }
         // Refilled only when the next record is not whole in the buffer: what is left is
@@ -135,11 +137,11 @@ public final class PcapFileReader {
         return batch.count > 0 || !(start == end && atEnd)
     }
 
-    private var pendingFailure: PluginError?
+    @usableFromInline var pendingFailure: PluginError?
 
     /// What is wrong with a record that is not whole in the buffer, in libpcap's words; nil
     /// when the rest of it is still to be read.
-    private func damage(available: Int, captured: Int) -> PluginError? {
+    @usableFromInline func damage(available: Int, captured: Int) -> PluginError? {
         if captured > Self.maximumCaptured {
             return PluginError("invalid packet capture length \(captured), bigger than maximum of \(Self.maximumCaptured) in \(path)")
         }

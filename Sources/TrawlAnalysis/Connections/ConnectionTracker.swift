@@ -28,8 +28,8 @@ public final class ConnectionTracker {
     /// The shortest inactivity timeout of any transport: a connection seen more lately than
     /// this cannot have timed out.
     let shortestInactivityTimeout: UInt64
-    private let likelyTCPServerPorts: Set<UInt16>
-    private let likelyUDPServerPorts: Set<UInt16>
+    private let likelyTCPServerPorts: PortSet
+    private let likelyUDPServerPorts: PortSet
 
     // The rare state of a few connections, by uid, so that every connection need not carry
     // room for it: history past 16 letters, ranges of data above a hole, the tunnel a
@@ -76,8 +76,8 @@ public final class ConnectionTracker {
         weirdCounter.initialize(to: Weirds())
         shortestInactivityTimeout = min(configuration.tcpInactivityTimeout, configuration.udpInactivityTimeout,
                                         configuration.icmpInactivityTimeout, configuration.unknownTransportInactivityTimeout)
-        likelyTCPServerPorts = configuration.likelyServerPorts(proto: 6)
-        likelyUDPServerPorts = configuration.likelyServerPorts(proto: 17)
+        likelyTCPServerPorts = PortSet(configuration.likelyServerPorts(proto: 6))
+        likelyUDPServerPorts = PortSet(configuration.likelyServerPorts(proto: 17))
         path = PacketPath(configuration: configuration, decoded: decoded, weirds: weirdCounter)
         path.attach(to: self)
     }

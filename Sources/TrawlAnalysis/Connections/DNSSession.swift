@@ -8,7 +8,9 @@
 /// analyzer changes conn.log but the service column, which Trawl does not fill.
 extension ConnectionTracker {
     /// base/protocols/dns's UDP ports (DNS, NetBIOS name service, mDNS, LLMNR).
-    static let dnsPorts: Set<UInt16> = [53, 137, 5353, 5355]
+    @inline(__always) static func isDNSPort(_ port: UInt16) -> Bool {
+        port == 53 || port == 137 || port == 5353 || port == 5355
+    }
     /// Zeek's dns_session_timeout and dns_max_queries.
     static let dnsSessionTimeout: UInt64 = 10_000_000_000
     static let dnsMaximumQueries: UInt32 = 25
@@ -18,7 +20,7 @@ extension ConnectionTracker {
 
     /// Puts the DNS analyzer on a new UDP connection whose responder port is a DNS port.
     func attachDNS(_ connection: inout Connection) {
-        guard !configuration.bareMode, connection.proto == 17, Self.dnsPorts.contains(connection.respPort) else { return }
+        guard !configuration.bareMode, connection.proto == 17, Self.isDNSPort(connection.respPort) else { return }
         connection.flags.insert(.dnsAnalyzer)
         connection.timerA = clock &+ Self.dnsSessionTimeout
     }

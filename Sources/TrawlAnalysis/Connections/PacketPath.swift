@@ -16,6 +16,8 @@ final class PacketPath {
     }
 
     let registry: AnalyzerRegistry
+    /// The registry's UDP analyzers found by looking at the payload, in the order tried.
+    private let udpDetection: [PacketAnalyzer]
     private let tables: DispatchTables
     /// The tracker's weird counts, at a stable address.
     private let weirds: UnsafeMutablePointer<Weirds>
@@ -46,6 +48,7 @@ final class PacketPath {
         self.decoded = decoded
         self.weirds = weirds
         registry = configuration.registry
+        udpDetection = configuration.registry.udpDetection
         tables = DispatchTables(configuration.registry)
         links = LinkLayer(registry: configuration.registry, tables: tables)
         fragments = FragmentReassembler(limits: configuration.fragmentLimits)
@@ -222,8 +225,8 @@ final class PacketPath {
         let payload = ByteView(start: decoded.pointee.payloadStart, end: max(decoded.pointee.payloadStart, decoded.pointee.payloadEnd))
         let respPort = tracker { $0.responderPort(slot) }
         var found = tables.lookup(.udp, UInt64(respPort))
-        if found == nil {
-            for candidate in registry.udpDetection where detects(candidate, b, payload) {
+        if found == nil && !udpDetection.isEmpty {
+            for candidate in udpDetection where detects(candidate, b, payload) {
                 found = candidate
                 break
             }

@@ -29,7 +29,9 @@ extension ConnectionTracker {
         let relativeSeq = Self.relativeSequence(e.pointee, base, last: e.pointee.last32, wraps: e.pointee.seqWraps, underflow: &underflow)
         if underflow && !rst { weirdCounter.pointee.note(.tcpSeqUnderflowOrMisorder) }
 
-        updateHistory(c, &e, &p, syn: syn, ack: ack, fin: fin, rst: rst, relativeSeq: relativeSeq, length: length)
+        if updateHistory(c, e, p, syn: syn, ack: ack, fin: fin, rst: rst, relativeSeq: relativeSeq, length: length) {
+            swap(&e, &p) // the connection turned around: the endpoints changed places
+        }
         // Zero windows matter unless they come with or after a reset, or after the peer's FIN.
         if d.pointee.window == 0 && !rst && p.pointee.state != .closed && e.pointee.state != .reset {
             bumpScaled(c, e, letter: "W") { $0.zeroWindows += 1; return $0.zeroWindows }
@@ -70,9 +72,10 @@ extension ConnectionTracker {
         }
 
         let deltaLast = updateLastSeq(c, e, onePast: onePast, syn: syn, fin: fin, rst: rst, length: length)
-        let (close, finished) = updateStateMachine(c, &e, &p, base: base, ackNumber: ackNumber, length: length,
+        let (close, finished, flipped) = updateStateMachine(c, e, p, base: base, ackNumber: ackNumber, length: length,
                                                    deltaLast: deltaLast, sentByOrig: sentByOrig,
                                                    syn: syn, ack: ack, fin: fin, rst: rst)
+        if flipped { swap(&e, &p) }
         // After the state machine, so that a gap revealed by the last ack (with a FIN or
         // RST) is judged by the states it leaves.
         if ack { ackReceived(c, p, relativeAck) }
@@ -219,12 +222,10 @@ extension ConnectionTracker {
     }
 
     /// Turns a live connection around (Zeek's Connection::FlipRoles with its TCP adapter's):
-    /// the endpoints, their side-table entries and the first-packet marks change places, the
-    /// history gets its "^", and `e` and `p` follow their endpoints.
-    @inline(never) private func flipRoles(_ c: UnsafeMutablePointer<Connection>, _ e: inout UnsafeMutablePointer<Endpoint>,
-                           _ p: inout UnsafeMutablePointer<Endpoint>) {
+    /// the endpoints, their side-table entries and the first-packet marks change places, and
+    /// the history gets its "^". Whoever holds pointers to the endpoints swaps them.
+    @inline(never) private func flipRoles(_ c: UnsafeMutablePointer<Connection>) {
         swap(&c.pointee.orig, &c.pointee.resp)
-        swap(&e, &p)
         c.pointee.flags.formSymmetricDifference(.origIsLow)
         let seenOrig = c.pointee.tcp.contains(.firstOrigPacket), seenResp = c.pointee.tcp.contains(.firstRespPacket)
         c.pointee.tcp.remove([.firstOrigPacket, .firstRespPacket, .partial])
@@ -235,14 +236,10 @@ extension ConnectionTracker {
     }
 
     /// Zeek's CheckHistory for endpoint `e`: records the letter the first time its role does
-    /// this, and says whether it had been done before. An ACK or data after nothing but a
-    /// SYN-ACK turns the connection around first (not a stealth scan after all), with the
-    /// history rewritten to "^h".
-    private func checkHistory(_ c: UnsafeMutablePointer<Connection>, _ e: inout UnsafeMutablePointer<Endpoint>,
-                              _ p: inout UnsafeMutablePointer<Endpoint>, _ mark: HistoryMark, _ letter: Unicode.Scalar) -> Bool {
-        if _slowPath((letter == "A" || letter == "D") && c.pointee.history.isOnly(UInt8(ascii: "H"))) {
-            flipAfterSYNACK(c, &e, &p)
-        }
+    /// this, and says whether it had been done before.
+    @inline(__always)
+    private func checkHistory(_ c: UnsafeMutablePointer<Connection>, _ e: UnsafeMutablePointer<Endpoint>,
+                              _ mark: HistoryMark, _ letter: Unicode.Scalar) -> Bool {
         let isOrig = isOriginator(c, e)
         let bit = mark.bit(isOrig: isOrig)
         guard c.pointee.historySeen & bit == 0 else { return true }
@@ -254,9 +251,8 @@ extension ConnectionTracker {
     /// A connection that began with a SYN-ACK, now seeing an ACK or data: not a stealth scan
     /// after all, so the SYN-ACK's sender was the responder; the history reads as if the SYN
     /// had been seen.
-    @inline(never) private func flipAfterSYNACK(_ c: UnsafeMutablePointer<Connection>, _ e: inout UnsafeMutablePointer<Endpoint>,
-                                                _ p: inout UnsafeMutablePointer<Endpoint>) {
-        flipRoles(c, &e, &p)
+    @inline(never) private func flipAfterSYNACK(_ c: UnsafeMutablePointer<Connection>) {
+        flipRoles(c)
         c.pointee.history = History()
         _ = c.pointee.history.append(UInt8(ascii: "^"))
         _ = c.pointee.history.append(UInt8(ascii: "h"))
@@ -264,35 +260,42 @@ extension ConnectionTracker {
     }
 
     /// Zeek's update_history: one letter per kind and role, except that a SYN, FIN or RST at
-    /// a new sequence number is recorded again.
-    private func updateHistory(_ c: UnsafeMutablePointer<Connection>, _ e: inout UnsafeMutablePointer<Endpoint>,
-                               _ p: inout UnsafeMutablePointer<Endpoint>, syn: Bool, ack: Bool, fin: Bool, rst: Bool,
-                               relativeSeq: UInt64, length: Int) {
+    /// a new sequence number is recorded again. Returns whether the connection turned
+    /// around (an ACK or data after nothing but a SYN-ACK: not a stealth scan after all).
+    private func updateHistory(_ c: UnsafeMutablePointer<Connection>, _ e: UnsafeMutablePointer<Endpoint>,
+                               _ p: UnsafeMutablePointer<Endpoint>, syn: Bool, ack: Bool, fin: Bool, rst: Bool,
+                               relativeSeq: UInt64, length: Int) -> Bool {
         let bitsSet = (syn ? 1 : 0) + (fin ? 1 : 0) + (rst ? 1 : 0)
         let at = UInt32(truncatingIfNeeded: relativeSeq)
         if bitsSet > 1 {
-            if fin && rst { _ = checkHistory(c, &e, &p, .finRST, "I") } else { _ = checkHistory(c, &e, &p, .multiFlag, "Q") }
+            if fin && rst { _ = checkHistory(c, e, .finRST, "I") } else { _ = checkHistory(c, e, .multiFlag, "Q") }
         } else if bitsSet == 1 {
             if syn {
                 let letter: Unicode.Scalar = ack ? "H" : "S"
-                if checkHistory(c, &e, &p, .syn, letter) && at != e.pointee.lastSYN { appendLetter(c, isOrig: isOriginator(c, e), letter) }
+                if checkHistory(c, e, .syn, letter) && at != e.pointee.lastSYN { appendLetter(c, isOrig: isOriginator(c, e), letter) }
                 e.pointee.lastSYN = at
             }
             if fin {
                 // A FIN's sequence number comes after the data it carries.
                 let end = at &+ UInt32(truncatingIfNeeded: length)
-                if checkHistory(c, &e, &p, .fin, "F") && end != e.pointee.lastFIN { appendLetter(c, isOrig: isOriginator(c, e), "F") }
+                if checkHistory(c, e, .fin, "F") && end != e.pointee.lastFIN { appendLetter(c, isOrig: isOriginator(c, e), "F") }
                 e.pointee.lastFIN = end
             }
             if rst {
-                if checkHistory(c, &e, &p, .rst, "R") && at != e.pointee.lastRST { appendLetter(c, isOrig: isOriginator(c, e), "R") }
+                if checkHistory(c, e, .rst, "R") && at != e.pointee.lastRST { appendLetter(c, isOrig: isOriginator(c, e), "R") }
                 e.pointee.lastRST = at
             }
-        } else if length > 0 {
-            _ = checkHistory(c, &e, &p, .data, "D")
-        } else if ack {
-            _ = checkHistory(c, &e, &p, .ack, "A")
+        } else if length > 0 || ack {
+            var sender = e
+            let flips = c.pointee.history.isOnly(UInt8(ascii: "H"))
+            if _slowPath(flips) {
+                flipAfterSYNACK(c)
+                sender = p // the sender's endpoint is in the other place now
+            }
+            if length > 0 { _ = checkHistory(c, sender, .data, "D") } else { _ = checkHistory(c, sender, .ack, "A") }
+            return flips
         }
+        return false
     }
 
     @inline(__always) func isOriginator(_ c: UnsafeMutablePointer<Connection>, _ e: UnsafeMutablePointer<Endpoint>) -> Bool {
@@ -318,12 +321,14 @@ extension ConnectionTracker {
     }
 
     /// Zeek's UpdateStateMachine; returns whether the packet closes its endpoint, and if so
-    /// whether as a finish (a FIN, or a RST that was not a rejection).
-    private func updateStateMachine(_ c: UnsafeMutablePointer<Connection>, _ e: inout UnsafeMutablePointer<Endpoint>,
-                                    _ p: inout UnsafeMutablePointer<Endpoint>, base: UInt32, ackNumber: UInt32, length: Int,
+    /// whether as a finish (a FIN, or a RST that was not a rejection), and whether the
+    /// connection turned around (a SYN after its SYN-ACK).
+    private func updateStateMachine(_ c: UnsafeMutablePointer<Connection>, _ sender: UnsafeMutablePointer<Endpoint>,
+                                    _ receiver: UnsafeMutablePointer<Endpoint>, base: UInt32, ackNumber: UInt32, length: Int,
                                     deltaLast: Int32, sentByOrig: Bool,
-                                    syn: Bool, ack: Bool, fin: Bool, rst: Bool) -> (close: Bool, finished: Bool) {
-        var close = false, finished = false
+                                    syn: Bool, ack: Bool, fin: Bool, rst: Bool) -> (close: Bool, finished: Bool, flipped: Bool) {
+        var e = sender, p = receiver
+        var close = false, finished = false, flipped = false
         switch e.pointee.state {
         case .inactive:
             if syn {
@@ -337,7 +342,9 @@ extension ConnectionTracker {
                 } else {
                     if !ack && p.pointee.state == .synAckSent && base == e.pointee.startSeq {
                         // The SYN-ACK came first and this is its SYN: turn the roles around.
-                        flipRoles(c, &e, &p)
+                        flipRoles(c)
+                        swap(&e, &p)
+                        flipped = true
                         setState(c, p, .established)
                         c.pointee.tcp.insert(.firstOrigPacket)
                     }
@@ -404,6 +411,6 @@ extension ConnectionTracker {
         case .reset:
             break
         }
-        return (close, finished)
+        return (close, finished, flipped)
     }
 }
