@@ -94,9 +94,9 @@ extension ConnectionTracker {
     }
 
     /// Header prediction, as BSD's TCP has it: the usual segment of an established
-    /// connection (an ACK, with or without data, in order, nothing new for the history)
-    /// takes a short path to the same result as the full analysis; anything else returns
-    /// false, having changed nothing, and goes the long way.
+    /// connection (an ACK, with or without data, in order) takes a short path to the same
+    /// result as the full analysis; anything else returns false, having changed nothing,
+    /// and goes the long way.
     @inline(__always)
     func predicted(_ c: UnsafeMutablePointer<Connection>, sentByOrig: Bool) -> Bool {
         let d = decoded
@@ -109,7 +109,7 @@ extension ConnectionTracker {
               base == e.pointee.last32, d.pointee.window != 0,
               c.pointee.tcp.contains(sentByOrig ? .firstOrigPacket : .firstRespPacket),
               !c.pointee.tcp.contains(.closeDeferred),
-              c.pointee.historySeen & (length > 0 ? HistoryMark.data : .ack).bit(isOrig: sentByOrig) != 0,
+              !c.pointee.history.isOnly(UInt8(ascii: "H")), // the ACK or data that turns it around
               d.pointee.payloadEnd - d.pointee.payloadStart >= length else { return false }
         var underflow = false
         let relativeSeq = Self.relativeSequence(e.pointee, base, last: base, wraps: e.pointee.seqWraps, underflow: &underflow)
@@ -117,6 +117,12 @@ extension ConnectionTracker {
         let relativeAck = Self.relativeSequence(p.pointee, ackNumber, last: p.pointee.ack32, wraps: p.pointee.ackWraps, underflow: &underflow)
         guard !underflow else { return false }
 
+        // The letter this segment records, the first time its role sends data or an ACK.
+        let mark = (length > 0 ? HistoryMark.data : .ack).bit(isOrig: sentByOrig)
+        if c.pointee.historySeen & mark == 0 {
+            c.pointee.historySeen |= mark
+            appendLetter(c, isOrig: sentByOrig, length > 0 ? "D" : "A")
+        }
         c.pointee.last = now
         let delta = Int32(bitPattern: ackNumber &- p.pointee.ack32)
         if delta > 0 && !(ackNumber == 0 && delta > Self.tooLargeSequenceDelta) {
