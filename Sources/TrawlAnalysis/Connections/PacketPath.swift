@@ -70,8 +70,13 @@ final class PacketPath {
         context.wireLength = Int(packet.wireLength)
         let outcome = links.walk(bytes, linkType: linkType, view: ByteView(start: 0, end: bytes.count),
                                  analyzers: &analyzers, weirds: &weirds.pointee)
-        linkOutcome(outcome, bytes, context: context, transportVerified: packet.flags.rawValue & 0x3 != 0,
-                    encapsulation: Encapsulation())
+        let transportVerified = packet.flags.rawValue & 0x3 != 0
+        // IP straight after the link layers, the usual case, without the general dispatch.
+        if case let .ip(view) = outcome {
+            ip(bytes, view, context: context, transportVerified: transportVerified, encapsulation: Encapsulation())
+        } else {
+            linkOutcome(outcome, bytes, context: context, transportVerified: transportVerified, encapsulation: Encapsulation())
+        }
     }
 
     /// Once a second of traffic: lets expired fragments and tunnels go.
