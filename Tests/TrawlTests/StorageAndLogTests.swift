@@ -304,3 +304,19 @@ import TrawlCore
         #expect(weirds["bad_TCP_checksum"] == 2)
     }
 }
+
+@Suite struct ChecksumFoldTests {
+    /// The four fixed folding steps give what folding until nothing is carried gives, for
+    /// the extremes and random sums.
+    @Test func foldMatchesTheLoop() {
+        func loop(_ value: UInt64) -> UInt16 {
+            var sum = value
+            while sum >> 16 != 0 { sum = (sum & 0xffff) + (sum >> 16) }
+            return UInt16(sum)
+        }
+        var random = SplitMix64(seed: 16)
+        var values: [UInt64] = [0, 1, 0xffff, 0x1_0000, 0x1_ffff, 0xffff_ffff, 0x1_0000_0000, .max, .max - 1, 0xffff_0000_ffff_0000]
+        for _ in 0..<100_000 { values.append(random.next() >> (random.next() % 64)) }
+        for value in values { #expect(Checksum.fold(value) == loop(value), "\(value)") }
+    }
+}

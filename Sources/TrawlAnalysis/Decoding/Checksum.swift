@@ -54,11 +54,15 @@ enum Checksum {
         return initial &+ UInt64(UInt16(bigEndian: native))
     }
 
+    /// Folds a sum to 16 bits with end-around carry: four fixed steps cover any 64-bit value
+    /// (no loop to predict).
     @inline(__always)
     static func fold(_ value: UInt64) -> UInt16 {
-        var sum = value
-        while sum >> 16 != 0 { sum = (sum & 0xffff) + (sum >> 16) }
-        return UInt16(sum)
+        var sum = (value & 0xffff_ffff) &+ (value >> 32)  // < 2^33
+        sum = (sum & 0xffff) &+ (sum >> 16)                 // < 2^17 + 2^16
+        sum = (sum & 0xffff) &+ (sum >> 16)                 // <= 0xffff + 3
+        sum = (sum & 0xffff) &+ (sum >> 16)                 // <= 0xffff
+        return UInt16(truncatingIfNeeded: sum)
     }
 
     static func sum(_ bytes: UnsafeRawBufferPointer) -> UInt16 { fold(add(bytes, to: 0)) }
