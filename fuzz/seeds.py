@@ -163,6 +163,22 @@ def analysis_seeds():
     yield "fragments-expire", slow
     tunnels = [eth(0x0800, ipv4(v4("198.51.100.%d" % i), v4("198.51.100.200"), 4, UDP4)) for i in range(5)]
     yield "ip-tunnels-tiny-bounds", analysis_input(1, tunnels, flags=0b1011)
+    # A TCP conversation with data in order, out of order, retransmitted and acknowledged
+    # past a hole, closed by FINs and a RST, run with and without header prediction
+    # (flags bit 4): the two must log the same.
+    conversation = [eth(0x0800, TCP4), eth(0x0800, ipv4(B, A, 6, tcp(80, 40000, 0x12, B, A, 5000, 2)))]
+    seq = 2
+    for n, payload in enumerate([b"a" * 100, b"b" * 50, b"c" * 80]):
+        conversation.append(eth(0x0800, ipv4(A, B, 6, tcp(40000, 80, 0x18, A, B, seq + (60 if n == 1 else 0), 5001, payload))))
+        conversation.append(eth(0x0800, ipv4(B, A, 6, tcp(80, 40000, 0x10, B, A, 5001, seq + len(payload)))))
+        seq += len(payload)
+    conversation.append(eth(0x0800, ipv4(A, B, 6, tcp(40000, 80, 0x11, A, B, seq, 5001))))
+    conversation.append(eth(0x0800, ipv4(B, A, 6, tcp(80, 40000, 0x04, B, A, 5001))))
+    yield "tcp-header-prediction", analysis_input(1, conversation, flags=0b10010)
+    # DNS over UDP outside bare mode: a response first, then an unknown opcode.
+    dns = [eth(0x0800, ipv4(B, A, 17, udp(53, 53, struct.pack("!HHHHHH", 1, 0x8180, 1, 1, 0, 0) + b"x" * 20, B, A))),
+           eth(0x0800, ipv4(A, B, 17, udp(53, 53, struct.pack("!HHHHHH", 2, 0x0800, 1, 0, 0, 0) + b"y" * 20, A, B)))]
+    yield "dns", analysis_input(1, dns, flags=0b0001)
     # The same with tiny bounds and JSON logs, so that eviction and expiry are reached.
     yield "tiny-bounds", analysis_input(1, [eth(0x0800, ipv4(A, v4("10.1.0.%d" % i), 17, udp(1, 2, b"x", A, v4("10.1.0.%d" % i))))
                                             for i in range(20)], flags=0b1111)

@@ -34,8 +34,9 @@ public struct AnalysisConfiguration: Sendable {
     public var registry = AnalyzerRegistry.standard
     public var fragmentLimits = FragmentLimits()
     public var ipTunnelLimits = IPTunnelLimits()
-    /// The short path for the usual TCP segment (off only to test it against the long way).
-    var headerPrediction = true
+    /// The short path for the usual TCP segment (off only to check it against the long way,
+    /// as the tests and the analysis fuzzer do).
+    public var headerPrediction = true
 
     public init() {}
 
