@@ -96,6 +96,7 @@ public enum Weird: String, CaseIterable, Sendable {
     case truncatedVLANHeader = "truncated_VLAN_header"
     case truncatedVntagHeader = "truncated_vntag_header"
     case tunnelDepth = "tunnel_depth"
+    case tunnelMaxChangesPerConnectionExceeded = "tunnel_max_changes_per_connection_exceeded"
     case udpDatagramLengthMismatch = "UDP_datagram_length_mismatch"
     case undefinedEtherType = "undefined_ether_type"
     case undefinedVlanProtocol = "undefined_vlan_protocol"

@@ -60,4 +60,28 @@ import TrawlCore
         let bare = analyseDefault([b.dns(fromClient: true, flags: 1 << 11)], bare: true)
         #expect(try #require(bare.first).history == "D")
     }
+
+    /// Zeek's NTP analyzer on UDP 123: a server-mode message first, from the originator,
+    /// turns the connection around, counted as Zeek counts it; a client-mode one does not.
+    @Test func ntpServerFirstTurnsTheConnectionAround() throws {
+        var ntp = PacketBuilder()
+        (ntp.clientPort, ntp.serverPort) = (123, 123)
+        func message(fromClient: Bool, mode: UInt8) -> [UInt8] {
+            var builder = ntp
+            if !fromClient { (builder.client, builder.server) = (ntp.server, ntp.client) }
+            let payload: [UInt8] = [0x20 | mode] + [UInt8](repeating: 0, count: 47)
+            let segment = PacketBuilder.be16(123) + PacketBuilder.be16(123) + PacketBuilder.be16(8 + 48) + [0, 0] + payload
+            return builder.ip(proto: 17, fromClient: true, transport: segment)
+        }
+        // The server's answer seen first (sent by ntp.server), then the client's question.
+        let turned = analyseDefault([message(fromClient: false, mode: 4), message(fromClient: true, mode: 3)])
+        let record = try #require(turned.first)
+        #expect(turned.count == 1)
+        #expect(record.origAddress == ntp.client && record.history == "D^")
+        #expect(record.origPackets == 2 && record.respPackets == 0 && record.state == "S0")
+        let inOrder = analyseDefault([message(fromClient: true, mode: 3), message(fromClient: false, mode: 4)])
+        #expect(try #require(inOrder.first).history == "Dd")
+        let bare = analyseDefault([message(fromClient: false, mode: 4)], bare: true)
+        #expect(try #require(bare.first).history == "D")
+    }
 }

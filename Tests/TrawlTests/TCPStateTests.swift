@@ -143,4 +143,23 @@ import TrawlCore
         for (a, b) in zip(short, long) where a != b { Issue.record("short path \(a)\n long path \(b)") }
         #expect(short.count >= 300)
     }
+
+    /// Zeek sees time in microseconds: nanosecond timestamps are cut down before anything
+    /// is measured, so 240 ns across a microsecond boundary is a duration of 1 us.
+    @Test func timeIsMeasuredInMicroseconds() throws {
+        let frames = [b.udp(fromClient: true, payload: 10), b.udp(fromClient: true, payload: 10)]
+        let configuration = AnalysisConfiguration()
+        let sink = CollectingSink()
+        let tracker = ConnectionTracker(configuration: configuration, sink: sink, seed: 1)
+        for (frame, time) in zip(frames, [UInt64(1_342_606_813_729_856_830), 1_342_606_813_729_857_070]) {
+            frame.withUnsafeBytes { bytes in
+                tracker.process(Packet(timestampNanoseconds: time, capturedLength: bytes.count, wireLength: bytes.count, bytes: bytes),
+                                linkType: 1)
+            }
+        }
+        tracker.finish()
+        let record = try #require(sink.records.first)
+        #expect(record.start == 1_342_606_813_729_856_000)
+        #expect(record.duration == 1_000)
+    }
 }

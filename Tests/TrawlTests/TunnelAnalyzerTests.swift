@@ -147,4 +147,25 @@ import TrawlCore
         #expect(records.count == 1 && records.first?.origPackets == 2)
         #expect(tracker.weirds["VXLAN_violation"] == 1)
     }
+
+    /// A conversation whose packets come through different tunnels (each direction through
+    /// its own VXLAN connection): every tunnel is a parent, and past Zeek's five changes of
+    /// encapsulation the connection's history gets its X.
+    @Test func changingTunnelsAreParentsUpToTheLimit() throws {
+        var frames: [[UInt8]] = []
+        for n in 0..<8 {
+            let sport: UInt16 = n % 2 == 0 ? 50000 : 50001
+            frames.append(udpFrame(sport, 4789, Craft.vxlan(Craft.ethernet(0x0800, inner))))
+        }
+        let (records, tracker) = analyseFrames(frames)
+        let carried = try #require(records.first { $0.respPort == 53 })
+        #expect(carried.tunnelParents.count == 2)
+        #expect(carried.history == "DX")
+        #expect(Set(carried.tunnelParents) == Set(records.filter { $0.respPort == 4789 }.map(\.uid)))
+        #expect(tracker.weirds["tunnel_max_changes_per_connection_exceeded"] == 2)
+        // Through one tunnel throughout: one parent, no change.
+        let (steady, _) = analyseFrames(Array(repeating: udpFrame(50000, 4789, Craft.vxlan(Craft.ethernet(0x0800, inner))), count: 8))
+        let one = try #require(steady.first { $0.respPort == 53 })
+        #expect(one.tunnelParents.count == 1 && one.history == "D")
+    }
 }

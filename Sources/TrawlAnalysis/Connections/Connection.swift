@@ -227,7 +227,7 @@ struct Connection {
 }
 
 struct ConnectionFlags: OptionSet {
-    var rawValue: UInt8 = 0
+    var rawValue: UInt16 = 0
     static let origIsLow = ConnectionFlags(rawValue: 1)
     /// Letters past the inline 16 are in the tracker's side table.
     static let longHistory = ConnectionFlags(rawValue: 2)
@@ -239,10 +239,13 @@ struct ConnectionFlags: OptionSet {
     static let tunnelViolated = ConnectionFlags(rawValue: 16)
     /// The history has its X: an analyzer limit was reached.
     static let analyzerLimit = ConnectionFlags(rawValue: 32)
-    /// UDP to a DNS port outside bare mode: Zeek's DNS analyzer is on it (timerA is its timer).
-    static let dnsAnalyzer = ConnectionFlags(rawValue: 64)
-    /// The DNS analyzer has parsed its first message.
-    static let dnsMessageSeen = ConnectionFlags(rawValue: 128)
+    /// UDP outside bare mode to a port of one of Zeek's analyzers that change conn.log (see
+    /// `Application/`): which one, and whether it has seen its first message or turned the
+    /// connection around.
+    static let applicationAnalyzer = ConnectionFlags(rawValue: 64)
+    static let dnsAnalyzer = ConnectionFlags(rawValue: 128)
+    static let ntpAnalyzer = ConnectionFlags(rawValue: 256)
+    static let applicationMessageSeen = ConnectionFlags(rawValue: 512)
 }
 
 /// Connection identity: transport protocol and both ends, in a fixed order.

@@ -37,7 +37,7 @@ struct FinishedConnection {
     var connection: Connection
     var key: ConnectionKey
     var moreHistory: [UInt8] = []
-    var tunnelParent: UInt64?
+    var tunnelParents: [UInt64] = []
     var missedBytes: UInt64 = 0
 
     init(connection: Connection, key: ConnectionKey) {
@@ -61,8 +61,21 @@ struct FinishedConnection {
             localResp: localNetworks.contains(respAddress),
             missedBytes: missedBytes, history: String(decoding: history, as: UTF8.self),
             origPackets: c.orig.packets, origIPBytes: c.orig.ipBytes, respPackets: c.resp.packets, respIPBytes: c.resp.ipBytes,
-            tunnelParents: tunnelParent.map { [UIDGenerator.format($0)] } ?? []
+            tunnelParents: tunnelParents.map(UIDGenerator.format)
         )
+    }
+}
+
+/// The tunnels a connection travelled in: the last one's identity (`Encapsulation.stack`),
+/// how often it changed, and the innermost tunnel of each (its tunnel_parents).
+struct TunnelHistory {
+    var stack: UInt64
+    var changes = 0
+    var parents: [UInt64]
+
+    init(stack: UInt64, parents: [UInt64]) {
+        self.stack = stack
+        self.parents = parents
     }
 }
 

@@ -32,12 +32,12 @@ public final class ConnectionTracker {
     private let likelyUDPServerPorts: PortSet
 
     // The rare state of a few connections, by uid, so that every connection need not carry
-    // room for it: history past 16 letters, ranges of data above a hole, the tunnel a
+    // room for it: history past 16 letters, ranges of data above a hole, the tunnels a
     // connection travels in, the counts behind the scaled history letters and the missed
     // bytes. Each entry goes with its connection, so the connection bound bounds them too.
     private var longHistories: [UInt64: [UInt8]] = [:]
     var ranges: [SideKey: [Range<UInt64>]] = [:]
-    private var tunnelParents: [UInt64: UInt64] = [:]
+    private var tunnels: [UInt64: TunnelHistory] = [:]
     var rareCounts: [SideKey: RareCounts] = [:]
 
     /// Everything odd in the traffic, by Zeek's weird names, and the bounds that were hit;
@@ -92,7 +92,9 @@ public final class ConnectionTracker {
 
     /// Analyses one packet of link type `linkType`.
     public func process(_ packet: Packet, linkType: UInt32) {
-        now = packet.timestampNanoseconds
+        // Zeek sees time in microseconds (libpcap's default precision cuts a nanosecond
+        // timestamp down), so durations and timeouts are measured from the same instants.
+        now = packet.timestampNanoseconds / 1000 &* 1000
         if now > clock { clock = now }
         if clock >= nextSweep { sweep() }
         path.process(packet, linkType: linkType)
@@ -155,7 +157,7 @@ public final class ConnectionTracker {
     /// Adds the decoded packet to its connection, which it makes if there is none; returns
     /// the connection's slot (valid until the next packet).
     @discardableResult
-    func track(parent: UInt64?) -> ConnectionTable.Slot? {
+    func track(parent: UInt64?, stack: UInt64 = 0) -> ConnectionTable.Slot? {
         let d = decoded
         var origPort = d.pointee.sourcePort, respPort = d.pointee.destinationPort
         let proto = d.pointee.proto
@@ -175,6 +177,7 @@ public final class ConnectionTracker {
             if fireTimers(c, at: clock) || (proto == 6 && d.pointee.tcpFlags & TCPFlag.syn != 0 && isReuse(c)) {
                 logAndForget(slot)
             } else {
+                if _slowPath(stack != 0 || c.pointee.flags.contains(.tunnelled)) { checkEncapsulation(c, parent: parent, stack: stack) }
                 let last = c.pointee.last
                 dueMayBeEarlier = false
                 update(c, isOrig: isFromOriginator(c, key, origPort))
@@ -185,7 +188,7 @@ public final class ConnectionTracker {
         let origIsLow = key.lowAddress == d.pointee.source && key.lowPort == origPort
         var connection = Connection(key: key, uid: newUID(), originatorIsLow: origIsLow, start: now)
         if shouldFlipNewConnection() { connection.flip() }
-        attachDNS(&connection)
+        attachApplication(&connection)
         if proto == 6 {
             // Zeek's TCP expire timer, from the connection's making.
             connection.timerA = clock &+ configuration.tcpSYNTimeout
@@ -193,7 +196,7 @@ public final class ConnectionTracker {
         }
         if let parent {
             connection.flags.insert(.tunnelled)
-            tunnelParents[connection.uid] = parent
+            tunnels[connection.uid] = TunnelHistory(stack: stack, parents: [parent])
         }
         if table.count >= min(configuration.maximumConnections, ConnectionTable.maximumSlots) { evictOne() }
         let slot = table.insert(connection, key: key)
@@ -203,6 +206,29 @@ public final class ConnectionTracker {
         table.schedule(slot, due: dueTime(c))
         return slot
     }
+
+    /// Zeek's Connection::CheckEncapsulation: a packet in other tunnels than the last one
+    /// (a reply through another VXLAN, say) changes the connection's encapsulation; the
+    /// innermost tunnel joins its tunnel_parents, up to Zeek's
+    /// Tunnel::max_changes_per_connection changes, past which it is an analyzer limit (X).
+    private func checkEncapsulation(_ c: UnsafeMutablePointer<Connection>, parent: UInt64?, stack: UInt64) {
+        let uid = c.pointee.uid
+        var history = tunnels[uid] ?? TunnelHistory(stack: 0, parents: [])
+        guard history.stack != stack else { return }
+        if history.changes >= Self.maximumTunnelChanges {
+            weirdCounter.pointee.note(.tunnelMaxChangesPerConnectionExceeded)
+            markAnalyzerLimit(c)
+        } else {
+            history.changes += 1
+            if let parent, !history.parents.contains(parent) { history.parents.append(parent) }
+        }
+        history.stack = stack
+        tunnels[uid] = history
+        c.pointee.flags.insert(.tunnelled)
+    }
+
+    /// Zeek's Tunnel::max_changes_per_connection.
+    static let maximumTunnelChanges = 5
 
     // What the packet path asks of a connection it found, for the tunnel inside it.
     func uid(_ slot: ConnectionTable.Slot) -> UInt64 { table.connection(slot).pointee.uid }
@@ -296,9 +322,9 @@ public final class ConnectionTracker {
                 appendLetter(c, isOrig: isOrig, "D")
             }
             endpoint.pointee.payloadBytes += UInt64(d.pointee.payloadLength)
-            // The DNS analyzer reads it before it is counted (it may turn the roles around;
-            // the count then goes where this side's was, as in Zeek).
-            if c.pointee.flags.contains(.dnsAnalyzer) { dnsMessage(c, isOrig: isOrig) }
+            // An application analyzer reads it before it is counted (it may turn the roles
+            // around; the count then goes where this side's was, as in Zeek).
+            if c.pointee.flags.contains(.applicationAnalyzer) { applicationMessage(c, isOrig: isOrig) }
             count(endpoint)
         case 1, 58:
             c.pointee.last = now
@@ -392,7 +418,7 @@ public final class ConnectionTracker {
     private func log(_ c: Connection, key: ConnectionKey, buildRecord: Bool = false) {
         var finished = FinishedConnection(connection: c, key: key)
         if c.flags.contains(.longHistory) { finished.moreHistory = longHistories.removeValue(forKey: c.uid) ?? [] }
-        if c.flags.contains(.tunnelled) { finished.tunnelParent = tunnelParents.removeValue(forKey: c.uid) }
+        if c.flags.contains(.tunnelled) { finished.tunnelParents = tunnels.removeValue(forKey: c.uid)?.parents ?? [] }
         let origSide = SideKey(uid: c.uid, isOrig: true), respSide = SideKey(uid: c.uid, isOrig: false)
         if c.orig.flags.contains(.ranges) { ranges[origSide] = nil }
         if c.resp.flags.contains(.ranges) { ranges[respSide] = nil }

@@ -13,6 +13,14 @@ final class PacketPath {
         var depth = 0
         /// The kind of the innermost tunnel.
         var kind: PacketAnalyzer?
+        /// All the tunnels around the packet, outermost first, folded into one number: when
+        /// it differs from a connection's last packet's, its encapsulation changed.
+        var stack: UInt64 = 0
+
+        /// One tunnel deeper, inside the tunnel `uid`.
+        func inside(_ uid: UInt64, kind: PacketAnalyzer) -> Encapsulation {
+            Encapsulation(parent: uid, depth: depth + 1, kind: kind, stack: (stack ^ uid) &* 0x9e37_79b9_7f4a_7c15 | 1)
+        }
     }
 
     let registry: AnalyzerRegistry
@@ -60,7 +68,7 @@ final class PacketPath {
 
     /// Analyses one captured packet of link type `linkType`.
     func process(_ packet: Packet, linkType: UInt32) {
-        now = packet.timestampNanoseconds
+        now = packet.timestampNanoseconds / 1000 &* 1000 // as the tracker sees it
         analyzers = 0
         let bytes = packet.bytes
         var context = IPContext()
@@ -158,18 +166,18 @@ final class PacketPath {
         switch analyzer {
         case .tcp:
             guard TCP.decode(b, &decoded.pointee, checksums: checksums, weirds: &weirds.pointee) else { return }
-            tracker { $0.track(parent: encapsulation.parent) }
+            tracker { $0.track(parent: encapsulation.parent, stack: encapsulation.stack) }
         case .udp:
             guard UDP.decode(b, &decoded.pointee, checksums: checksums, vxlanPorts: tables, weirds: &weirds.pointee) else { return }
-            let slot = tracker { $0.track(parent: encapsulation.parent) }
+            let slot = tracker { $0.track(parent: encapsulation.parent, stack: encapsulation.stack) }
             guard decoded.pointee.checksumValid, let slot else { return }
             udpTunnel(b, connection: slot, context: context, encapsulation: encapsulation)
         case .icmp:
             guard ICMP.decode(b, &decoded.pointee, verify: context.verifyChecksums, weirds: &weirds.pointee) else { return }
-            tracker { $0.track(parent: encapsulation.parent) }
+            tracker { $0.track(parent: encapsulation.parent, stack: encapsulation.stack) }
         case .unknownTransport:
             UnknownTransport.decode(&decoded.pointee)
-            tracker { $0.track(parent: encapsulation.parent) }
+            tracker { $0.track(parent: encapsulation.parent, stack: encapsulation.stack) }
         case .ipTunnel, .gre:
             let view = ByteView(start: decoded.pointee.transportStart,
                                 end: decoded.pointee.transportStart + decoded.pointee.transportCaptured)
@@ -221,7 +229,7 @@ final class PacketPath {
         let outcome = links.walk(inner, from: first, view: ByteView(start: 0, end: inner.count), analyzers: &analyzers,
                                  weirds: &weirds.pointee)
         linkOutcome(outcome, inner, context: context, transportVerified: false,
-                    encapsulation: Encapsulation(parent: uid, depth: encapsulation.depth + 1, kind: gre ? .gre : .ipTunnel))
+                    encapsulation: encapsulation.inside(uid, kind: gre ? .gre : .ipTunnel))
     }
 
     /// The UDP tunnels: by the responder's port, else by Zeek's protocol detection.
@@ -286,7 +294,7 @@ final class PacketPath {
         let outcome = links.walk(inner, from: next, view: ByteView(start: 0, end: inner.count), analyzers: &analyzers,
                                  weirds: &weirds.pointee)
         linkOutcome(outcome, inner, context: innerContext, transportVerified: false,
-                    encapsulation: Encapsulation(parent: tracker { $0.uid(slot) }, depth: encapsulation.depth + 1, kind: analyzer))
+                    encapsulation: encapsulation.inside(tracker { $0.uid(slot) }, kind: analyzer))
     }
 
     private func detects(_ analyzer: PacketAnalyzer, _ b: UnsafeRawBufferPointer, _ payload: ByteView) -> Bool {

@@ -34,8 +34,10 @@ public struct DecodedPacket {
     /// Where the payload starts and where its captured part ends.
     public var payloadStart = 0
     public var payloadEnd = 0
-    /// UDP: the flags and question count of a DNS header, when the payload holds one.
-    public var dnsHeader: UInt32?
+    /// The bytes `payloadStart` and `payloadEnd` count in (the packet's, or a reassembled
+    /// datagram's), for the application analyzers that look at a UDP payload; valid while
+    /// the packet is analysed.
+    public var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
     /// False when a checksum that could be checked was wrong.
     public var checksumValid = true
     /// The connection exists, but this packet cannot be analysed (a TCP header cut short).

@@ -37,8 +37,7 @@ enum UDP {
         out.payloadLength = max(0, udpLength - 8)
         out.payloadStart = t + 8
         out.payloadEnd = t + min(length, remaining)
-        // A DNS header's flags and question count, for Zeek's DNS analyzer (12 bytes or none).
-        out.dnsHeader = out.payloadEnd - out.payloadStart >= 12 ? b.be32(t + 10) : nil
+        out.bytes = b
         return true
     }
 }
