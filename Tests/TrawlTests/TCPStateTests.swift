@@ -162,4 +162,29 @@ import TrawlCore
         #expect(record.start == 1_342_606_813_729_856_000)
         #expect(record.duration == 1_000)
     }
+
+    /// Zeek's conn/inactivity.zeek: an established connection to SSH (or FTP, telnet,
+    /// rlogin) may be quiet for an hour; to a web server, five minutes.
+    @Test func interactiveServicesMayBeQuietForAnHour() {
+        func records(_ port: UInt16) -> [ConnectionRecord] {
+            var builder = b
+            builder.serverPort = port
+            // The handshake, then data each way ten minutes apart.
+            let frames = handshake(builder) + [builder.tcp(fromClient: true, flags: A | P, seq: 1, ack: 1, payload: 10),
+                                               builder.tcp(fromClient: false, flags: A | P, seq: 1, ack: 11, payload: 10)]
+            let times: [UInt64] = [0, 10_000_000, 20_000_000, 600_000_000_000, 1_200_000_000_000]
+            let sink = CollectingSink()
+            let tracker = ConnectionTracker(configuration: AnalysisConfiguration(), sink: sink, seed: 1)
+            for (frame, time) in zip(frames, times) {
+                frame.withUnsafeBytes { bytes in
+                    tracker.process(Packet(timestampNanoseconds: 1_000_000_000_000 + time, capturedLength: bytes.count,
+                                           wireLength: bytes.count, bytes: bytes), linkType: 1)
+                }
+            }
+            tracker.finish()
+            return sink.records
+        }
+        #expect(records(22).count == 1)
+        #expect(records(80).count == 3)
+    }
 }

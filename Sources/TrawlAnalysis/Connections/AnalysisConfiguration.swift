@@ -7,6 +7,10 @@ public struct AnalysisConfiguration: Sendable {
     /// Networks whose addresses count as local (local_orig, local_resp).
     public var localNetworks: [Subnet] = AnalysisConfiguration.privateAddressSpace
     public var tcpInactivityTimeout: UInt64 = 300_000_000_000
+    /// Zeek's Conn::port_inactivity_timeouts: an established connection to one of these TCP
+    /// ports (FTP, SSH, telnet, rlogin) may be quiet this long.
+    public var interactiveInactivityTimeout: UInt64 = 3_600_000_000_000
+    public var interactivePorts: Set<UInt16> = [21, 22, 23, 513]
     public var udpInactivityTimeout: UInt64 = 60_000_000_000
     public var icmpInactivityTimeout: UInt64 = 60_000_000_000
     public var unknownTransportInactivityTimeout: UInt64 = 60_000_000_000

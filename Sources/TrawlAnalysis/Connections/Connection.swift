@@ -107,6 +107,9 @@ struct TCPConnectionFlags: OptionSet {
     /// timerC is the attempt timer, or a second expire timer (after a half close).
     static let attemptArmed = TCPConnectionFlags(rawValue: 512)
     static let expireC = TCPConnectionFlags(rawValue: 1024)
+    /// An interactive service (FTP, SSH, telnet, rlogin): Zeek's conn/inactivity.zeek gives
+    /// it an hour of inactivity.
+    static let interactive = TCPConnectionFlags(rawValue: 2048)
 }
 
 /// A connection's two addresses, ports and protocol as a table stores them: an IPv4

@@ -7,7 +7,9 @@ extension ConnectionTracker {
     func inactivityTimeout(_ c: UnsafeMutablePointer<Connection>) -> UInt64 {
         switch c.pointee.proto {
         case 6:
-            // Zeek gives a TCP connection UDP's timeout until it leaves the handshake.
+            // Zeek gives a TCP connection UDP's timeout until it leaves the handshake, and an
+            // hour to an interactive service.
+            if _slowPath(c.pointee.tcp.contains(.interactive)) { return configuration.interactiveInactivityTimeout }
             return c.pointee.tcp.contains(.longTimeout) ? configuration.tcpInactivityTimeout : configuration.udpInactivityTimeout
         case 17: return configuration.udpInactivityTimeout
         case 1, 58: return configuration.icmpInactivityTimeout

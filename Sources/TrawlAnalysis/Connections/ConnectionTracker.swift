@@ -246,6 +246,10 @@ public final class ConnectionTracker {
         (c.pointee.origIsLow ? key.lowAddress : key.highAddress) == decoded.pointee.source && c.pointee.origPort == sourcePort
     }
 
+    func isLikelyServerPort(_ port: UInt16, proto: UInt8) -> Bool {
+        proto == 6 ? likelyTCPServerPorts.contains(port) : likelyUDPServerPorts.contains(port)
+    }
+
     /// A connection whose start was missed is turned around by Zeek's rules: UDP when its
     /// first packet comes from a likely server port to one that is not; TCP when it did not
     /// start with a plain SYN and comes from a likely server port, unless both ports are

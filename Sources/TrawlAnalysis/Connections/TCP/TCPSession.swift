@@ -356,6 +356,7 @@ extension ConnectionTracker {
                     }
                     if p.pointee.state == .synSent { setState(c, p, .established) }
                     setState(c, e, .established)
+                    if p.pointee.state != .partial { connectionEstablished(c) }
                 }
             }
             if fin {
@@ -418,5 +419,16 @@ extension ConnectionTracker {
             break
         }
         return (close, finished, flipped)
+    }
+
+    /// Zeek's connection_established, as base/protocols/conn/inactivity.zeek answers it: a
+    /// connection to an interactive service's port (or, when its SYN was missed, from one)
+    /// gets that service's longer inactivity timeout.
+    private func connectionEstablished(_ c: UnsafeMutablePointer<Connection>) {
+        var port = c.pointee.respPort
+        if c.pointee.orig.state == .inactive && !isLikelyServerPort(port, proto: 6) && isLikelyServerPort(c.pointee.origPort, proto: 6) {
+            port = c.pointee.origPort
+        }
+        if configuration.interactivePorts.contains(port) { c.pointee.tcp.insert(.interactive) }
     }
 }
