@@ -181,7 +181,7 @@ struct Connection {
     var respSize: UInt64 { proto == 6 ? resp.size(peer: orig.state) : resp.payloadBytes }
 
     /// Zeek's conn_state from the endpoint states; `history` is the whole history.
-    func state(history: [UInt8]) -> String {
+    func state<Letters: Collection>(history: Letters) -> String where Letters.Element == UInt8 {
         switch proto {
         case 6:
             let os = orig.state, rs = resp.state
@@ -213,16 +213,16 @@ struct Connection {
     }
 
     /// /^\^?S[^HAFGIQ]*R.*/
-    static func looksLikeRSTOS0(_ history: [UInt8]) -> Bool {
-        var i = 0
-        if i < history.count && history[i] == UInt8(ascii: "^") { i += 1 }
-        guard i < history.count, history[i] == UInt8(ascii: "S") else { return false }
-        i += 1
-        while i < history.count {
-            switch history[i] {
+    static func looksLikeRSTOS0<Letters: Collection>(_ history: Letters) -> Bool where Letters.Element == UInt8 {
+        var letters = history.makeIterator()
+        var letter = letters.next()
+        if letter == UInt8(ascii: "^") { letter = letters.next() }
+        guard letter == UInt8(ascii: "S") else { return false }
+        while let next = letters.next() {
+            switch next {
             case UInt8(ascii: "R"): return true
             case UInt8(ascii: "H"), UInt8(ascii: "A"), UInt8(ascii: "F"), UInt8(ascii: "G"), UInt8(ascii: "I"), UInt8(ascii: "Q"): return false
-            default: i += 1
+            default: continue
             }
         }
         return false

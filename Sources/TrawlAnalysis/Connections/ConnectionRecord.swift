@@ -47,8 +47,7 @@ struct FinishedConnection {
 
     func record(localNetworks: SubnetSet) -> ConnectionRecord {
         let c = connection
-        var history = c.history.bytes
-        history += moreHistory
+        let history = c.history.text(more: moreHistory)
         // Zeek's last time can go back with the packets' timestamps: no duration then.
         let duration = c.last > c.start ? c.last - c.start : 0
         let origAddress = c.origIsLow ? key.lowAddress : key.highAddress
@@ -56,10 +55,10 @@ struct FinishedConnection {
         return ConnectionRecord(
             start: c.start, uid: UIDGenerator.format(c.uid), origAddress: origAddress, origPort: c.origPort,
             respAddress: respAddress, respPort: c.respPort, proto: c.proto, duration: duration,
-            origBytes: c.origSize, respBytes: c.respSize, state: c.state(history: history),
+            origBytes: c.origSize, respBytes: c.respSize, state: c.state(history: history.utf8),
             localOrig: localNetworks.contains(origAddress),
             localResp: localNetworks.contains(respAddress),
-            missedBytes: missedBytes, history: String(decoding: history, as: UTF8.self),
+            missedBytes: missedBytes, history: history,
             origPackets: c.orig.packets, origIPBytes: c.orig.ipBytes, respPackets: c.resp.packets, respIPBytes: c.resp.ipBytes,
             tunnelParents: tunnelParents.map(UIDGenerator.format)
         )

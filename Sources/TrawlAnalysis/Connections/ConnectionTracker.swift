@@ -28,6 +28,8 @@ public final class ConnectionTracker {
     /// The shortest inactivity timeout of any transport: a connection seen more lately than
     /// this cannot have timed out.
     let shortestInactivityTimeout: UInt64
+    /// `configuration.interactivePorts`, as a bitmap.
+    let interactivePorts: PortSet
     private let likelyTCPServerPorts: PortSet
     private let likelyUDPServerPorts: PortSet
 
@@ -76,6 +78,7 @@ public final class ConnectionTracker {
         weirdCounter.initialize(to: Weirds())
         shortestInactivityTimeout = min(configuration.tcpInactivityTimeout, configuration.udpInactivityTimeout,
                                         configuration.icmpInactivityTimeout, configuration.unknownTransportInactivityTimeout)
+        interactivePorts = PortSet(configuration.interactivePorts)
         likelyTCPServerPorts = PortSet(configuration.likelyServerPorts(proto: 6))
         likelyUDPServerPorts = PortSet(configuration.likelyServerPorts(proto: 17))
         path = PacketPath(configuration: configuration, decoded: decoded, weirds: weirdCounter)

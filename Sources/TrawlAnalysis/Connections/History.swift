@@ -22,6 +22,22 @@ struct History {
         return true
     }
 
+    /// The letter at `index` (below `count`).
+    @inline(__always) func letter(_ index: Int) -> UInt8 {
+        UInt8(truncatingIfNeeded: (index < 8 ? words.0 : words.1) >> (UInt64(index % 8) * 8))
+    }
+
+    /// The history as text, with the letters past the inline ones after it; written in
+    /// place (no array in between).
+    func text(more: [UInt8]) -> String {
+        let n = count
+        return String(unsafeUninitializedCapacity: n + more.count) { buffer in
+            for i in 0..<n { buffer[i] = letter(i) }
+            for (i, byte) in more.enumerated() { buffer[n + i] = byte }
+            return n + more.count
+        }
+    }
+
     var bytes: [UInt8] {
         var out: [UInt8] = []
         let n = count

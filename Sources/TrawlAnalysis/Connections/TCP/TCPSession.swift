@@ -429,6 +429,6 @@ extension ConnectionTracker {
         if c.pointee.orig.state == .inactive && !isLikelyServerPort(port, proto: 6) && isLikelyServerPort(c.pointee.origPort, proto: 6) {
             port = c.pointee.origPort
         }
-        if configuration.interactivePorts.contains(port) { c.pointee.tcp.insert(.interactive) }
+        if interactivePorts.contains(port) { c.pointee.tcp.insert(.interactive) }
     }
 }
