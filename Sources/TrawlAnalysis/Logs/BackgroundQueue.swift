@@ -25,7 +25,8 @@ final class BackgroundQueue<Item> {
 
     deinit { finish() }
 
-    func append(_ item: Item) {
+    /// Takes `item` over (consumed: moved into the batch, not copied and released).
+    func append(_ item: consuming Item) {
         precondition(!finished, "append after finish")
         batch.append(item)
         if batch.count >= batchSize { handOver() }
