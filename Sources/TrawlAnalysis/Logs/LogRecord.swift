@@ -61,7 +61,7 @@ extension ConnectionRecord {
         default: protoName = "unknown_transport"
         }
         let lasted = duration > 0
-        values.reserveCapacity(values.count + LogSchema.conn.fields.count)
+        values.reserveCapacity(values.count + 22) // conn.log's fields
         values.append(.time(start))
         values.append(.string(uid))
         values.append(.address(origAddress))
@@ -95,11 +95,12 @@ func formatSeconds(_ nanoseconds: UInt64) -> String {
 /// Sends finished connections to a log writer; remembers the first write error.
 public final class ConnLogSink: ConnectionSink {
     public let writer: LogWriter
-    public private(set) var rows: UInt64 = 0
-    public private(set) var failure: Errno?
+    // Touched only on the log thread: no dynamic exclusivity checks per row.
+    @exclusivity(unchecked) public private(set) var rows: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var failure: Errno?
 
     /// One row's values, kept between rows so that a row allocates nothing here.
-    private var values: [LogValue] = []
+    @exclusivity(unchecked) private var values: [LogValue] = []
 
     public init(writer: LogWriter) { self.writer = writer }
 

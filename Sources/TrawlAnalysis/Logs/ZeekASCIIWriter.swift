@@ -38,15 +38,17 @@ public final class ZeekASCIIWriter: LogWriter {
     /// Formats a row straight into the file's buffer, in room reserved for the longest
     /// text its values can take.
     public func write(_ record: [LogValue]) throws(Errno) {
-        var bound = 1
-        for value in record { bound += Self.longest(value) + 1 }
-        var cursor = try file.reserve(bound)
-        for (index, value) in record.enumerated() {
-            if index > 0 { cursor.put(0x09) }
-            Self.put(value, into: &cursor)
+        try record.withUnsafeBufferPointer { (values) throws(Errno) in
+            var bound = 1
+            for index in values.indices { bound += Self.longest(values[index]) + 1 }
+            var cursor = try file.reserve(bound)
+            for index in values.indices {
+                if index > 0 { cursor.put(0x09) }
+                Self.put(values[index], into: &cursor)
+            }
+            cursor.put(0x0a)
+            try file.commit(cursor)
         }
-        cursor.put(0x0a)
-        try file.commit(cursor)
     }
 
     /// The most bytes `value` can take: strings may triple (\xNN for one byte).
@@ -84,15 +86,21 @@ public final class ZeekASCIIWriter: LogWriter {
     /// the backslash as \xNN, as Zeek escapes them.
     static func putEscaped(_ text: String, into cursor: inout ByteCursor) {
         if text.isEmpty { cursor.put("(empty)"); return }
-        for byte in text.utf8 {
-            if byte < 0x20 || byte == 0x7f || byte == UInt8(ascii: "\\") {
-                cursor.put(UInt8(ascii: "\\"))
-                cursor.put(UInt8(ascii: "x"))
-                cursor.putHexDigit(byte >> 4)
-                cursor.putHexDigit(byte & 0xf)
-            } else {
-                cursor.put(byte)
-            }
+        // The bytes in place when the string has them contiguous (native strings do).
+        if let done = text.utf8.withContiguousStorageIfAvailable({ bytes in
+            for byte in bytes { putEscaped(byte, into: &cursor) }
+        }) { return done }
+        for byte in text.utf8 { putEscaped(byte, into: &cursor) }
+    }
+
+    @inline(__always) private static func putEscaped(_ byte: UInt8, into cursor: inout ByteCursor) {
+        if byte < 0x20 || byte == 0x7f || byte == UInt8(ascii: "\\") {
+            cursor.put(UInt8(ascii: "\\"))
+            cursor.put(UInt8(ascii: "x"))
+            cursor.putHexDigit(byte >> 4)
+            cursor.putHexDigit(byte & 0xf)
+        } else {
+            cursor.put(byte)
         }
     }
 
