@@ -5,6 +5,19 @@ import TrawlCore
 /// One crafted frame per link layer and shim Zeek decodes: each must reach the UDP
 /// connection inside it, with the right addresses and ports.
 @Suite struct LinkLayerTests {
+    /// The usual frame, Ethernet II with IPv4, takes a shortcut past the general walk of the
+    /// link layers: only while the registry sends those EtherTypes to IP. An embedder's
+    /// registry that sends IPv4 elsewhere is still obeyed.
+    @Test func theEthernetShortcutFollowsTheRegistry() {
+        let frame = Craft.ethernet(0x0800, Craft.udpPacket("10.0.0.1", 1000, "10.0.0.2", 2000))
+        #expect(analyseFrames([frame]).records.count == 1)
+        let (records, tracker) = analyseFrames([frame]) { configuration in
+            configuration.registry.set(.ethernet, Dispatch([(0x0800, .arp), (0x86dd, .ip)]))
+        }
+        #expect(records.isEmpty)
+        #expect(tracker.packetsIgnored == 1)
+    }
+
     static let v4 = Craft.udpPacket("10.0.0.1", 1234, "10.0.0.2", 5678)
     static let v6 = Craft.udpPacket("2001:db8::1", 1234, "2001:db8::2", 5678)
 

@@ -33,6 +33,9 @@ final class PacketPath {
     let fragments: FragmentReassembler
     let ipTunnels: IPTunnels
     private let verifyChecksums: Bool
+    /// Ethernet frames of IPv4 or IPv6 go to IP as the registry says (unless an embedder
+    /// changed it): the usual frame skips the general walk.
+    private let ethernetCarriesIP: Bool
     /// Zeek's Tunnel::max_depth.
     static let maximumTunnelDepth = 4
     /// The decoded packet, at a stable address shared with the tracker.
@@ -62,6 +65,8 @@ final class PacketPath {
         fragments = FragmentReassembler(limits: configuration.fragmentLimits)
         ipTunnels = IPTunnels(limits: configuration.ipTunnelLimits)
         verifyChecksums = configuration.verifyChecksums
+        ethernetCarriesIP = tables.root(1) == .ethernet && tables.next(.ethernet, 0x0800) == .ip
+            && tables.next(.ethernet, 0x86dd) == .ip
     }
 
     deinit { tables.deallocate() }
@@ -76,9 +81,19 @@ final class PacketPath {
         context.headerVerified = packet.flags.rawValue & 0x1 != 0
         context.capturedLength = bytes.count
         context.wireLength = Int(packet.wireLength)
+        let transportVerified = packet.flags.rawValue & 0x3 != 0
+        // The usual frame: Ethernet II with IPv4 or IPv6, what the walk would find in two steps.
+        if linkType == 1 && ethernetCarriesIP && bytes.count > 16 {
+            let type = bytes.be16(12)
+            if type == 0x0800 || type == 0x86dd {
+                analyzers = 2 // Ethernet, IP
+                ip(bytes, ByteView(start: 14, end: bytes.count), context: context, transportVerified: transportVerified,
+                   encapsulation: Encapsulation())
+                return
+            }
+        }
         let outcome = links.walk(bytes, linkType: linkType, view: ByteView(start: 0, end: bytes.count),
                                  analyzers: &analyzers, weirds: &weirds.pointee)
-        let transportVerified = packet.flags.rawValue & 0x3 != 0
         // IP straight after the link layers, the usual case, without the general dispatch.
         if case let .ip(view) = outcome {
             ip(bytes, view, context: context, transportVerified: transportVerified, encapsulation: Encapsulation())
