@@ -19,6 +19,8 @@ import TrawlCore
 let linkTypes: [UInt32] = [1, 101, 113, 276, 105, 127, 239, 0, 108, 9, 50, 10, 12, 14, 228, 229]
 let directory = "/dev/shm/trawl-fuzz-\(getpid())"
 mkdir(directory, 0o700)
+// Gone again when the fuzzer exits (each input's conn.log is removed after it).
+atexit { rmdir("/dev/shm/trawl-fuzz-\(getpid())") }
 
 final class CollectingSink: ConnectionSink {
     var rows: [String] = []
