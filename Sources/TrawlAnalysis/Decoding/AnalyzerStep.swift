@@ -15,6 +15,22 @@ enum AnalyzerStep {
     case violation(String)
 }
 
+extension AnalyzerStep {
+    /// The usual shim: a header of `length` bytes, more than which must be there (else
+    /// `truncated`), whose protocol field (`field(bytes, offset)`) picks the next analyzer.
+    @inline(__always)
+    static func header(_ b: UnsafeRawBufferPointer, _ view: inout ByteView, length: Int, truncated: Weird,
+                       protocolAt offset: Int, _ field: (UnsafeRawBufferPointer, Int) -> UInt64) -> AnalyzerStep {
+        guard view.count > length else { return .weird(truncated) }
+        let value = field(b, view.start + offset)
+        view.start += length
+        return .dispatch(value)
+    }
+
+    /// A 16-bit big-endian protocol field (an EtherType or PPP protocol).
+    @inline(__always) static func be16(_ b: UnsafeRawBufferPointer, _ at: Int) -> UInt64 { UInt64(b.be16(at)) }
+}
+
 /// The bytes one analyzer works on: `start..<end` of the packet's bytes. Analyzers shrink
 /// it from the front (their header) and sometimes from the back (a length field that says
 /// the frame is shorter than what was captured).

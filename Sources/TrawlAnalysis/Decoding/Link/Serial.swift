@@ -15,50 +15,35 @@ enum PPP {
 /// PPP in HDLC framing (LINKTYPE_PPP_HDLC): address, control, then the protocol.
 enum PPPSerial {
     static func analyze(_ b: UnsafeRawBufferPointer, _ view: inout ByteView) -> AnalyzerStep {
-        guard view.count > 4 else { return .weird(.truncatedPppSerialHeader) }
-        let type = b.be16(view.start + 2)
-        view.start += 4
-        return .dispatch(UInt64(type))
+        .header(b, &view, length: 4, truncated: .truncatedPppSerialHeader, protocolAt: 2, AnalyzerStep.be16)
     }
 }
 
 /// BSD loopback (LINKTYPE_NULL): a 4-byte address family in the capturing host's byte order.
 enum Null {
     static func analyze(_ b: UnsafeRawBufferPointer, _ view: inout ByteView) -> AnalyzerStep {
-        guard view.count > 4 else { return .weird(.nullAnalyzerFailed) }
-        let family = b.le32(view.start)
-        view.start += 4
-        return .dispatch(UInt64(family))
+        .header(b, &view, length: 4, truncated: .nullAnalyzerFailed, protocolAt: 0) { UInt64($0.le32($1)) }
     }
 }
 
 /// OpenBSD loopback (LINKTYPE_LOOP): the address family in network byte order.
 enum Loop {
     static func analyze(_ b: UnsafeRawBufferPointer, _ view: inout ByteView) -> AnalyzerStep {
-        guard view.count > 4 else { return .weird(.nullAnalyzerFailed) }
-        let family = b.be32(view.start)
-        view.start += 4
-        return .dispatch(UInt64(family))
+        .header(b, &view, length: 4, truncated: .nullAnalyzerFailed, protocolAt: 0) { UInt64($0.be32($1)) }
     }
 }
 
 /// Linux cooked capture v1: 16 bytes, the EtherType last.
 enum LinuxSLL {
     static func analyze(_ b: UnsafeRawBufferPointer, _ view: inout ByteView) -> AnalyzerStep {
-        guard view.count > 16 else { return .weird(.truncatedLinuxSLLHeader) }
-        let type = b.be16(view.start + 14)
-        view.start += 16
-        return .dispatch(UInt64(type))
+        .header(b, &view, length: 16, truncated: .truncatedLinuxSLLHeader, protocolAt: 14, AnalyzerStep.be16)
     }
 }
 
 /// Linux cooked capture v2: 20 bytes, the EtherType first.
 enum LinuxSLL2 {
     static func analyze(_ b: UnsafeRawBufferPointer, _ view: inout ByteView) -> AnalyzerStep {
-        guard view.count > 20 else { return .weird(.truncatedLinuxSLL2Header) }
-        let type = b.be16(view.start)
-        view.start += 20
-        return .dispatch(UInt64(type))
+        .header(b, &view, length: 20, truncated: .truncatedLinuxSLL2Header, protocolAt: 0, AnalyzerStep.be16)
     }
 }
 

@@ -11,10 +11,7 @@ enum VLAN {
 /// Cisco VN-Tag: 6 bytes, the last two an EtherType (Zeek follows it with VLAN tags only).
 enum VNTag {
     static func analyze(_ b: UnsafeRawBufferPointer, _ view: inout ByteView) -> AnalyzerStep {
-        guard view.count > 6 else { return .weird(.truncatedVntagHeader) }
-        let type = b.be16(view.start + 4)
-        view.start += 6
-        return .dispatch(UInt64(type))
+        .header(b, &view, length: 6, truncated: .truncatedVntagHeader, protocolAt: 4, AnalyzerStep.be16)
     }
 }
 
