@@ -43,6 +43,29 @@ struct Endpoint {
     var ackWraps: UInt32 { UInt32(truncatingIfNeeded: ackSeq >> 32) }
     var ack32: UInt32 { UInt32(truncatingIfNeeded: ackSeq) }
 
+    /// Zeek's InitStartSeq, InitAckSeq and InitLastSeq: the sequence space starts at `start`
+    /// (the wraps counted so far stay).
+    mutating func beginSequence(at start: UInt32, last: UInt32) {
+        startSeq = start
+        ackSeq = (ackSeq & ~0xffff_ffff) | UInt64(start)
+        lastSeq = (lastSeq & ~0xffff_ffff) | UInt64(last)
+    }
+
+    /// Zeek's UpdateLastSeq: a lower number than the last means the space wrapped.
+    mutating func advanceLastSeq(to sequence: UInt32) {
+        if sequence < last32 { lastSeq &+= 1 << 32 }
+        lastSeq = (lastSeq & ~0xffff_ffff) | UInt64(sequence)
+    }
+
+    /// Zeek's update_ack_seq: the peer acknowledged this endpoint's data up to `ack`, if that
+    /// is further than before (an ack of 0 far ahead is more likely broken than a wrap).
+    mutating func acknowledge(_ ack: UInt32) {
+        let delta = Int32(bitPattern: ack &- ack32)
+        guard delta > 0, !(ack == 0 && delta > ConnectionTracker.tooLargeSequenceDelta) else { return }
+        if ack < ack32 { ackSeq &+= 1 << 32 }
+        ackSeq = (ackSeq & ~0xffff_ffff) | UInt64(ack)
+    }
+
     /// The reassembler's trim_seq: data below it was acknowledged and is no longer wanted.
     var trimSeq: UInt64 { delivered &- UInt64(bitPattern: Int64(unacknowledged)) }
 

@@ -100,7 +100,7 @@ public final class ConnectionTracker {
         now = packet.timestampNanoseconds / 1000 &* 1000
         if now > clock { clock = now }
         if clock >= nextSweep { sweep() }
-        path.process(packet, linkType: linkType)
+        path.process(packet, linkType: linkType, at: now)
     }
 
     /// The tables that traffic can grow, each with its bound and what hitting it or expiry
@@ -242,6 +242,12 @@ public final class ConnectionTracker {
     /// Zeek's history letter X: an analyzer limit was reached (once per connection).
     func noteAnalyzerLimit(_ slot: ConnectionTable.Slot) { markAnalyzerLimit(table.connection(slot)) }
 
+    func markAnalyzerLimit(_ c: UnsafeMutablePointer<Connection>) {
+        guard !c.pointee.flags.contains(.analyzerLimit) else { return }
+        c.pointee.flags.insert(.analyzerLimit)
+        appendLetter(c, isOrig: true, "X")
+    }
+
     /// Whether the decoded packet (whose source port, or ICMP type, is `sourcePort`) comes
     /// from the connection's originator.
     @inline(__always)
@@ -305,12 +311,9 @@ public final class ConnectionTracker {
         // move the connection's last time.
         guard d.pointee.checksumValid else {
             switch d.pointee.proto {
-            case 6:
+            case 6, 17:
                 bumpScaled(c, c.endpoint(isOrig: isOrig), letter: "C") { $0.corrupt += 1; return $0.corrupt }
-                weirdCounter.pointee.note(.badTCPChecksum)
-            case 17:
-                bumpScaled(c, c.endpoint(isOrig: isOrig), letter: "C") { $0.corrupt += 1; return $0.corrupt }
-                weirdCounter.pointee.note(.badUDPChecksum)
+                weirdCounter.pointee.note(d.pointee.proto == 6 ? .badTCPChecksum : .badUDPChecksum)
             default:
                 weirdCounter.pointee.note(.badICMPChecksum)
             }
@@ -373,7 +376,7 @@ public final class ConnectionTracker {
     /// gaps) in the side table, and writes its letter at the 1st, 10th, 100th... time.
     func bumpScaled(_ c: UnsafeMutablePointer<Connection>, _ e: UnsafeMutablePointer<Endpoint>, letter: Unicode.Scalar,
                     _ bump: (inout RareCounts) -> UInt32) {
-        let isOrig = e == c.endpoint(isOrig: true)
+        let isOrig = isOriginator(c, e)
         c.pointee.flags.insert(.rareCounts)
         let count = bump(&rareCounts[SideKey(uid: c.pointee.uid, isOrig: isOrig), default: RareCounts()])
         if isScaledMoment(count) { appendLetter(c, isOrig: isOrig, letter) }

@@ -71,9 +71,9 @@ final class PacketPath {
 
     deinit { tables.deallocate() }
 
-    /// Analyses one captured packet of link type `linkType`.
-    func process(_ packet: Packet, linkType: UInt32) {
-        now = packet.timestampNanoseconds / 1000 &* 1000 // as the tracker sees it
+    /// Analyses one captured packet of link type `linkType`, at the tracker's time `now`.
+    func process(_ packet: Packet, linkType: UInt32, at now: UInt64) {
+        self.now = now
         analyzers = 0
         let bytes = packet.bytes
         var context = IPContext()

@@ -40,13 +40,6 @@ extension ConnectionTracker {
         }
     }
 
-    /// Zeek's history letter X: an analyzer limit was reached (once per connection).
-    func markAnalyzerLimit(_ c: UnsafeMutablePointer<Connection>) {
-        guard !c.pointee.flags.contains(.analyzerLimit) else { return }
-        c.pointee.flags.insert(.analyzerLimit)
-        appendLetter(c, isOrig: true, "X")
-    }
-
     /// The DNS analyzer's timer: it ends a connection quiet for all but a second of its
     /// period, else runs again a period later.
     func fireDNSTimer(_ c: UnsafeMutablePointer<Connection>, at t: UInt64) -> Bool {

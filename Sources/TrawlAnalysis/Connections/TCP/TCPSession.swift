@@ -49,10 +49,7 @@ extension ConnectionTracker {
             if p.pointee.state == .inactive {
                 relativeAck = 1
                 // Number the peer's sequence space as if its SYN had been seen.
-                let assumed = ackNumber &- 1
-                p.pointee.startSeq = assumed
-                p.pointee.ackSeq = (p.pointee.ackSeq & ~0xffff_ffff) | UInt64(assumed)
-                p.pointee.lastSeq = (p.pointee.lastSeq & ~0xffff_ffff) | UInt64(assumed)
+                p.pointee.beginSequence(at: ackNumber &- 1, last: ackNumber &- 1)
             } else {
                 var ackUnderflow = false
                 relativeAck = Self.relativeSequence(p.pointee, ackNumber, last: p.pointee.ack32, wraps: p.pointee.ackWraps, underflow: &ackUnderflow)
@@ -60,13 +57,7 @@ extension ConnectionTracker {
                     relativeAck = 0
                     weirdCounter.pointee.note(.tcpAckUnderflowOrMisorder)
                 } else if !rst { // a RST's ack is not trusted
-                    let delta = Int32(bitPattern: ackNumber &- p.pointee.ack32)
-                    if ackNumber == 0 && delta > Self.tooLargeSequenceDelta {
-                        // more likely a broken ack than a connection that reached 0
-                    } else if delta > 0 {
-                        if ackNumber < p.pointee.ack32 { p.pointee.ackSeq &+= 1 << 32 }
-                        p.pointee.ackSeq = (p.pointee.ackSeq & ~0xffff_ffff) | UInt64(ackNumber)
-                    }
+                    p.pointee.acknowledge(ackNumber)
                 }
             }
         }
@@ -124,16 +115,8 @@ extension ConnectionTracker {
             appendLetter(c, isOrig: sentByOrig, length > 0 ? "D" : "A")
         }
         c.pointee.last = now
-        let delta = Int32(bitPattern: ackNumber &- p.pointee.ack32)
-        if delta > 0 && !(ackNumber == 0 && delta > Self.tooLargeSequenceDelta) {
-            if ackNumber < p.pointee.ack32 { p.pointee.ackSeq &+= 1 << 32 }
-            p.pointee.ackSeq = (p.pointee.ackSeq & ~0xffff_ffff) | UInt64(ackNumber)
-        }
-        if length > 0 {
-            let onePast = base &+ UInt32(truncatingIfNeeded: length)
-            if onePast < base { e.pointee.lastSeq &+= 1 << 32 }
-            e.pointee.lastSeq = (e.pointee.lastSeq & ~0xffff_ffff) | UInt64(onePast)
-        }
+        p.pointee.acknowledge(ackNumber)
+        if length > 0 { e.pointee.advanceLastSeq(to: base &+ UInt32(truncatingIfNeeded: length)) }
         ackReceived(c, p, relativeAck)
         if length > 0 { dataSent(c, e, at: relativeSeq, length: UInt64(length)) }
         return true
@@ -163,11 +146,7 @@ extension ConnectionTracker {
 
     /// Zeek's init_endpoint: where an endpoint's sequence space starts.
     @inline(__always) private func initEndpoint(_ e: UnsafeMutablePointer<Endpoint>, syn: Bool, base: UInt32, onePast: UInt32) {
-        func begin(at start: UInt32, last: UInt32) {
-            e.pointee.startSeq = start
-            e.pointee.ackSeq = (e.pointee.ackSeq & ~0xffff_ffff) | UInt64(start)
-            e.pointee.lastSeq = (e.pointee.lastSeq & ~0xffff_ffff) | UInt64(last)
-        }
+        func begin(at start: UInt32, last: UInt32) { e.pointee.beginSequence(at: start, last: last) }
         switch e.pointee.state {
         case .inactive:
             // Without a SYN, as though there had been one just before.
@@ -195,10 +174,7 @@ extension ConnectionTracker {
     private func updateLastSeq(_ c: UnsafeMutablePointer<Connection>, _ e: UnsafeMutablePointer<Endpoint>,
                                onePast: UInt32, syn: Bool, fin: Bool, rst: Bool, length: Int) -> Int32 {
         let delta = Int32(bitPattern: onePast &- e.pointee.last32)
-        func advance() {
-            if onePast < e.pointee.last32 { e.pointee.lastSeq &+= 1 << 32 }
-            e.pointee.lastSeq = (e.pointee.lastSeq & ~0xffff_ffff) | UInt64(onePast)
-        }
+        func advance() { e.pointee.advanceLastSeq(to: onePast) }
         if (syn || rst) && (delta > Self.tooLargeSequenceDelta || delta < -Self.tooLargeSequenceDelta) {
             // not believed
         } else if fin && e.pointee.last32 == e.pointee.startSeq &+ 1 {
