@@ -66,8 +66,7 @@ extension ConnectionTracker {
     @inline(__always) private func deliver(_ c: UnsafeMutablePointer<Connection>, _ e: UnsafeMutablePointer<Endpoint>, to upper: UInt64) {
         var end = upper
         if _slowPath(e.pointee.flags.contains(.ranges)) {
-            let side = SideKey(uid: c.pointee.uid, isOrig: isOriginator(c, e))
-            var kept = ranges[side] ?? []
+            var kept = keptRanges(c, e)
             var reached = 0
             while reached < kept.count && kept[reached].lowerBound <= end {
                 end = max(end, kept[reached].upperBound)
@@ -75,12 +74,7 @@ extension ConnectionTracker {
             }
             if reached > 0 {
                 kept.removeFirst(reached)
-                if kept.isEmpty {
-                    ranges[side] = nil
-                    e.pointee.flags.remove(.ranges)
-                } else {
-                    ranges[side] = kept
-                }
+                storeRanges(c, e, kept)
             }
         }
         setDelivered(e, end)
@@ -102,8 +96,7 @@ extension ConnectionTracker {
     /// Keeps a range of data above a hole, merged with the ranges it overlaps or touches; at
     /// the bound, the two closest ranges merge (as if the data between had been seen).
     private func addRange(_ c: UnsafeMutablePointer<Connection>, _ e: UnsafeMutablePointer<Endpoint>, _ range: Range<UInt64>) {
-        let side = SideKey(uid: c.pointee.uid, isOrig: isOriginator(c, e))
-        var kept = ranges[side] ?? []
+        var kept = keptRanges(c, e)
         var merged = range
         let index = kept.firstIndex { $0.upperBound >= range.lowerBound } ?? kept.count
         while index < kept.count && kept[index].lowerBound <= merged.upperBound {
@@ -120,22 +113,25 @@ extension ConnectionTracker {
             kept.remove(at: closest + 1)
             weirdCounter.pointee.note(.tooManyHoles)
         }
-        ranges[side] = kept
-        e.pointee.flags.insert(.ranges)
+        storeRanges(c, e, kept)
     }
 
     /// ClearBlocks and skip_deliveries: this direction's reassembly is given up.
     private func giveUp(_ c: UnsafeMutablePointer<Connection>, _ e: UnsafeMutablePointer<Endpoint>) {
-        if e.pointee.flags.contains(.ranges) {
-            ranges[SideKey(uid: c.pointee.uid, isOrig: isOriginator(c, e))] = nil
-            e.pointee.flags.remove(.ranges)
-        }
+        if e.pointee.flags.contains(.ranges) { storeRanges(c, e, []) }
         e.pointee.flags.insert(.skipDeliveries)
     }
 
     @inline(__always) private func keptRanges(_ c: UnsafeMutablePointer<Connection>, _ e: UnsafeMutablePointer<Endpoint>) -> [Range<UInt64>] {
         guard e.pointee.flags.contains(.ranges) else { return [] }
         return ranges[SideKey(uid: c.pointee.uid, isOrig: isOriginator(c, e))] ?? []
+    }
+
+    /// Keeps `kept` as `e`'s ranges: in the side table, with the endpoint's flag saying so,
+    /// or neither when there are none.
+    private func storeRanges(_ c: UnsafeMutablePointer<Connection>, _ e: UnsafeMutablePointer<Endpoint>, _ kept: [Range<UInt64>]) {
+        ranges[SideKey(uid: c.pointee.uid, isOrig: isOriginator(c, e))] = kept.isEmpty ? nil : kept
+        if kept.isEmpty { e.pointee.flags.remove(.ranges) } else { e.pointee.flags.insert(.ranges) }
     }
 
     /// Bytes held above the delivery point (NumUndeliveredBytes).
@@ -172,11 +168,7 @@ extension ConnectionTracker {
         if seq > e.pointee.delivered { undelivered(c, e, upTo: seq) }
         if e.pointee.flags.contains(.ranges) {
             // Only when the delivery point stayed behind (a partial connection's start).
-            let side = SideKey(uid: c.pointee.uid, isOrig: isOriginator(c, e))
-            var kept = ranges[side] ?? []
-            kept.removeAll { $0.upperBound <= seq }
-            ranges[side] = kept.isEmpty ? nil : kept
-            if kept.isEmpty { e.pointee.flags.remove(.ranges) }
+            storeRanges(c, e, keptRanges(c, e).filter { $0.upperBound > seq })
         }
         if seq > e.pointee.trimSeq { e.pointee.unacknowledged = Self.clampedLag(e.pointee.delivered, seq) }
     }
