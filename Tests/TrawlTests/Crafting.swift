@@ -4,8 +4,8 @@ import TrawlCore
 /// Frames built byte by byte for the analyzer tests: IP datagrams with correct checksums,
 /// the transports in them, and every link layer and tunnel the analysis decodes around them.
 enum Craft {
-    static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xff)] }
-    static func be32(_ v: UInt32) -> [UInt8] { be16(UInt16(v >> 16)) + be16(UInt16(v & 0xffff)) }
+    static func be16(_ v: UInt16) -> [UInt8] { PacketBuilder.be16(v) }
+    static func be32(_ v: UInt32) -> [UInt8] { PacketBuilder.be32(v) }
     static func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8)] }
     static func le32(_ v: UInt32) -> [UInt8] { le16(UInt16(v & 0xffff)) + le16(UInt16(v >> 16)) }
 
@@ -18,14 +18,7 @@ enum Craft {
     }
 
     /// The ones'-complement checksum of `bytes` (with `initial` added), ready to store.
-    static func checksum(_ bytes: [UInt8], initial: UInt32 = 0) -> UInt16 {
-        var sum = initial
-        var i = 0
-        while i + 1 < bytes.count { sum += UInt32(bytes[i]) << 8 | UInt32(bytes[i + 1]); i += 2 }
-        if i < bytes.count { sum += UInt32(bytes[i]) << 8 }
-        while sum >> 16 != 0 { sum = (sum & 0xffff) + (sum >> 16) }
-        return ~UInt16(sum)
-    }
+    static func checksum(_ bytes: [UInt8], initial: UInt32 = 0) -> UInt16 { PacketBuilder.sum(bytes, initial: initial) }
 
     /// Stores the transport checksum of `segment` (pseudo-header of `source`, `destination`).
     static func withChecksum(_ segment: [UInt8], at offset: Int, proto: UInt8, _ source: IPAddress, _ destination: IPAddress) -> [UInt8] {

@@ -4,14 +4,7 @@ enum ICMP {
     static func decode(_ b: UnsafeRawBufferPointer, _ out: inout DecodedPacket, verify: Bool, weirds: inout Weirds) -> Bool {
         let t = out.transportStart
         let remaining = out.transportCaptured
-        guard out.transportStated == 0 || out.transportStated >= 8 else {
-            weirds.note(.truncatedHeader)
-            return false
-        }
-        guard remaining >= 8 else {
-            weirds.note(.internallyTruncatedHeader)
-            return false
-        }
+        guard TransportHeader.isWhole(out, minimum: 8, weirds: &weirds) else { return false }
         let length = out.transportStated == 0 ? remaining : out.transportStated
         out.icmpType = b[t]
         out.icmpCode = b[t + 1]

@@ -7,14 +7,7 @@ enum TCP {
                        weirds: inout Weirds) -> Bool {
         let t = out.transportStart
         let remaining = out.transportCaptured
-        guard out.transportStated == 0 || out.transportStated >= 20 else {
-            weirds.note(.truncatedHeader)
-            return false
-        }
-        guard remaining >= 20 else {
-            weirds.note(.internallyTruncatedHeader)
-            return false
-        }
+        guard TransportHeader.isWhole(out, minimum: 20, weirds: &weirds) else { return false }
         out.sourcePort = b.be16(t)
         out.destinationPort = b.be16(t + 2)
         out.sequence = b.be32(t + 4)
@@ -45,6 +38,23 @@ enum TCP {
         if checksums.verify && !checksums.transportVerified && remaining >= length {
             let segment = UnsafeRawBufferPointer(rebasing: b[t..<(t + length)])
             out.checksumValid = Checksum.transport(segment, source: out.source, destination: out.destination, proto: 6) == 0xffff
+        }
+        return true
+    }
+}
+
+/// Zeek's CheckHeaderTrunc, for every transport: the header's `minimum` bytes are stated by
+/// the IP header (unless its length was 0) and captured, else a weird and no connection.
+enum TransportHeader {
+    @inline(__always)
+    static func isWhole(_ out: DecodedPacket, minimum: Int, weirds: inout Weirds) -> Bool {
+        guard out.transportStated == 0 || out.transportStated >= minimum else {
+            weirds.note(.truncatedHeader)
+            return false
+        }
+        guard out.transportCaptured >= minimum else {
+            weirds.note(.internallyTruncatedHeader)
+            return false
         }
         return true
     }

@@ -7,14 +7,7 @@ enum UDP {
                        vxlanPorts: DispatchTables, weirds: inout Weirds) -> Bool {
         let t = out.transportStart
         let remaining = out.transportCaptured
-        guard out.transportStated == 0 || out.transportStated >= 8 else {
-            weirds.note(.truncatedHeader)
-            return false
-        }
-        guard remaining >= 8 else {
-            weirds.note(.internallyTruncatedHeader)
-            return false
-        }
+        guard TransportHeader.isWhole(out, minimum: 8, weirds: &weirds) else { return false }
         out.sourcePort = b.be16(t)
         out.destinationPort = b.be16(t + 2)
         out.tcpFlags = 0
