@@ -23,7 +23,8 @@ import TrawlCore
         }
         let seventeenth = history.append(UInt8(ascii: "R"))
         #expect(!seventeenth)
-        #expect(String(decoding: history.bytes, as: UTF8.self) == "ShADadtTwWcCgGFf")
+        #expect(history.text(more: []) == "ShADadtTwWcCgGFf")
+        #expect(history.text(more: Array("RX".utf8)) == "ShADadtTwWcCgGFfRX")
     }
 
     /// Repeated FINs at new sequence numbers each add a letter: a history longer than the

@@ -37,17 +37,6 @@ struct History {
             return n + more.count
         }
     }
-
-    var bytes: [UInt8] {
-        var out: [UInt8] = []
-        let n = count
-        out.reserveCapacity(n)
-        for i in 0..<n {
-            let word = i < 8 ? words.0 : words.1
-            out.append(UInt8(truncatingIfNeeded: word >> (UInt64(i % 8) * 8)))
-        }
-        return out
-    }
 }
 
 /// What a history letter records the first time it happens, one bit per kind and role
