@@ -8,6 +8,7 @@ import PackageDescription
 //   Sources/TrawlPluginSDK writes a Swift plugin as one type plus one export line
 //   Sources/TrawlCLI       the `trawl` command's logic; Sources/trawl is its entry point
 //   Sources/TrawlAnalysis  decoding, connection tracking, conn.log writers
+//   Sources/TrawlCluster   the cluster: layout, the ZeroMQ transport, log batches, node roles
 //   Sources/TrawlSynth     synthetic traffic for fixtures, the sample trace and benchmarks
 //   Plugins/Pcap           Trawl::Pcap, the default packet source (libpcap); Readers: its own
 //                          pcap and pcapng readers
@@ -21,6 +22,7 @@ let package = Package(
         .library(name: "TrawlPluginSDK", targets: ["TrawlPluginSDK"]),
         .library(name: "TrawlSynth", targets: ["TrawlSynth"]),
         .library(name: "TrawlAnalysis", targets: ["TrawlAnalysis"]),
+        .library(name: "TrawlCluster", targets: ["TrawlCluster"]),
         .library(name: "TrawlPcap", type: .dynamic, targets: ["TrawlPcap"]),
         // The trace file readers of Trawl::Pcap, apart for the fuzzers (fuzz/).
         .library(name: "PcapReaders", targets: ["PcapReaders"]),
@@ -41,6 +43,11 @@ let package = Package(
         .target(name: "TrawlPluginSDK", dependencies: ["CTrawlABI"]),
         .target(name: "TrawlSynth", dependencies: ["TrawlCore"]),
         .target(name: "TrawlAnalysis", dependencies: ["TrawlCore"]),
+        .systemLibrary(
+            name: "CZeroMQ",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .target(name: "TrawlCluster", dependencies: ["TrawlCore", "TrawlAnalysis", "CZeroMQ"]),
         .target(name: "PcapReaders", dependencies: ["TrawlPluginSDK"], path: "Plugins/Pcap/Readers"),
         .target(
             name: "TrawlPcap",
@@ -64,7 +71,7 @@ let package = Package(
         ),
         // Trawl::PF_Ring: libpfring is loaded at run time, so nothing of PF_RING is needed to build.
         .target(name: "TrawlPFRing", dependencies: ["TrawlPluginSDK"], path: "Plugins/PFRing"),
-        .target(name: "TrawlCLI", dependencies: ["TrawlCore", "TrawlAnalysis", "CTrawlABI"]),
+        .target(name: "TrawlCLI", dependencies: ["TrawlCore", "TrawlAnalysis", "TrawlCluster", "CTrawlABI"]),
         .executableTarget(name: "trawl", dependencies: ["TrawlCLI"]),
         .executableTarget(
             name: "trawl-mkpcap",
@@ -77,7 +84,7 @@ let package = Package(
         // Tests/Fixtures holds the C plugin source.
         .testTarget(
             name: "TrawlTests",
-            dependencies: ["TrawlCLI", "TrawlCore", "TrawlAnalysis", "TrawlSynth", "CTrawlABI", "NetmapInterface", "CNetmap"]
+            dependencies: ["TrawlCLI", "TrawlCore", "TrawlAnalysis", "TrawlCluster", "TrawlSynth", "CTrawlABI", "NetmapInterface", "CNetmap"]
         ),
     ]
 )

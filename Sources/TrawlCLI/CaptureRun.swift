@@ -6,8 +6,8 @@ import CTrawlABI
 import TrawlAnalysis
 import TrawlCore
 
-/// Set by SIGINT/SIGTERM; the read loop stops at the next batch.
-let stopRequested = Atomic<Bool>(false)
+/// The process's stop: SIGINT/SIGTERM set it (StopSignals); run loops stop at it.
+let processStop = StopToken()
 
 /// Counts of what a run read.
 public struct CaptureTally: Equatable {
@@ -27,55 +27,31 @@ public struct CaptureTally: Equatable {
     }
 }
 
-/// Reads every source to its end (or until stopped), feeding the writer and the tally.
-final class CaptureRun {
-    let sources: [any PacketSource]
+/// Where the packets read go: the tally, the analysis, the -w file, the progress line.
+final class PacketConsumer {
     let writer: TraceWriter?
     let progress: Progress?
     /// The connection analysis the packets go through, if any.
     let tracker: ConnectionTracker?
-    private(set) var tally = CaptureTally()
+    var tally = CaptureTally()
     /// Packets -w left out because their link type differs from the file's.
     private(set) var notWritten: UInt64 = 0
-    private let batch = PacketBatch(capacity: 256)
 
-    init(sources: [any PacketSource], writer: TraceWriter?, progress: Progress?, tracker: ConnectionTracker? = nil) {
-        self.sources = sources
+    init(writer: TraceWriter?, progress: Progress?, tracker: ConnectionTracker?) {
         self.writer = writer
         self.progress = progress
         self.tracker = tracker
     }
 
-    func run() throws -> CaptureTally {
-        if sources.count == 1 {
-            try readSingle(sources[0])
-        } else if sources.allSatisfy({ !$0.info.isLive }) {
-            try mergeTraces()
-        } else {
-            try pollInterfaces()
-        }
-        progress?.finish()
-        return tally
-    }
-
-    /// The common case, kept tight: one batch at a time, no per-packet allocation. The
-    /// tally is a local so the loop does not go through the object for each packet.
-    private func readSingle(_ source: any PacketSource) throws {
-        var tally = self.tally
-        defer { self.tally = tally }
-        while !stopRequested.load(ordering: .relaxed) {
-            guard try source.nextBatch(batch) else { break }
-            try consume(batch, from: 0, to: batch.count, linkType: source.info.linkType, into: &tally)
-        }
-    }
-
     @inline(__always)
-    private func consume(_ batch: PacketBatch, from start: Int, to end: Int, linkType: UInt32, into tally: inout CaptureTally) throws {
+    func consume(_ batch: PacketBatch, from start: Int, to end: Int, linkType: UInt32) throws {
         let slots = batch.slots
+        var tally = self.tally // a local, so that the loop does not go through the object per packet
         for i in start..<end {
             let slot = slots[i]
             tally.add(timestamp: slot.timestamp_ns, captured: slot.captured_length, wire: slot.wire_length)
         }
+        self.tally = tally
         if let tracker {
             for i in start..<end {
                 let packet = batch[i]
@@ -91,48 +67,97 @@ final class CaptureRun {
         }
         if let progress, progress.due(packets: tally.packets) { progress.report(tally) }
     }
+}
 
-    /// Several trace files: packets are handed on in timestamp order across files.
-    private func mergeTraces() throws {
-        var tally = self.tally
-        defer { self.tally = tally }
-        let cursors = sources.map { TraceCursor(source: $0) }
-        while !stopRequested.load(ordering: .relaxed) {
+/// Reads every source to its end (or until stopped) on a run loop, feeding the consumer.
+final class CaptureRun {
+    let sources: [any PacketSource]
+    let consumer: PacketConsumer
+    let loop: RunLoop
+
+    init(sources: [any PacketSource], consumer: PacketConsumer, loop: RunLoop) {
+        self.sources = sources
+        self.consumer = consumer
+        self.loop = loop
+    }
+
+    var tally: CaptureTally { consumer.tally }
+    var notWritten: UInt64 { consumer.notWritten }
+
+    func run() throws -> CaptureTally {
+        if sources.count == 1 {
+            loop.add(SourceReader(sources[0], consumer: consumer, stop: loop.stopToken), endsLoop: true)
+        } else if sources.allSatisfy({ !$0.info.isLive }) {
+            loop.add(TraceMerger(sources, consumer: consumer, stop: loop.stopToken), endsLoop: true)
+        } else {
+            // Several live interfaces, opened non-blocking: the loop reads whichever has
+            // packets and polls their descriptors when none has.
+            for source in sources { loop.add(SourceReader(source, consumer: consumer, stop: loop.stopToken, batchesPerTurn: 1), endsLoop: true) }
+        }
+        try loop.run()
+        consumer.progress?.finish()
+        return consumer.tally
+    }
+}
+
+/// One packet source on the run loop. A turn reads several batches, so that the loop's own
+/// work (timers, other descriptors) is spread over many packets.
+final class SourceReader: IOSource {
+    let source: any PacketSource
+    let consumer: PacketConsumer
+    let stop: StopToken
+    private let batch = PacketBatch(capacity: 256)
+    private let batchesPerTurn: Int
+    private(set) var isExhausted = false
+
+    init(_ source: any PacketSource, consumer: PacketConsumer, stop: StopToken, batchesPerTurn: Int = 64) {
+        self.source = source
+        self.consumer = consumer
+        self.stop = stop
+        self.batchesPerTurn = batchesPerTurn
+    }
+
+    var descriptor: Int32? { source.info.selectableFD }
+
+    func process() throws -> Bool {
+        var read = false
+        let linkType = source.info.linkType
+        for _ in 0..<batchesPerTurn where !isExhausted && !stop.isStopped {
+            if try !source.nextBatch(batch) { isExhausted = true }
+            guard batch.count > 0 else { break }
+            read = true
+            try consumer.consume(batch, from: 0, to: batch.count, linkType: linkType)
+        }
+        return read
+    }
+}
+
+/// Several trace files: packets are handed on in timestamp order across files.
+final class TraceMerger: IOSource {
+    let cursors: [TraceCursor]
+    let consumer: PacketConsumer
+    let stop: StopToken
+    private(set) var isExhausted = false
+
+    init(_ sources: [any PacketSource], consumer: PacketConsumer, stop: StopToken) {
+        cursors = sources.map { TraceCursor(source: $0) }
+        self.consumer = consumer
+        self.stop = stop
+    }
+
+    var descriptor: Int32? { nil }
+
+    func process() throws -> Bool {
+        for _ in 0..<16384 where !stop.isStopped {
             var earliest: TraceCursor?
             for cursor in cursors where try cursor.refill() {
                 if earliest == nil || cursor.timestamp < earliest!.timestamp { earliest = cursor }
             }
-            guard let earliest else { break }
-            try consume(earliest.batch, from: earliest.index, to: earliest.index + 1, linkType: earliest.source.info.linkType, into: &tally)
+            guard let earliest else { isExhausted = true; return false }
+            try consumer.consume(earliest.batch, from: earliest.index, to: earliest.index + 1, linkType: earliest.source.info.linkType)
             earliest.index += 1
         }
-    }
-
-    /// Several live interfaces, opened non-blocking: read whichever has packets, else poll.
-    /// A source that ends (a synthetic one may) drops out; the run ends when all have.
-    private func pollInterfaces() throws {
-        var tally = self.tally
-        defer { self.tally = tally }
-        var open = sources
-        while !open.isEmpty && !stopRequested.load(ordering: .relaxed) {
-            var idle = true
-            var ended: [Int] = []
-            for (index, source) in open.enumerated() {
-                if try !source.nextBatch(batch) { ended.append(index) }
-                if batch.count > 0 {
-                    idle = false
-                    try consume(batch, from: 0, to: batch.count, linkType: source.info.linkType, into: &tally)
-                }
-            }
-            for index in ended.reversed() { open.remove(at: index) }
-            guard idle, !open.isEmpty else { continue }
-            var descriptors = open.compactMap(\.info.selectableFD).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            if descriptors.count == open.count {
-                _ = poll(&descriptors, nfds_t(descriptors.count), 100)
-            } else {
-                usleep(1000) // a source without a pollable descriptor
-            }
-        }
+        return true
     }
 }
 

@@ -28,7 +28,7 @@ enum FanoutCheck {
             do { members.append(try registry.open(options.interface, mode: .live, settings: settings, timeoutMilliseconds: 0)) }
             catch { throw Trawl.FatalError(error) }
         }
-        let stopper = StopSignals(interrupting: members)
+        let stopper = StopSignals(interrupting: members, stop: processStop)
         defer { stopper.disarm() }
 
         let traffic = options.generate ? LoopbackTraffic.start(seconds: options.seconds) : nil
@@ -62,7 +62,7 @@ enum FanoutCheck {
         let batch = PacketBatch(capacity: 256)
         let deadline = Progress.now() + UInt64(seconds * 1e9)
         var descriptors = members.compactMap(\.info.selectableFD).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-        while Progress.now() < deadline && !stopRequested.load(ordering: .relaxed) {
+        while Progress.now() < deadline && !processStop.isStopped {
             var idle = true
             for (index, member) in members.enumerated() {
                 guard (try? member.nextBatch(batch)) != nil else { continue }
@@ -184,7 +184,7 @@ final class LoopbackTraffic: @unchecked Sendable {
         }
         guard bound else { return }
         var message = [UInt8](repeating: 0x61, count: 64)
-        while Progress.now() < deadline && !stopRequested.load(ordering: .relaxed) {
+        while Progress.now() < deadline && !processStop.isStopped {
             let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, length) == 0 }

@@ -4,18 +4,20 @@ import Glibc
 import TrawlCore
 
 /// Turns SIGINT and SIGTERM into a clean stop. The signals are blocked in every thread and
-/// taken by one thread with `sigwait`, which sets `stopRequested` and interrupts the sources,
+/// taken by one thread with `sigwait`, which sets the stop token and interrupts the sources,
 /// so a read blocked in the kernel (a quiet interface) returns at once. This runs outside
 /// signal context, so any code may run. A second signal exits immediately, unless it comes
 /// within a second of the first: `timeout` and shells signal the command and then its whole
 /// process group, which would otherwise cut the summary off.
 final class StopSignals: @unchecked Sendable {
     private let sources: [any PacketSource]
+    private let stop: StopToken
     private var lock = pthread_mutex_t()
     private var armed = true
 
-    init(interrupting sources: [any PacketSource]) {
+    init(interrupting sources: [any PacketSource], stop: StopToken) {
         self.sources = sources
+        self.stop = stop
         pthread_mutex_init(&lock, nil)
         var set = Self.signals()
         // Also undoes a mask inherited from the parent: sigwait needs the signals blocked.
@@ -36,12 +38,12 @@ final class StopSignals: @unchecked Sendable {
         var signal: Int32 = 0
         var firstSignal: UInt64 = 0
         while sigwait(&set, &signal) == 0 {
-            if stopRequested.load(ordering: .relaxed) {
+            if stop.isStopped {
                 if Progress.now() - firstSignal > 1_000_000_000 { _exit(128 + signal) }
                 continue
             }
             firstSignal = Progress.now()
-            stopRequested.store(true, ordering: .relaxed)
+            stop.stop()
             pthread_mutex_lock(&lock)
             if armed { sources.forEach { $0.interrupt() } }
             pthread_mutex_unlock(&lock)

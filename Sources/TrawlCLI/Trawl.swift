@@ -140,13 +140,14 @@ public enum Trawl {
             }
         }
 
-        let stopper = StopSignals(interrupting: sources)
+        let stopper = StopSignals(interrupting: sources, stop: processStop)
         defer { stopper.disarm() }
         if live {
             writeStandardError("listening on \(names.joined(separator: ", "))\n")
         }
         let showProgress = options.progress ?? (isatty(STDERR_FILENO) == 1)
-        let run = CaptureRun(sources: sources, writer: writer, progress: showProgress ? Progress() : nil, tracker: analysis?.tracker)
+        let consumer = PacketConsumer(writer: writer, progress: showProgress ? Progress() : nil, tracker: analysis?.tracker)
+        let run = CaptureRun(sources: sources, consumer: consumer, loop: RunLoop(stopToken: processStop))
         let tally: CaptureTally
         do {
             tally = try run.run()

@@ -34,6 +34,8 @@ public final class JSONLinesWriter: LogWriter {
                 cursor.put(UInt8(ascii: "\""))
             case let .port(port): cursor.putDecimal(UInt64(port))
             case let .count(count): cursor.putDecimal(count)
+            case let .int(value): cursor.putSigned(value)
+            case let .double(value): cursor.putDouble(value)
             case let .bool(flag): cursor.put(flag ? "true" : "false")
             case let .set(items):
                 cursor.put(UInt8(ascii: "["))
@@ -53,7 +55,8 @@ public final class JSONLinesWriter: LogWriter {
     static func longest(_ value: LogValue) -> Int {
         switch value {
         case .time, .interval: return 27
-        case .count: return 20
+        case .count, .int: return 20
+        case .double: return 40
         case .port: return 5
         case .bool, .unset: return 5
         case .address: return 47

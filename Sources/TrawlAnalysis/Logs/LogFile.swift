@@ -120,6 +120,34 @@ struct ByteCursor {
         at += digits
     }
 
+    mutating func putSigned(_ value: Int64) {
+        if value < 0 { put(UInt8(ascii: "-")) }
+        putDecimal(value.magnitude)
+    }
+
+    /// A double as Zeek's ODesc writes one: at most six decimals without trailing zeros,
+    /// and ".0" after a whole number so that it reads as a double. At most 40 bytes.
+    mutating func putDouble(_ value: Double) {
+        guard value.isFinite else { put(value.isNaN ? "nan" : value < 0 ? "-inf" : "inf"); return }
+        guard abs(value) < 1e18 else { put(String(value)); return }
+        if value < 0 { put(UInt8(ascii: "-")) }
+        let scaled = (abs(value) * 1_000_000).rounded()
+        let whole = UInt64(scaled) / 1_000_000
+        var fraction = UInt64(scaled) % 1_000_000
+        putDecimal(whole)
+        put(UInt8(ascii: "."))
+        guard fraction != 0 else { put(UInt8(ascii: "0")); return }
+        var digits = 6
+        while fraction % 10 == 0 { fraction /= 10; digits -= 1 }
+        var position = at + digits
+        while position > at {
+            position -= 1
+            position.pointee = 0x30 + UInt8(fraction % 10)
+            fraction /= 10
+        }
+        at += digits
+    }
+
     /// Seconds with six decimals, rounded, as "%.6f" prints them: at most 27 bytes.
     mutating func putSeconds(_ nanoseconds: UInt64) {
         let micro = (nanoseconds + 500) / 1000

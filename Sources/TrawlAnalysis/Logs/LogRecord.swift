@@ -11,6 +11,8 @@ public enum LogValue: Sendable {
     case address(IPAddress)
     case port(UInt16)
     case count(UInt64)
+    case int(Int64)
+    case double(Double)
     case bool(Bool)
     case `enum`(String)
     case set([String])
@@ -21,6 +23,11 @@ public enum LogValue: Sendable {
 public struct LogSchema: Sendable {
     public let path: String
     public let fields: [(name: String, type: String)]
+
+    public init(path: String, fields: [(name: String, type: String)]) {
+        self.path = path
+        self.fields = fields
+    }
 }
 
 /// Where log records go: a file today, a remote logger in the cluster tomorrow. Records are

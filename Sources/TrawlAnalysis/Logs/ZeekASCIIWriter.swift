@@ -55,7 +55,8 @@ public final class ZeekASCIIWriter: LogWriter {
     static func longest(_ value: LogValue) -> Int {
         switch value {
         case .time, .interval: return 27
-        case .count: return 20
+        case .count, .int: return 20
+        case .double: return 40
         case .port: return 5
         case .bool, .unset: return 1
         case .address: return 45
@@ -68,6 +69,8 @@ public final class ZeekASCIIWriter: LogWriter {
         switch value {
         case let .time(ns), let .interval(ns): cursor.putSeconds(ns)
         case let .count(count): cursor.putDecimal(count)
+        case let .int(value): cursor.putSigned(value)
+        case let .double(value): cursor.putDouble(value)
         case let .port(port): cursor.putDecimal(UInt64(port))
         case let .bool(flag): cursor.put(flag ? UInt8(ascii: "T") : UInt8(ascii: "F"))
         case .unset: cursor.put(UInt8(ascii: "-"))

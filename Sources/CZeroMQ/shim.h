@@ -1,0 +1,2 @@
+// libzmq from the system (Debian's libzmq3-dev), for the cluster's transport.
+#include <zmq.h>
