@@ -1,4 +1,5 @@
 import TrawlCore
+import TrawlAnalysis
 
 /// What the user asked `trawl` to do.
 public enum Command: Equatable {
@@ -9,6 +10,8 @@ public enum Command: Equatable {
     case capture(CaptureOptions)
     /// `--check-fanout af_packet::IFACE`: is the kernel's fanout hash symmetric?
     case checkFanout(FanoutCheckOptions)
+    /// `--generate-cluster-keys DIR`: CURVE keys for a cluster.
+    case generateClusterKeys(String)
 }
 
 public struct FanoutCheckOptions: Equatable {
@@ -43,6 +46,12 @@ public struct CaptureOptions: Equatable {
     public var analysis = true
     public var logDirectory = "."
     public var jsonLogs = false
+    /// `--cluster-layout FILE`: this process is a node of the cluster the file describes.
+    public var clusterLayout: String?
+    /// `--node NAME` (else $CLUSTER_NODE): which of the layout's nodes.
+    public var nodeName: String?
+    /// `Cluster::shard=I/N`: analyse only part I of N of the traffic.
+    public var shard: Shard?
 
     public init() {}
 }
@@ -98,6 +107,9 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
             members = count
         case "--no-analysis": options.analysis = false
         case "--logdir": options.logDirectory = try value(for: word, attached: "")
+        case "--cluster-layout": options.clusterLayout = try value(for: word, attached: "")
+        case "--node": options.nodeName = try value(for: word, attached: "")
+        case "--generate-cluster-keys": return .generateClusterKeys(try value(for: word, attached: ""))
         case "--pin-cpu":
             let text = try value(for: word, attached: "")
             guard let cpus = CPUAffinity.parse(text) else { throw UsageError("--pin-cpu takes CPU numbers such as 2, 0,2 or 0-3, not '\(text)'") }
@@ -119,6 +131,11 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
                     throw UsageError("the only LogAscii option is LogAscii::use_json=T|F, not '\(word)'")
                 }
                 options.jsonLogs = json
+            } else if let (namespace, name, text) = OptionAssignment.parse(word), namespace == "Cluster" {
+                guard name == "shard", let shard = Shard(text) else {
+                    throw UsageError("the Cluster option is Cluster::shard=I/N (part I of N, 0 <= I < N <= 1024), not '\(word)'")
+                }
+                options.shard = shard
             } else if OptionAssignment.parse(word) != nil {
                 options.optionAssignments.append(word)
             } else {
@@ -139,7 +156,9 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
     }
     if duration != nil || members != nil { throw UsageError("--duration and --members go with --check-fanout") }
     if json { throw UsageError("--json goes with -N or -NN") }
-    if options.interfaces.isEmpty && options.traces.isEmpty {
+    if options.nodeName != nil && options.clusterLayout == nil { throw UsageError("--node goes with --cluster-layout") }
+    // A cluster's logger, manager and proxy read no packets: the layout says which this is.
+    if options.interfaces.isEmpty && options.traces.isEmpty && options.clusterLayout == nil {
         throw UsageError("nothing to read: give -r FILE or -i INTERFACE")
     }
     if !options.interfaces.isEmpty && !options.traces.isEmpty {
@@ -163,6 +182,15 @@ usage: trawl [options] [Namespace::option=value ...]
   --json         with -N/-NN: machine-readable output
   --progress     report progress on standard error (default when it is a terminal)
   --pin-cpu LIST run on these CPUs only (sched_setaffinity), e.g. 2 or 0,2 or 0-3
+  --cluster-layout FILE --node NAME
+                 run as node NAME of the cluster FILE describes (docs/cluster.md); NAME may
+                 also come from $CLUSTER_NODE. A worker reads -r/-i and ships its logs to the
+                 loggers; a logger writes them
+  Cluster::shard=I/N
+                 analyse only part I (0-based) of N of the traffic, split by address pair as a
+                 fanout frontend would: N workers reading one trace act as N fanout members
+  --generate-cluster-keys DIR
+                 write the CURVE keys that encrypt and authenticate a cluster's links into DIR
   --check-fanout af_packet::IFACE [--duration S] [--members N]
                  check that the kernel's fanout hash sends both directions of every flow to
                  one member (on lo it makes its own TCP traffic)

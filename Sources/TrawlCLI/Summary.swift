@@ -3,6 +3,7 @@ import Glibc
 #endif
 import TrawlCore
 import TrawlAnalysis
+import TrawlCluster
 
 /// What a run prints when it ends: one `key: value` line each, easy to read and to grep.
 struct Summary {
@@ -14,6 +15,10 @@ struct Summary {
     let connections: (logged: UInt64, path: String, weirds: [String: UInt64])?
     /// The analysis's bounded tables: how full they got, and what their bounds and expiry took.
     var tables: [TableStatistics] = []
+    /// Cluster::shard: this part, and the IP packets left to the others.
+    var shard: (Shard, UInt64)?
+    /// A cluster worker's log batches: what became of them.
+    var delivery: DeliveryCounters?
 
     var text: String {
         var lines = ["sources: " + sources.joined(separator: ", ")]
@@ -53,6 +58,14 @@ struct Summary {
                         + (table.expired.map { ", \($0) expired" } ?? "")
                 }.joined(separator: "; "))
             }
+        }
+        if let (shard, others) = shard {
+            lines.append("shard: \(shard.index)/\(shard.count), \(others) IP packets left to the other parts")
+        }
+        if let d = delivery {
+            lines.append("delivery: \(d.records) records in \(d.made) batches; \(d.acknowledged) batches acknowledged "
+                + "(\(d.duplicates) as already written), \(d.resent) resent, \(d.spooled) spooled, \(d.dropped) dropped"
+                + (d.droppedRecords > 0 ? " (\(d.droppedRecords) records lost)" : ""))
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CTrawlABI
 import TrawlAnalysis
+import TrawlCluster
 import TrawlCore
 
 /// The `trawl` command. Returns the process exit status.
@@ -40,11 +41,21 @@ public enum Trawl {
                 try pin(options.pinCPUs)
                 return try FanoutCheck.run(options, registry: registry)
             }
+        case let .generateClusterKeys(directory):
+            return reportingFatalErrors {
+                do { _ = try ClusterSecurity.generateKeys(into: directory) }
+                catch { throw FatalError("cannot write the cluster keys into \(directory): \(error)") }
+                print("cluster keys written to \(directory): \(ClusterSecurity.fileNames.joined(separator: ", "))")
+                return 0
+            }
         case let .capture(options):
+            if options.clusterLayout != nil {
+                return reportingFatalErrors { try runClusterNode(options) }
+            }
             guard let registry = loadRegistry() else { return 1 }
             return reportingFatalErrors {
                 try pin(options.pinCPUs)
-                try capture(options, registry: registry)
+                try capture(options, registry: registry, logs: .files)
                 return 0
             }
         }
@@ -90,7 +101,13 @@ public enum Trawl {
         }
     }
 
-    static func capture(_ options: CaptureOptions, registry: SourceRegistry) throws {
+    /// Where the analysis's logs go: files in the log directory, or a cluster's loggers.
+    enum LogDestination {
+        case files
+        case cluster(WorkerShipping)
+    }
+
+    static func capture(_ options: CaptureOptions, registry: SourceRegistry, logs: LogDestination) throws {
         let settings: OptionSettings
         do { settings = try OptionSettings(assignments: options.optionAssignments, registry: registry) }
         catch { throw FatalError(error) }
@@ -128,11 +145,19 @@ public enum Trawl {
             var configuration = AnalysisConfiguration()
             configuration.verifyChecksums = !options.ignoreChecksums
             configuration.bareMode = options.bareMode
+            configuration.shard = options.shard ?? .whole
             do {
-                let writer: LogWriter = options.jsonLogs
-                    ? try JSONLinesWriter(schema: .conn, directory: options.logDirectory)
-                    : try ZeekASCIIWriter(schema: .conn, directory: options.logDirectory)
-                let sink = ConnLogSink(writer: writer)
+                let writer: LogWriter
+                switch logs {
+                case .files:
+                    writer = options.jsonLogs
+                        ? try JSONLinesWriter(schema: .conn, directory: options.logDirectory)
+                        : try ZeekASCIIWriter(schema: .conn, directory: options.logDirectory)
+                case let .cluster(shipping):
+                    writer = shipping.writer(for: .conn)
+                }
+                // A write error stops the run at once and is said when it ends (below).
+                let sink = ConnLogSink(writer: writer, onFailure: { _ in processStop.stop() })
                 analysis = (ConnectionTracker(configuration: configuration, sink: sink), sink)
             } catch {
                 writer?.abandon()
@@ -147,7 +172,12 @@ public enum Trawl {
         }
         let showProgress = options.progress ?? (isatty(STDERR_FILENO) == 1)
         let consumer = PacketConsumer(writer: writer, progress: showProgress ? Progress() : nil, tracker: analysis?.tracker)
-        let run = CaptureRun(sources: sources, consumer: consumer, loop: RunLoop(stopToken: processStop))
+        let loop = RunLoop(stopToken: processStop)
+        if case let .cluster(shipping) = logs, let tracker = analysis?.tracker {
+            // Records of a quiet link leave within a flush interval, not when a batch is full.
+            loop.every(shipping.layout.flushInterval) { tracker.flushLogs() }
+        }
+        let run = CaptureRun(sources: sources, consumer: consumer, loop: loop)
         let tally: CaptureTally
         do {
             tally = try run.run()
@@ -157,6 +187,7 @@ public enum Trawl {
                 if let failure = analysis.sink.failure { throw failure }
                 try analysis.sink.writer.close()
             }
+            if case let .cluster(shipping) = logs { shipping.finish() }
         } catch let error as PacketSourceError {
             writer?.abandon()
             throw FatalError(error)
@@ -165,12 +196,18 @@ public enum Trawl {
             throw FatalError("cannot write \(options.writePath ?? options.logDirectory + "/conn.log"): \(error)")
         }
         let statistics = sources.map { (try? $0.statistics()) ?? CaptureStatistics() }
-        let summary = Summary(
+        var logPath = options.logDirectory + "/conn.log"
+        if case let .cluster(shipping) = logs { logPath = "the cluster's loggers (\(shipping.layout.logWriters.map(\.name).joined(separator: ", ")))" }
+        var summary = Summary(
             sources: names, tally: tally, statistics: statistics, live: live,
             written: writer.map { ($0.path, $0.packetsWritten, run.notWritten) },
-            connections: analysis.map { ($0.sink.rows, options.logDirectory + "/conn.log", $0.tracker.weirds) },
+            connections: analysis.map { ($0.sink.rows, logPath, $0.tracker.weirds) },
             tables: analysis?.tracker.tables ?? []
         )
+        if let shard = options.shard, let tracker = analysis?.tracker {
+            summary.shard = (shard, tracker.packetsOfOtherShards)
+        }
+        if case let .cluster(shipping) = logs { summary.delivery = shipping.counters }
         // With -w -, standard output carries the trace: the summary goes to stderr.
         if options.writePath == "-" { writeStandardError(summary.text) } else { print(summary.text, terminator: "") }
     }

@@ -4,6 +4,7 @@
 #define TRAWL_SYSTEM_H
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/eventfd.h>
 
 /* CPU affinity of the calling process as a bit mask, CPU n in bit n % 8 of byte n / 8.
    0 on success, -1 with errno set. */

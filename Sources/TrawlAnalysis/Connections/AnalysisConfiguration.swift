@@ -41,6 +41,9 @@ public struct AnalysisConfiguration: Sendable {
     /// The short path for the usual TCP segment (off only to check it against the long way,
     /// as the tests and the analysis fuzzer do).
     public var headerPrediction = true
+    /// Analyse only the flows of one part of the traffic, as one member of a fanout group
+    /// would see them (`Cluster::shard=I/N`).
+    public var shard = Shard.whole
 
     public init() {}
 
@@ -75,5 +78,39 @@ public struct AnalysisConfiguration: Sendable {
         let tunnels = proto == 17 ? registry.tunnelPorts : []
         if bareMode { return tunnels }
         return (proto == 6 ? Self.likelyTCPServerPorts : Self.likelyUDPServerPorts).union(tunnels)
+    }
+}
+
+/// Part `index` of `count` of the traffic, split as a symmetric flow-hashing frontend
+/// splits it: by the outermost IP header's address pair (both directions alike), so that
+/// every packet of a flow, its fragments and whatever tunnels carry inside it land in the
+/// same part. Packets without an IP header (ARP, say) are analysed by every part.
+public struct Shard: Sendable, Equatable {
+    public let index: UInt32
+    public let count: UInt32
+
+    public static let whole = Shard(index: 0, count: 1)
+
+    public init(index: UInt32, count: UInt32) {
+        precondition(count >= 1 && index < count)
+        self.index = index
+        self.count = count
+    }
+
+    /// "I/N" with 0 <= I < N <= 1024.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let index = UInt32(parts[0]), let count = UInt32(parts[1]),
+              count >= 1, count <= 1024, index < count else { return nil }
+        self.init(index: index, count: count)
+    }
+
+    @inline(__always)
+    func contains(_ a: IPAddress, _ b: IPAddress) -> Bool {
+        // XOR makes the pair's hash the same both ways; the multiply-xorshift spreads it.
+        var h = (a.high ^ b.high) &* 0x9e37_79b9_7f4a_7c15 ^ (a.low ^ b.low)
+        h = (h ^ (h >> 31)) &* 0xbf58_476d_1ce4_e5b9
+        h ^= h >> 29
+        return UInt32(truncatingIfNeeded: h % UInt64(count)) == index
     }
 }

@@ -4,6 +4,12 @@ import TrawlCore
 /// time, in order; `ConnectionTracker.finish()` returns after the last call.
 public protocol ConnectionSink: AnyObject {
     func connectionEnded(_ record: ConnectionRecord)
+    /// Sends on what is buffered (ConnectionTracker.flushLogs, e.g. every second).
+    func flush()
+}
+
+extension ConnectionSink {
+    public func flush() {}
 }
 
 /// A finished connection, as conn.log describes it.
@@ -29,6 +35,7 @@ public struct ConnectionRecord: Sendable {
 enum LogItem {
     case finished(FinishedConnection)
     case record(ConnectionRecord)
+    case flush
 }
 
 /// A connection that has ended, with its rare state taken from the side tables: all that

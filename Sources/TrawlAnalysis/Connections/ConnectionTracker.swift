@@ -49,6 +49,8 @@ public final class ConnectionTracker {
     @exclusivity(unchecked) public private(set) var packetsAnalyzed: UInt64 = 0
     /// Packets that made no connection, with nothing wrong with them (ARP, ESP, IGMP, ...).
     public var packetsIgnored: UInt64 { path.ignored }
+    /// IP packets left to the other parts of the traffic (Cluster::shard).
+    public var packetsOfOtherShards: UInt64 { path.otherShards }
     /// IP fragments handed to reassembly, and datagrams put together from them.
     public var fragmentsSeen: UInt64 { path.fragments.fragments }
     public var datagramsReassembled: UInt64 { path.fragments.reassembled }
@@ -66,6 +68,7 @@ public final class ConnectionTracker {
                 switch item {
                 case let .finished(connection): sink.connectionEnded(connection.record(localNetworks: localNetworks))
                 case let .record(record): sink.connectionEnded(record)
+                case .flush: sink.flush()
                 }
             }
         }
@@ -127,6 +130,13 @@ public final class ConnectionTracker {
         for slot in order { log(table.connection(slot).pointee, key: table.key(of: slot), buildRecord: true) }
         table.removeAll() // at once: no index work per connection
         logStage.finish()
+    }
+
+    /// Has the log thread send on what it holds (the rows so far reach their writer's
+    /// flush): for a timer, so that a quiet link's records do not wait for more.
+    public func flushLogs() {
+        logStage.append(.flush)
+        logStage.handOver()
     }
 
     /// 64 random bits, never 0 (the table's mark of a free slot).

@@ -54,6 +54,10 @@ final class PacketPath {
     /// Analyzers the current packet went through, tunnels included.
     @exclusivity(unchecked) private var analyzers = 0
     @exclusivity(unchecked) private var now: UInt64 = 0
+    /// The part of the traffic this process analyses (Cluster::shard), and the packets
+    /// left to the other parts.
+    private let shard: Shard
+    @exclusivity(unchecked) private(set) var otherShards: UInt64 = 0
 
     init(configuration: AnalysisConfiguration, decoded: UnsafeMutablePointer<DecodedPacket>, weirds: UnsafeMutablePointer<Weirds>) {
         self.decoded = decoded
@@ -65,6 +69,7 @@ final class PacketPath {
         fragments = FragmentReassembler(limits: configuration.fragmentLimits)
         ipTunnels = IPTunnels(limits: configuration.ipTunnelLimits)
         verifyChecksums = configuration.verifyChecksums
+        shard = configuration.shard
         ethernetCarriesIP = tables.root(1) == .ethernet && tables.next(.ethernet, 0x0800) == .ip
             && tables.next(.ethernet, 0x86dd) == .ip
     }
@@ -136,7 +141,14 @@ final class PacketPath {
     @inline(__always)
     private func ip(_ b: UnsafeRawBufferPointer, _ view: ByteView, context: IPContext, transportVerified: Bool,
                     encapsulation: Encapsulation) {
-        switch IPLayer.analyze(b, view: view, context: context, into: &decoded.pointee, fragment: &fragment, weirds: &weirds.pointee) {
+        let outcome = IPLayer.analyze(b, view: view, context: context, into: &decoded.pointee, fragment: &fragment, weirds: &weirds.pointee)
+        if _slowPath(shard.count > 1) && encapsulation.depth == 0 {
+            if case .none = outcome {} else if !shard.contains(decoded.pointee.source, decoded.pointee.destination) {
+                otherShards += 1
+                return
+            }
+        }
+        switch outcome {
         case .none:
             return
         case .ignored:

@@ -41,7 +41,8 @@ final class BackgroundQueue<Item> {
         pthread_join(thread, nil)
     }
 
-    private func handOver() {
+    /// Hands the items appended so far to the thread now, without waiting for a full batch.
+    func handOver() {
         guard !batch.isEmpty else { return }
         let full = batch
         batch = []

@@ -1,15 +1,24 @@
 import TrawlCore
 
 /// One JSON object per line, as Zeek writes with LogAscii::use_json=T: unset fields left out.
-public final class JSONLinesWriter: LogWriter {
+public final class JSONLinesWriter: FileLogWriter {
     private let schema: LogSchema
     private let file: LogFile
     /// Each field's `"name":`, ready to copy.
     private let keys: [[UInt8]]
 
-    public init(schema: LogSchema, directory: String) throws(Errno) {
+    public convenience init(schema: LogSchema, directory: String) throws(Errno) {
+        try self.init(schema: schema, file: LogFile(path: directory + "/" + schema.path + ".log"))
+    }
+
+    /// Writes at the end of `path` as it goes (a logger's file).
+    public convenience init(schema: LogSchema, appendingTo path: String) throws(Errno) {
+        try self.init(schema: schema, file: LogFile(appendingTo: path))
+    }
+
+    init(schema: LogSchema, file: LogFile) throws(Errno) {
         self.schema = schema
-        file = try LogFile(path: directory + "/" + schema.path + ".log")
+        self.file = file
         keys = schema.fields.map { Array((Self.quote($0.name) + ":").utf8) }
     }
 
@@ -87,6 +96,17 @@ public final class JSONLinesWriter: LogWriter {
     /// `text` as a JSON string literal, escaped as the rows escape it.
     public static func quote(_ text: String) -> String {
         ByteCursor.string(capacity: 2 + 6 * text.utf8.count) { putQuoted(text, into: &$0) }
+    }
+
+    public func flush() throws(Errno) { try file.flush() }
+
+    /// The file's size with what is buffered.
+    public var size: UInt64 { file.size }
+
+    /// While set, rows stay buffered until `flush` (see LogFile.holdsWrites).
+    public var holdsWrites: Bool {
+        get { file.holdsWrites }
+        set { file.holdsWrites = newValue }
     }
 
     public func close() throws(Errno) { try file.finish() }

@@ -7,32 +7,63 @@ import TrawlCore
 /// for a row and format into it through a `ByteCursor`: plain stores, no per-byte checks.
 final class LogFile {
     let path: String
+    /// Where the bytes go until the file is complete: `path` itself when appending.
     private let temporary: String
     private let file: FileDescriptor
     private var buffer: UnsafeMutablePointer<UInt8>
     private var capacity = 1 << 17
     private var used = 0
     private var closed = false
+    /// Bytes in the file before this writer, and handed to the kernel since.
+    let initialSize: UInt64
+    private(set) var flushedBytes: UInt64 = 0
     /// Written out once this much is buffered.
     private static let flushAt = 1 << 16
+    /// While set, nothing is written before `flush`: the buffer grows instead. A logger
+    /// formats a whole batch, notes its size in its ledger, and only then writes it.
+    var holdsWrites = false
 
     init(path: String) throws(Errno) {
         self.path = path
         temporary = path + ".partial-\(getpid())"
         file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
         buffer = .allocate(capacity: capacity)
+        initialSize = 0
     }
+
+    /// Writes at the end of `path` (made if missing) from the start: for a logger, whose
+    /// files must be whole at every acknowledged batch, not only at the end.
+    init(appendingTo path: String) throws(Errno) {
+        self.path = path
+        temporary = path
+        file = try FileDescriptor.open(path, O_WRONLY | O_CREAT | O_APPEND)
+        let end = lseek(file.rawValue, 0, SEEK_END)
+        guard end >= 0 else { throw Errno.current }
+        initialSize = UInt64(end)
+        buffer = .allocate(capacity: capacity)
+    }
+
+    /// The file's size once everything buffered is written.
+    var size: UInt64 { initialSize + flushedBytes + UInt64(used) }
 
     deinit {
         buffer.deallocate()
         guard !closed else { return }
         try? file.close()
-        unlink(temporary)
+        if temporary != path { unlink(temporary) }
     }
 
     /// A cursor with room for at least `count` bytes; hand it back with `commit`.
     func reserve(_ count: Int) throws(Errno) -> ByteCursor {
         if used + count > capacity {
+            if holdsWrites {
+                let larger = UnsafeMutablePointer<UInt8>.allocate(capacity: max(capacity * 2, used + count))
+                larger.update(from: buffer, count: used)
+                buffer.deallocate()
+                buffer = larger
+                capacity = max(capacity * 2, used + count)
+                return ByteCursor(at: buffer + used)
+            }
             try flush()
             if count > capacity { // a row larger than the buffer
                 buffer.deallocate()
@@ -46,7 +77,7 @@ final class LogFile {
     /// Takes the bytes written through `cursor`; writes the buffer out when it is full.
     func commit(_ cursor: ByteCursor) throws(Errno) {
         used = cursor.at - buffer
-        if used >= Self.flushAt { try flush() }
+        if used >= Self.flushAt && !holdsWrites { try flush() }
     }
 
     func append(_ text: String) throws(Errno) {
@@ -59,12 +90,14 @@ final class LogFile {
         let pending = used
         used = 0
         try file.writeAll(UnsafeRawBufferPointer(start: buffer, count: pending))
+        flushedBytes += UInt64(pending)
     }
 
     func finish() throws(Errno) {
         try flush()
         closed = true
         try file.close()
+        guard temporary != path else { return }
         guard rename(temporary, path) == 0 else { throw Errno.current }
     }
 }

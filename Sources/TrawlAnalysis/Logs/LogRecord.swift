@@ -34,8 +34,16 @@ public struct LogSchema: Sendable {
 /// self-contained values, so a writer may serialise them anywhere.
 public protocol LogWriter: AnyObject {
     func write(_ record: [LogValue]) throws(Errno)
+    /// Hands what is buffered to the kernel: after this the rows survive the process.
+    func flush() throws(Errno)
     /// Writes any trailer and closes; the log is complete after this.
     func close() throws(Errno)
+}
+
+/// A writer of one file: how big it is, and whether it holds rows back until `flush`.
+public protocol FileLogWriter: LogWriter {
+    var size: UInt64 { get }
+    var holdsWrites: Bool { get set }
 }
 
 extension LogSchema {
@@ -109,12 +117,29 @@ public final class ConnLogSink: ConnectionSink {
     /// One row's values, kept between rows so that a row allocates nothing here.
     @exclusivity(unchecked) private var values: [LogValue] = []
 
-    public init(writer: LogWriter) { self.writer = writer }
+    /// Called once, on the log thread, at the first write error: so that the run can stop
+    /// and say so at once rather than lose every row after it.
+    private let onFailure: @Sendable (Errno) -> Void
+
+    public init(writer: LogWriter, onFailure: @escaping @Sendable (Errno) -> Void = { _ in }) {
+        self.writer = writer
+        self.onFailure = onFailure
+    }
 
     public func connectionEnded(_ record: ConnectionRecord) {
         guard failure == nil else { return }
         values.removeAll(keepingCapacity: true)
         record.appendLogValues(to: &values)
-        do { try writer.write(values); rows += 1 } catch { failure = error }
+        do { try writer.write(values); rows += 1 } catch { fail(error) }
+    }
+
+    public func flush() {
+        guard failure == nil else { return }
+        do { try writer.flush() } catch { fail(error) }
+    }
+
+    private func fail(_ error: Errno) {
+        failure = error
+        onFailure(error)
     }
 }

@@ -4,13 +4,24 @@ import Glibc
 import TrawlCore
 
 /// Zeek's ASCII log format: a header of #-lines, tab-separated rows, and a #close line.
-public final class ZeekASCIIWriter: LogWriter {
+public final class ZeekASCIIWriter: FileLogWriter {
     private let schema: LogSchema
     private let file: LogFile
 
-    public init(schema: LogSchema, directory: String, openedAt: UInt64 = ZeekASCIIWriter.wallClock()) throws(Errno) {
+    public convenience init(schema: LogSchema, directory: String, openedAt: UInt64 = ZeekASCIIWriter.wallClock()) throws(Errno) {
+        try self.init(schema: schema, file: LogFile(path: directory + "/" + schema.path + ".log"), openedAt: openedAt)
+    }
+
+    /// Writes at the end of `path` as it goes (a logger's file), with the header only when
+    /// the file is new.
+    public convenience init(schema: LogSchema, appendingTo path: String, openedAt: UInt64 = ZeekASCIIWriter.wallClock()) throws(Errno) {
+        try self.init(schema: schema, file: LogFile(appendingTo: path), openedAt: openedAt)
+    }
+
+    init(schema: LogSchema, file: LogFile, openedAt: UInt64) throws(Errno) {
         self.schema = schema
-        file = try LogFile(path: directory + "/" + schema.path + ".log")
+        self.file = file
+        guard file.initialSize == 0 else { return }
         try file.append("""
             #separator \\x09
             #set_separator\t,
@@ -27,7 +38,7 @@ public final class ZeekASCIIWriter: LogWriter {
     public static func wallClock() -> UInt64 { Clock.wallNanoseconds() }
 
     /// "2026-11-29-07-50-33", in local time as Zeek writes it.
-    static func stamp(_ nanoseconds: UInt64) -> String {
+    public static func stamp(_ nanoseconds: UInt64) -> String {
         var seconds = time_t(nanoseconds / 1_000_000_000)
         var parts = tm()
         localtime_r(&seconds, &parts)
@@ -107,8 +118,21 @@ public final class ZeekASCIIWriter: LogWriter {
         }
     }
 
-    public func close() throws(Errno) {
-        try file.append("#close\t\(Self.stamp(Self.wallClock()))\n")
+    public func flush() throws(Errno) { try file.flush() }
+
+    /// The file's size with what is buffered.
+    public var size: UInt64 { file.size }
+
+    /// While set, rows stay buffered until `flush` (see LogFile.holdsWrites).
+    public var holdsWrites: Bool {
+        get { file.holdsWrites }
+        set { file.holdsWrites = newValue }
+    }
+
+    public func close() throws(Errno) { try close(at: Self.wallClock()) }
+
+    public func close(at time: UInt64) throws(Errno) {
+        try file.append("#close\t\(Self.stamp(time))\n")
         try file.finish()
     }
 }

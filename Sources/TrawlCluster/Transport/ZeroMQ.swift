@@ -44,9 +44,9 @@ public final class ZMQContext: @unchecked Sendable {
 }
 
 /// One libzmq socket, used by one thread at a time (libzmq sockets are not thread-safe).
-public final class ZMQSocket {
+public final class ZMQSocket: @unchecked Sendable { // handed over between threads, never shared
     public enum Kind {
-        case router, dealer, pub, sub, xpub, xsub, push, pull
+        case router, dealer, pub, sub, xpub, xsub, push, pull, rep
         var raw: Int32 {
             switch self {
             case .router: return ZMQ_ROUTER
@@ -57,6 +57,7 @@ public final class ZMQSocket {
             case .xsub: return ZMQ_XSUB
             case .push: return ZMQ_PUSH
             case .pull: return ZMQ_PULL
+            case .rep: return ZMQ_REP
             }
         }
     }

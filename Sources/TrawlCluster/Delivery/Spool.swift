@@ -1,0 +1,109 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TrawlCore
+
+/// Log batches kept on disk: the ones that do not fit in a node's memory bound while the
+/// loggers cannot take them, and every unacknowledged one when the node stops. A batch is
+/// one file, written under a temporary name and renamed, so a file that is there is whole.
+/// Names sort in the order the batches were made, across restarts of the node.
+final class Spool {
+    let directory: String
+    private(set) var bytes = 0
+    private(set) var files = 0
+
+    init(directory: String) throws(Errno) {
+        self.directory = directory
+        try Self.makeDirectories(directory)
+        for name in Self.names(in: directory) {
+            var status = stat()
+            if stat(directory + "/" + name, &status) == 0 {
+                bytes += Int(status.st_size)
+                files += 1
+            }
+        }
+    }
+
+    /// The spooled batches left from earlier runs, oldest first.
+    func existing() -> [String] { Self.names(in: directory).map { directory + "/" + $0 } }
+
+    /// Stores a batch; returns its file's path.
+    func store(_ batch: [UInt8], order: (start: UInt64, sequence: UInt64)) throws(Errno) -> String {
+        let name = String(repeating: "0", count: 0) + Self.pad(order.start) + "-" + Self.pad(order.sequence) + ".batch"
+        let path = directory + "/" + name
+        let temporary = directory + "/.incoming-" + name
+        let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, permissions: 0o600)
+        do {
+            try file.writeAll(batch)
+            try file.close()
+        } catch {
+            try? file.close()
+            unlink(temporary)
+            throw error
+        }
+        guard rename(temporary, path) == 0 else {
+            let error = Errno.current
+            unlink(temporary)
+            throw error
+        }
+        bytes += batch.count
+        files += 1
+        return path
+    }
+
+    func load(_ path: String) throws(Errno) -> [UInt8] {
+        let file = try FileDescriptor.open(path, O_RDONLY)
+        defer { try? file.close() }
+        var status = stat()
+        guard fstat(file.rawValue, &status) == 0 else { throw Errno.current }
+        var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
+        var failure: Errno?
+        let count = bytes.withUnsafeMutableBytes { raw -> Int in
+            do throws(Errno) { return try file.read(into: raw) } catch { failure = error; return 0 }
+        }
+        if let failure { throw failure }
+        bytes.removeLast(bytes.count - count)
+        return bytes
+    }
+
+    func remove(_ path: String, size: Int) {
+        guard unlink(path) == 0 else { return }
+        bytes -= size
+        files -= 1
+    }
+
+    private static func pad(_ value: UInt64) -> String {
+        let digits = String(value)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+    }
+
+    private static func names(in directory: String) -> [String] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasSuffix(".batch") && !name.hasPrefix(".") { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// `mkdir -p`.
+    static func makeDirectories(_ path: String) throws(Errno) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/") {
+            prefix += part + "/"
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST { throw Errno.current }
+        }
+    }
+}
+
+extension FileDescriptor {
+    func writeAll(_ bytes: [UInt8]) throws(Errno) {
+        var failure: Errno?
+        bytes.withUnsafeBytes { raw in
+            do throws(Errno) { try writeAll(raw) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+}

@@ -1,0 +1,53 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CZeroMQ
+import TrawlAnalysis
+import TrawlCore
+
+/// A node that writes the cluster's logs: a logger, or the manager when the layout has no
+/// logger. It takes batches on its port and writes one file per stream in its log directory.
+public final class LoggerNode {
+    public let node: ClusterNode
+    let context: ZMQContext
+    let intake: LogIntake
+    let logs: LogDirectory
+    private let socket: ZMQSocket
+    private let security: ClusterSecurity
+
+    public init(node: ClusterNode, layout: ClusterLayout, logDirectory: String, json: Bool, security: ClusterSecurity,
+                context: ZMQContext = ZMQContext(), report: @escaping (String) -> Void) throws {
+        self.node = node
+        self.context = context
+        self.security = security
+        logs = try LogDirectory(directory: logDirectory, json: json)
+        for (stream, size) in logs.ledger.recovered {
+            report("\(logDirectory)/\(stream).log ended inside a batch (the last run stopped while writing it): cut back to \(size) bytes; its node sends it again")
+        }
+        try security.startAuthentication(context)
+        socket = try ZMQSocket(context, .router)
+        try socket.set(ZMQ_MAXMSGSIZE, Int64(LogBatchLimits.maximumBytes + 4096))
+        try socket.set(ZMQ_RCVHWM, Int32(10_000))
+        try security.configureServer(socket)
+        let endpoint = "tcp://" + (node.host.contains(":") ? "[\(node.host)]" : node.host) + ":\(node.port!)"
+        try socket.bind(endpoint)
+        intake = LogIntake(socket: socket, logs: logs, report: report)
+    }
+
+    /// Serves on `loop` until it stops.
+    public func attach(to loop: RunLoop) {
+        loop.add(intake)
+    }
+
+    /// Closes every log with its #close line, and rotates them when rotation is on.
+    public func finish(rotate: Bool) throws {
+        if rotate { _ = try logs.rotateAll(at: Clock.wallNanoseconds()) } else { try logs.closeAll() }
+        security.stopAuthentication()
+        socket.close()
+    }
+
+    public var batchesWritten: UInt64 { logs.batchesWritten }
+    public var rowsWritten: UInt64 { logs.rowsWritten }
+    public var duplicates: UInt64 { logs.duplicates }
+    public var refusedMessages: UInt64 { intake.refusedMessages }
+}
