@@ -98,6 +98,8 @@ if Context.environment["TRAWL_FUZZ"] == "1" {
         .executableTarget(name: "FuzzTraceReaders", dependencies: ["PcapReaders", "TrawlPluginSDK", "CTrawlABI", "CFuzzDriver"],
                           path: "fuzz/TraceReaders"),
         .executableTarget(name: "FuzzOptions", dependencies: ["TrawlCore", "CFuzzDriver"], path: "fuzz/Options"),
+        .executableTarget(name: "FuzzClusterMessages", dependencies: ["TrawlCluster", "TrawlAnalysis", "CFuzzDriver"],
+                          path: "fuzz/ClusterMessages"),
     ]
 }
 

@@ -208,6 +208,46 @@ def pcapng(frames):
     return out
 
 
+def name16(text):
+    data = text.encode()
+    return struct.pack("<H", len(data)) + data
+
+
+def batch(node, session, sequence, path, fields, records):
+    """A log batch as docs/cluster-protocol.md lays it out; records are lists of value bytes."""
+    out = b"TRLB" + bytes([1, 0, 0, 0]) + struct.pack("<QQ", session, sequence) + name16(node) + name16(path)
+    out += struct.pack("<H", len(fields))
+    for name, code in fields:
+        out += name16(name) + bytes([code])
+    out += struct.pack("<I", len(records))
+    for record in records:
+        out += b"".join(record)
+    return out
+
+
+def text32(text):
+    data = text.encode()
+    return struct.pack("<I", len(data)) + data
+
+
+def cluster_seeds():
+    every = [("ts", 5), ("h", 8), ("p", 9), ("s", 7), ("e", 10), ("c", 2), ("d", 6), ("b", 1), ("set", 11),
+             ("i", 3), ("x", 4)]
+    full = [b"\1" + struct.pack("<Q", 1700000000123456000), b"\1\4" + v4("10.1.2.3"), b"\1" + struct.pack("<H", 443),
+            b"\1" + text32("tab\there"), b"\1" + text32("tcp"), b"\1" + struct.pack("<Q", 42),
+            b"\1" + struct.pack("<Q", 1500000000), b"\1\1", b"\1" + struct.pack("<I", 2) + text32("a") + text32("b"),
+            b"\1" + struct.pack("<q", -5), b"\1" + struct.pack("<d", 0.25)]
+    unset = [b"\0"] * len(every)
+    six = [b"\1" + struct.pack("<Q", 1), b"\1\x10" + v6(1)] + [b"\0"] * (len(every) - 2)
+    return {
+        "batch-every-type": b"B" + batch("worker-1", 0xFEED, 7, "test", every, [full, unset, six]),
+        "batch-empty": b"B" + batch("w", 1, 1, "conn", [("ts", 5)], []),
+        "ack": b"A" + b"TRLA" + bytes([1, 1, 0, 0]) + struct.pack("<QQ", 0xFEED, 7),
+        "layout": b"L" + b'{"nodes": {"m": {"role": "manager", "host": "127.0.0.1"}, '
+                         b'"l": {"role": "logger", "host": "127.0.0.1", "port": 27770}}, "batch_records": 10}',
+    }
+
+
 def main():
     frames = [eth(0x0800, UDP4), eth(0x0800, TCP4), eth(0x86DD, UDP6)]
     corpora = {
@@ -218,6 +258,7 @@ def main():
             "pcap-huge-snaplen": pcap(frames, snaplen=0xFFFFFFFF),
             "pcapng-two-interfaces": pcapng(frames),
         },
+        "cluster-messages": cluster_seeds(),
         "options": {
             "every-type": b"Fuzz::flag=T\nFuzz::count=24\nFuzz::offset=-3\nFuzz::ratio=0.25\nFuzz::name=eth0\nFuzz::mode=lb",
             "bad": b"Fuzz::count=-1\nFuzz::mode=nope\nNot::known=1\nplain-word",

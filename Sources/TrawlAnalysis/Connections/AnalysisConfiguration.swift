@@ -105,8 +105,9 @@ public struct Shard: Sendable, Equatable {
         self.init(index: index, count: count)
     }
 
+    /// Whether the flows between `a` and `b` are this part's.
     @inline(__always)
-    func contains(_ a: IPAddress, _ b: IPAddress) -> Bool {
+    public func contains(_ a: IPAddress, _ b: IPAddress) -> Bool {
         // XOR makes the pair's hash the same both ways; the multiply-xorshift spreads it.
         var h = (a.high ^ b.high) &* 0x9e37_79b9_7f4a_7c15 ^ (a.low ^ b.low)
         h = (h ^ (h >> 31)) &* 0xbf58_476d_1ce4_e5b9

@@ -12,6 +12,14 @@ public struct LogBatchHeader: Equatable, Sendable {
     public var path: String
     public var fields: [(name: String, type: LogFieldType)]
 
+    public init(node: String, session: UInt64, sequence: UInt64, path: String, fields: [(name: String, type: LogFieldType)]) {
+        self.node = node
+        self.session = session
+        self.sequence = sequence
+        self.path = path
+        self.fields = fields
+    }
+
     public static func == (a: LogBatchHeader, b: LogBatchHeader) -> Bool {
         a.node == b.node && a.session == b.session && a.sequence == b.sequence && a.path == b.path
             && a.fields.elementsEqual(b.fields, by: { $0.name == $1.name && $0.type == $1.type })

@@ -14,12 +14,15 @@ public final class LoggerNode {
     let logs: LogDirectory
     private let socket: ZMQSocket
     private let security: ClusterSecurity
+    private let report: (String) -> Void
+    private let monitor: HandshakeMonitor
 
     public init(node: ClusterNode, layout: ClusterLayout, logDirectory: String, json: Bool, security: ClusterSecurity,
                 context: ZMQContext = ZMQContext(), report: @escaping (String) -> Void) throws {
         self.node = node
         self.context = context
         self.security = security
+        self.report = report
         logs = try LogDirectory(directory: logDirectory, json: json)
         for (stream, size) in logs.ledger.recovered {
             report("\(logDirectory)/\(stream).log ended inside a batch (the last run stopped while writing it): cut back to \(size) bytes; its node sends it again")
@@ -32,17 +35,24 @@ public final class LoggerNode {
         let endpoint = "tcp://" + (node.host.contains(":") ? "[\(node.host)]" : node.host) + ":\(node.port!)"
         try socket.bind(endpoint)
         intake = LogIntake(socket: socket, logs: logs, report: report)
+        monitor = try HandshakeMonitor(watching: socket, context: context, report: report)
     }
 
-    /// Serves on `loop` until it stops.
+    /// Serves on `loop` until it stops; says once a second who was refused for a wrong key.
     public func attach(to loop: RunLoop) {
         loop.add(intake)
+        loop.add(monitor)
+        let security = self.security, report = self.report
+        loop.every(1_000_000_000) {
+            for address in security.takeRefusals() { report("refused a connection from \(address): not the cluster's key") }
+        }
     }
 
     /// Closes every log with its #close line, and rotates them when rotation is on.
     public func finish(rotate: Bool) throws {
         if rotate { _ = try logs.rotateAll(at: Clock.wallNanoseconds()) } else { try logs.closeAll() }
         security.stopAuthentication()
+        monitor.close()
         socket.close()
     }
 

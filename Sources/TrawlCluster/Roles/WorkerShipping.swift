@@ -10,9 +10,6 @@ public final class WorkerShipping {
     let outbox: Outbox
     let shipper: LogShipper
     let numbering: BatchNumbering
-    /// How long a stopping node waits for its loggers' acknowledgements before it keeps the
-    /// rest in its spool for its next run.
-    public var shutdownTimeout: UInt64 = 10_000_000_000
 
     public init(layout: ClusterLayout, node: ClusterNode, security: ClusterSecurity, context: ZMQContext = ZMQContext(),
                 warn: @escaping @Sendable (String) -> Void) throws(Errno) {
@@ -37,7 +34,7 @@ public final class WorkerShipping {
 
     /// Waits for the loggers, then spools what they did not acknowledge.
     @discardableResult
-    public func finish() -> Int { shipper.finish(timeout: shutdownTimeout) }
+    public func finish() -> Int { shipper.finish(timeout: layout.shutdownTimeout) }
 
     public var counters: DeliveryCounters { shipper.counters }
     /// Batches waiting for a logger, in memory or spooled.

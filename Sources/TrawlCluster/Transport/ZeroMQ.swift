@@ -46,7 +46,7 @@ public final class ZMQContext: @unchecked Sendable {
 /// One libzmq socket, used by one thread at a time (libzmq sockets are not thread-safe).
 public final class ZMQSocket: @unchecked Sendable { // handed over between threads, never shared
     public enum Kind {
-        case router, dealer, pub, sub, xpub, xsub, push, pull, rep
+        case router, dealer, pub, sub, xpub, xsub, push, pull, rep, pair
         var raw: Int32 {
             switch self {
             case .router: return ZMQ_ROUTER
@@ -58,6 +58,7 @@ public final class ZMQSocket: @unchecked Sendable { // handed over between threa
             case .push: return ZMQ_PUSH
             case .pull: return ZMQ_PULL
             case .rep: return ZMQ_REP
+            case .pair: return ZMQ_PAIR
             }
         }
     }
@@ -104,6 +105,11 @@ public final class ZMQSocket: @unchecked Sendable { // handed over between threa
 
     public func connect(_ endpoint: String) throws(ZMQError) {
         guard zmq_connect(handle, endpoint) == 0 else { throw .last("cannot connect to \(endpoint)") }
+    }
+
+    /// Has libzmq report `events` of this socket on a PAIR socket at `endpoint` (inproc).
+    public func monitor(_ endpoint: String, events: Int32) throws(ZMQError) {
+        guard zmq_socket_monitor(handle, endpoint, events) == 0 else { throw .last("zmq_socket_monitor") }
     }
 
     public func disconnect(_ endpoint: String) {
