@@ -21,51 +21,115 @@ extension Trawl {
         do { security = try ClusterSecurity.forLayout(layout) { writeStandardError("warning: \($0)\n") } }
         catch { throw FatalError(error) }
         let reads = !options.interfaces.isEmpty || !options.traces.isEmpty
+        let report: Reporter = { writeStandardError("\(name): \($0)\n") }
+        if node.role != .worker && reads {
+            throw FatalError("node \(name) is a \(node.role.rawValue): it reads no packets (no -r or -i)")
+        }
+        try pin(options.pinCPUs)
+        let context = ZMQContext()
         switch node.role {
         case .worker:
             guard reads else { throw FatalError("node \(name) is a worker: give it -r TRACE or -i INTERFACE to read") }
             guard let registry = loadRegistry() else { return 1 }
-            try pin(options.pinCPUs)
             let shipping: WorkerShipping
-            do { shipping = try WorkerShipping(layout: layout, node: node, security: security) { writeStandardError("warning: \($0)\n") } }
+            do { shipping = try WorkerShipping(layout: layout, node: node, security: security, context: context) { report("warning: \($0)") } }
             catch { throw FatalError("cannot use the spool \(layout.spoolDirectory)/\(name): \(error)") }
-            try capture(options, registry: registry, logs: .cluster(shipping))
+            try capture(options, registry: registry, logs: .cluster(shipping)) { loop, tracker, consumer, sources in
+                let presence = try WorkerPresence(node: node, layout: layout, security: security, context: context, tracker: tracker,
+                                                  report: report) { workerCounters(tracker, consumer, sources, shipping) }
+                presence.attach(to: loop)
+                return { presence.finish() }
+            }
             let left = shipping.pending
             if left > 0 {
                 writeStandardError("warning: \(left) log batches were not acknowledged by a logger in time; they are kept in \(layout.spoolDirectory)/\(name) and sent when this node runs again\n")
             }
             return 0
-        case .logger, .manager where layout.logWriters.contains(node):
-            guard !reads else { throw FatalError("node \(name) is a \(node.role.rawValue): it reads no packets (no -r or -i)") }
-            try pin(options.pinCPUs)
-            return try runLogWriter(node, layout: layout, options: options, security: security)
-        case .manager, .proxy, .logger:
-            throw FatalError("node \(name): the \(node.role.rawValue) role is not available yet in this version of trawl")
+        case .logger, .manager, .proxy:
+            return try runService(node, layout: layout, options: options, security: security, context: context, report: report)
         }
     }
 
-    /// A logger (or the manager of a layout without loggers): writes what the nodes send
-    /// until SIGINT/SIGTERM, then closes its logs.
-    static func runLogWriter(_ node: ClusterNode, layout: ClusterLayout, options: CaptureOptions, security: ClusterSecurity) throws -> Int32 {
-        let logger: LoggerNode
+    /// The counters a worker reports (stats.log, capture_loss.log).
+    static func workerCounters(_ tracker: ConnectionTracker?, _ consumer: PacketConsumer, _ sources: [any PacketSource],
+                               _ shipping: WorkerShipping) -> [(String, UInt64)] {
+        typealias N = NodeStatistics.Name
+        var counters: [(String, UInt64)] = [(N.packets, consumer.tally.packets), (N.bytes, consumer.tally.bytes),
+                                            (N.memory, WorkerPresence.residentBytes())]
+        let statistics = sources.map { (try? $0.statistics()) ?? CaptureStatistics() }
+        if statistics.allSatisfy({ $0.dropped != nil }) { counters.append((N.dropped, statistics.compactMap(\.dropped).reduce(0, +))) }
+        if statistics.allSatisfy({ $0.received != nil }) { counters.append((N.link, statistics.compactMap(\.received).reduce(0, +))) }
+        if sources.contains(where: { $0.info.isLive }), consumer.tally.packets > 0 {
+            let now = Clock.wallNanoseconds()
+            counters.append(("lag_ns", now > consumer.tally.lastTimestamp ? now - consumer.tally.lastTimestamp : 0))
+        }
+        if let tracker {
+            let c = tracker.statistics.connections, g = tracker.statistics.gaps
+            counters += [(N.tcpMade, c.tcpMade), (N.udpMade, c.udpMade), (N.icmpMade, c.icmpMade),
+                         (N.activeTCP, c.activeTCP), (N.activeUDP, c.activeUDP), (N.activeICMP, c.activeICMP),
+                         (N.acks, g.acks), (N.gaps, g.gaps),
+                         (N.fragmentBytes, UInt64(tracker.tables.first { $0.name == "fragment bytes" }?.entries ?? 0))]
+        }
+        let delivery = shipping.counters
+        counters += [(N.recordsSent, delivery.records), (N.batchesSpooled, delivery.spooled), (N.recordsDropped, delivery.droppedRecords)]
+        return counters
+    }
+
+    /// A logger, the manager or a proxy: serves until SIGINT/SIGTERM, then closes its logs.
+    static func runService(_ node: ClusterNode, layout: ClusterLayout, options: CaptureOptions, security: ClusterSecurity,
+                           context: ZMQContext, report: @escaping Reporter) throws -> Int32 {
+        let loop = RunLoop(stopToken: processStop)
+        let stopper = StopSignals(interrupting: [], stop: processStop)
+        defer { stopper.disarm() }
+        var logger: LoggerNode?
+        var manager: ManagerNode?
+        var proxy: ProxyNode?
         do {
-            logger = try LoggerNode(node: node, layout: layout, logDirectory: options.logDirectory, json: options.jsonLogs,
-                                    security: security) { writeStandardError("\(node.name): \($0)\n") }
+            if layout.logWriters.contains(node) {
+                logger = try LoggerNode(node: node, layout: layout, logDirectory: options.logDirectory, json: options.jsonLogs,
+                                        security: security, context: context, report: report)
+                logger?.attach(to: loop)
+                writeStandardError("\(node.name): taking logs on \(node.endpoint()!), writing into \(options.logDirectory)\n")
+            }
+            if node.role == .manager {
+                manager = try ManagerNode(node: node, layout: layout, security: security, context: context, report: report)
+                manager?.attach(to: loop)
+                writeStandardError("\(node.name): forwarding events on \(node.endpoint()!) and \(node.endpoint(offset: 1)!)\n")
+            }
+            if node.role == .proxy {
+                proxy = try ProxyNode(node: node, layout: layout, security: security, context: context, report: report)
+                proxy?.attach(to: loop)
+                writeStandardError("\(node.name): serving as a proxy\n")
+            }
         } catch {
             throw FatalError("node \(node.name): \(error)")
         }
-        let stopper = StopSignals(interrupting: [], stop: processStop)
-        defer { stopper.disarm() }
-        writeStandardError("\(node.name): taking logs on \(node.endpoint()!), writing into \(options.logDirectory)\n")
-        let loop = RunLoop(stopToken: processStop)
-        logger.attach(to: loop)
-        do { try loop.run() } catch {
-            try? logger.finish(rotate: false)
-            throw FatalError("node \(node.name): \(error)")
+        var failure: Error?
+        do { try loop.run() } catch { failure = error }
+        // The manager and proxies send their last records first; a log-writing manager is
+        // still taking them while it does.
+        if let manager {
+            manager.log("node down: \(node.name) (stopped)")
+            manager.closeLogs()
+            if let logger {
+                // This manager writes the logs: it takes its own last batches before it stops.
+                let drain = RunLoop()
+                drain.add(logger.intake)
+                let deadline = Clock.monotonicNanoseconds() &+ layout.shutdownTimeout
+                while manager.pendingBatches > 0 && Clock.monotonicNanoseconds() < deadline { try? drain.runOnce(maximumWait: 10) }
+            }
+            manager.finish()
         }
-        do { try logger.finish(rotate: layout.rotationInterval > 0) } catch { throw FatalError("node \(node.name): cannot close the logs: \(error)") }
+        proxy?.finish()
+        if let logger {
+            do { try logger.finish(rotate: layout.rotationInterval > 0) } catch { throw FatalError("node \(node.name): cannot close the logs: \(error)") }
+        }
+        if let failure { throw FatalError("node \(node.name): \(failure)") }
         print("node: \(node.name) (\(node.role.rawValue))")
-        print("logs: \(logger.rowsWritten) records in \(logger.batchesWritten) batches written, \(logger.duplicates) batches already written, \(logger.refusedMessages) messages refused")
+        if let logger {
+            print("logs: \(logger.rowsWritten) records in \(logger.batchesWritten) batches written, \(logger.duplicates) batches already written, \(logger.refusedMessages) messages refused")
+        }
+        if let proxy { print("known hosts: \(proxy.hostsLogged) logged") }
         return 0
     }
 

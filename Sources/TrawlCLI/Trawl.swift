@@ -107,7 +107,12 @@ public enum Trawl {
         case cluster(WorkerShipping)
     }
 
-    static func capture(_ options: CaptureOptions, registry: SourceRegistry, logs: LogDestination) throws {
+    /// What a cluster worker adds to a capture run: given the loop, the analysis and the
+    /// sources, it sets itself up and returns what to do when the run ends.
+    typealias RunExtension = (RunLoop, ConnectionTracker?, PacketConsumer, [any PacketSource]) throws -> () -> Void
+
+    static func capture(_ options: CaptureOptions, registry: SourceRegistry, logs: LogDestination,
+                        extend: RunExtension? = nil) throws {
         let settings: OptionSettings
         do { settings = try OptionSettings(assignments: options.optionAssignments, registry: registry) }
         catch { throw FatalError(error) }
@@ -177,6 +182,7 @@ public enum Trawl {
             // Records of a quiet link leave within a flush interval, not when a batch is full.
             loop.every(shipping.layout.flushInterval) { tracker.flushLogs() }
         }
+        let ending = try extend?(loop, analysis?.tracker, consumer, sources)
         let run = CaptureRun(sources: sources, consumer: consumer, loop: loop)
         let tally: CaptureTally
         do {
@@ -187,6 +193,7 @@ public enum Trawl {
                 if let failure = analysis.sink.failure { throw failure }
                 try analysis.sink.writer.close()
             }
+            ending?()
             if case let .cluster(shipping) = logs { shipping.finish() }
         } catch let error as PacketSourceError {
             writer?.abandon()

@@ -75,13 +75,14 @@ final class TestCluster {
     private(set) var nodes: [String: NodeProcess] = [:]
 
     /// `extra` adds settings to the layout (JSON members, without braces).
-    init(basePort: UInt16, workers: Int, loggers: Int = 1, extra: String = "\"rotation_interval\": 0") throws {
+    init(basePort: UInt16, workers: Int, loggers: Int = 1, proxies: Int = 0, extra: String = "\"rotation_interval\": 0") throws {
         directory = try TemporaryDirectory()
         self.basePort = basePort
         var members = ["\"manager\": {\"role\": \"manager\", \"host\": \"127.0.0.1\", \"port\": \(basePort)}"]
         for index in 1...max(loggers, 1) where loggers > 0 {
             members.append("\"logger-\(index)\": {\"role\": \"logger\", \"host\": \"127.0.0.1\", \"port\": \(basePort + 1 + UInt16(index))}")
         }
+        for index in 0..<proxies { members.append("\"proxy-\(index + 1)\": {\"role\": \"proxy\", \"host\": \"127.0.0.1\"}") }
         for index in 1...workers { members.append("\"worker-\(index)\": {\"role\": \"worker\", \"host\": \"127.0.0.1\"}") }
         let layout = "{\n  \"nodes\": {\n    " + members.joined(separator: ",\n    ") + "\n  }" + (extra.isEmpty ? "" : ",\n  " + extra) + "\n}\n"
         try layout.write(toFile: directory.file("layout.json"), atomically: true, encoding: .utf8)
@@ -219,6 +220,74 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         #expect(log.hasPrefix("#separator") && log.contains("\n#close\t"))
     }
 
+    /// The whole cluster: manager, logger, two proxies, workers. The manager logs who came
+    /// and went (a worker killed with SIGKILL within the heartbeat bound), the workers'
+    /// statistics become stats.log and capture_loss.log, and known_hosts.log has each local
+    /// host that completed a handshake once, across the proxies.
+    @Test(.enabled(if: isRoot, "the killed worker captures live on lo, which needs root"))
+    func managerProxiesAndWorkersKeepTheirLogs() throws {
+        let cluster = try TestCluster(basePort: 28700, workers: 3, proxies: 2,
+                                      extra: "\"rotation_interval\": 0, \"stats_interval\": 0.5, \"heartbeat_interval\": 0.2, \"node_timeout\": 1")
+        let trace = cluster.directory.file("trace.pcap")
+        try writeClusterTrace(at: trace, flows: 3000)
+        let single = try Self.singleRun(trace, in: cluster.directory)
+        let logger = try cluster.startLogger()
+        let manager = try cluster.start("manager")
+        #expect(manager.waitFor("forwarding events"), "\(manager.stderr)")
+        let proxies = try (1...2).map { try cluster.start("proxy-\($0)") }
+        for proxy in proxies { #expect(proxy.waitFor("serving as a proxy"), "\(proxy.stderr)") }
+        // A live worker on the loopback interface, to be killed.
+        let victim = try cluster.start("worker-3", ["-i", "lo", "-f", "udp port 9"])
+        usleep(1_500_000) // every node heard from
+        let workers = try (1...2).map { try cluster.start("worker-\($0)", ["-r", trace, "Cluster::shard=\($0 - 1)/2"]) }
+        for worker in workers { #expect(worker.finish().status == 0, "\(worker.stderr)") }
+        let killedAt = Date()
+        kill(victim.pid, SIGKILL)
+        _ = victim.finish()
+        let clusterLog = cluster.directory.file("logs-logger-1/cluster.log")
+        var noticed: Date?
+        while Date().timeIntervalSince(killedAt) < 10 {
+            if let text = try? String(contentsOfFile: clusterLog, encoding: .utf8), text.contains("node down: worker-3 (no heartbeat") {
+                noticed = Date()
+                break
+            }
+            usleep(50_000)
+        }
+        let delay = noticed.map { $0.timeIntervalSince(killedAt) }
+        #expect(delay != nil && delay! < 4, "worker-3's death noticed after \(delay.map { String($0) } ?? "never") s")
+        for proxy in proxies { #expect(proxy.stop().status == 0, "\(proxy.stderr)") }
+        #expect(manager.stop().status == 0, "\(manager.stderr)")
+        #expect(logger.stop().status == 0, "\(logger.stderr)")
+
+        let logs = cluster.directory.file("logs-logger-1/")
+        let cluster_ = try String(contentsOfFile: clusterLog, encoding: .utf8)
+        for name in ["logger-1", "proxy-1", "proxy-2", "worker-1", "worker-2", "worker-3"] {
+            #expect(cluster_.contains("got hello from \(name) (trawl_\(name)_"), "no hello from \(name)")
+        }
+        #expect(cluster_.contains("node down: worker-1 (stopped)"))
+        // stats.log: a row per worker per interval, with Zeek's fields.
+        let stats = try String(contentsOfFile: logs + "stats.log", encoding: .utf8)
+        #expect(stats.contains("#fields\tts\tpeer\tmem\tpkts_proc\tbytes_recv\tpkts_dropped"))
+        let statsRows = stats.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { $0.split(separator: "\t") }
+        #expect(Set(statsRows.map { String($0[1]) }).isSuperset(of: ["worker-1", "worker-2"]))
+        let processed = statsRows.filter { $0[1] == "worker-1" }.reduce(0) { $0 + (Int($1[3]) ?? 0) }
+        #expect(processed > 0)
+        let loss = try String(contentsOfFile: logs + "capture_loss.log", encoding: .utf8)
+        #expect(loss.contains("#fields\tts\tts_delta\tpeer\tgaps\tacks\tpercent_lost"))
+        #expect(loss.split(separator: "\n").contains { $0.hasPrefix("1") && $0.contains("\tworker-") })
+        // known_hosts.log: every local host of a completed handshake, once.
+        let known = try String(contentsOfFile: logs + "known_hosts.log", encoding: .utf8)
+        let hosts = known.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { String($0.split(separator: "\t")[1]) }
+        #expect(Set(hosts).count == hosts.count, "\(hosts.count - Set(hosts).count) hosts logged twice")
+        var expected = Set<String>()
+        for row in single.rows {
+            let fields = row.split(separator: "\t", omittingEmptySubsequences: false)
+            if fields[5] == "tcp" && fields[14].hasPrefix("ShA") { expected.insert(String(fields[1])); expected.insert(String(fields[3])) }
+        }
+        #expect(Set(hosts) == expected, "\(Set(hosts).symmetricDifference(expected).count) hosts differ of \(expected.count)")
+        expectSameRows(try cluster.rows().rows, single.rows)
+    }
+
     /// Zeek lost 70 037 of 100 000 rows this way: the logger killed 1.5 s in, restarted.
     @Test func aLoggerKilledAndRestartedLosesNothingAndWritesNothingTwice() throws {
         let cluster = try TestCluster(basePort: 28200, workers: 2, extra: "\"rotation_interval\": 0, \"batch_records\": 200")
@@ -321,7 +390,7 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         var truncated = LogBatchEncoder(LogBatchHeader(node: "x", session: 1, sequence: 1, path: "conn", fields: [("ts", .time)]))
         truncated.append([.time(1)])
         try peer.send([[], Array(truncated.bytes.dropLast())], wait: true)
-        #expect(logger.waitFor("refused", seconds: 10), "\(logger.stderr)")
+        #expect(logger.waitFor("refused truncated message", seconds: 10), "\(logger.stderr)")
         peer.close()
         let trace = cluster.directory.file("trace.pcap")
         try writeClusterTrace(at: trace, flows: 50)

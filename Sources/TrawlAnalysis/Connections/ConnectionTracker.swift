@@ -9,6 +9,7 @@ public final class ConnectionTracker {
     public let configuration: AnalysisConfiguration
     /// The configuration's local networks, ready for the question asked of every address logged.
     private let localNetworks: SubnetSet
+    func isLocal(_ address: IPAddress) -> Bool { localNetworks.contains(address) }
     /// Finished connections become records and reach the sink on this queue's thread.
     private let logStage: BackgroundQueue<LogItem>
     private let table: ConnectionTable
@@ -47,6 +48,10 @@ public final class ConnectionTracker {
     let weirdCounter: UnsafeMutablePointer<Weirds>
     public var weirds: [String: UInt64] { weirdCounter.pointee.counts }
     @exclusivity(unchecked) public private(set) var packetsAnalyzed: UInt64 = 0
+    /// What stats.log, capture_loss.log and known_hosts draw on (TrackerStatistics.swift).
+    @exclusivity(unchecked) public internal(set) var statistics = TrackerStatistics()
+    /// Bytes found missing by the acknowledgment being handled.
+    @exclusivity(unchecked) var missingInTrim: UInt64 = 0
     /// Packets that made no connection, with nothing wrong with them (ARP, ESP, IGMP, ...).
     public var packetsIgnored: UInt64 { path.ignored }
     /// IP packets left to the other parts of the traffic (Cluster::shard).
@@ -212,6 +217,7 @@ public final class ConnectionTracker {
             tunnels[connection.uid] = TunnelHistory(stack: stack, parents: [parent])
         }
         if table.count >= min(configuration.maximumConnections, ConnectionTable.maximumSlots) { evictOne() }
+        statistics.connections.made(proto: proto)
         let slot = table.insert(connection, key: key)
         if table.count > peakConnections { peakConnections = table.count }
         let c = table.connection(slot)
@@ -436,6 +442,7 @@ public final class ConnectionTracker {
 
     /// Takes what the record needs out of the side tables and hands it to the log stage.
     private func log(_ c: Connection, key: ConnectionKey, buildRecord: Bool = false) {
+        statistics.connections.ended(proto: c.proto)
         var finished = FinishedConnection(connection: c, key: key)
         if c.flags.contains(.longHistory) { finished.moreHistory = longHistories.removeValue(forKey: c.uid) ?? [] }
         if c.flags.contains(.tunnelled) { finished.tunnelParents = tunnels.removeValue(forKey: c.uid)?.parents ?? [] }

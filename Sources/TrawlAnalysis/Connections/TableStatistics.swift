@@ -16,3 +16,83 @@ public struct TableStatistics: Sendable, Equatable {
         (self.name, self.entries, self.peak, self.bound, self.evicted, self.expired) = (name, entries, peak, bound, evicted, expired)
     }
 }
+
+/// Connections made and ended, by transport: stats.log's active and new connection counts.
+public struct ConnectionCounts: Equatable, Sendable {
+    public var tcpMade: UInt64 = 0, udpMade: UInt64 = 0, icmpMade: UInt64 = 0, otherMade: UInt64 = 0
+    public var tcpEnded: UInt64 = 0, udpEnded: UInt64 = 0, icmpEnded: UInt64 = 0, otherEnded: UInt64 = 0
+
+    public init() {}
+
+    @inline(__always) mutating func made(proto: UInt8) {
+        switch proto {
+        case 6: tcpMade &+= 1
+        case 17: udpMade &+= 1
+        case 1, 58: icmpMade &+= 1
+        default: otherMade &+= 1
+        }
+    }
+
+    @inline(__always) mutating func ended(proto: UInt8) {
+        switch proto {
+        case 6: tcpEnded &+= 1
+        case 17: udpEnded &+= 1
+        case 1, 58: icmpEnded &+= 1
+        default: otherEnded &+= 1
+        }
+    }
+
+    public var activeTCP: UInt64 { tcpMade &- tcpEnded }
+    public var activeUDP: UInt64 { udpMade &- udpEnded }
+    public var activeICMP: UInt64 { icmpMade &- icmpEnded }
+}
+
+/// What the tracker counts for the cluster's statistics, and the local hosts of newly
+/// established TCP connections (known_hosts) when asked to watch for them.
+public struct TrackerStatistics: Sendable {
+    public var connections = ConnectionCounts()
+    public var gaps = GapStatistics()
+    /// Set by a cluster worker: collect `establishedHosts`.
+    public var watchesEstablishedHosts = false
+    /// Local hosts seen completing a TCP handshake since the last `takeEstablishedHosts`, at
+    /// most `maximumEstablishedHosts`; beyond that they are counted in `establishedHostsMissed`.
+    public var establishedHosts: [IPAddress] = []
+    public var establishedHostsMissed: UInt64 = 0
+    public static let maximumEstablishedHosts = 65_536
+
+    public init() {}
+}
+
+/// Zeek's GapStats as capture_loss.log uses them: acknowledgment events, and those that
+/// acknowledged data the capture never saw.
+public struct GapStatistics: Equatable, Sendable {
+    public var acks: UInt64 = 0
+    public var gaps: UInt64 = 0
+    public init(acks: UInt64 = 0, gaps: UInt64 = 0) {
+        self.acks = acks
+        self.gaps = gaps
+    }
+}
+
+extension ConnectionTracker {
+    /// Zeek's policy/protocols/conn/known-hosts: the local hosts of a connection that
+    /// completed its handshake are candidates for known_hosts.log.
+    func noteEstablishedHosts() {
+        for address in [decoded.pointee.source, decoded.pointee.destination] where isLocal(address) {
+            if statistics.establishedHosts.count < TrackerStatistics.maximumEstablishedHosts {
+                statistics.establishedHosts.append(address)
+            } else {
+                statistics.establishedHostsMissed &+= 1
+            }
+        }
+    }
+
+    /// Turns on the collection of established hosts (for a cluster worker).
+    public func watchEstablishedHosts() { statistics.watchesEstablishedHosts = true }
+
+    /// The hosts collected since the last call.
+    public func takeEstablishedHosts() -> [IPAddress] {
+        defer { statistics.establishedHosts.removeAll(keepingCapacity: true) }
+        return statistics.establishedHosts
+    }
+}

@@ -43,6 +43,9 @@ public struct ClusterLayout: Equatable, Sendable {
     public var spoolLimit = 4 << 30
     /// Where nodes keep their spools (each in a directory named after it).
     public var spoolDirectory = "spool"
+    /// How often workers report their statistics (stats.log, capture_loss.log); Zeek's
+    /// Stats::report_interval.
+    public var statsInterval: UInt64 = 300_000_000_000
     /// How long a stopping node waits for the loggers to acknowledge its last batches
     /// before it keeps them in its spool for its next run.
     public var shutdownTimeout: UInt64 = 10_000_000_000
@@ -103,7 +106,7 @@ extension ClusterLayout {
         guard case let .object(members) = root else { throw fail("the layout is \(root.kind), not an object") }
         var layout = ClusterLayout(nodes: [])
         let known = ["nodes", "batch_records", "flush_interval", "heartbeat_interval", "node_timeout", "memory_limit",
-                     "spool_limit", "spool_dir", "rotation_interval", "shutdown_timeout", "keys", "plaintext"]
+                     "spool_limit", "spool_dir", "rotation_interval", "shutdown_timeout", "stats_interval", "keys", "plaintext"]
         for member in members where !known.contains(member.key) {
             throw fail("unknown setting (known: \(known.joined(separator: ", ")))", field: member.key)
         }
@@ -123,6 +126,7 @@ extension ClusterLayout {
         if let s = try seconds("node_timeout", 0.05...600) { layout.nodeTimeout = s }
         if let s = try seconds("rotation_interval", 0...86_400 * 7) { layout.rotationInterval = s }
         if let s = try seconds("shutdown_timeout", 0...3600) { layout.shutdownTimeout = s }
+        if let s = try seconds("stats_interval", 0.1...86_400) { layout.statsInterval = s }
         if let n = try number("memory_limit", 65_536...Double(1 << 40)) { layout.memoryLimit = Int(n) }
         if let n = try number("spool_limit", 0...Double(1 << 50)) { layout.spoolLimit = Int(n) }
         guard layout.nodeTimeout > layout.heartbeatInterval else {

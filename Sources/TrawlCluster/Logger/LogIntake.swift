@@ -10,10 +10,10 @@ public final class LogIntake: IOSource {
     let logs: LogDirectory
     /// Messages that were not batches, or not readable ones: counted, said, dropped.
     public private(set) var refusedMessages: UInt64 = 0
-    private let report: (String) -> Void
+    private let report: Reporter
     private var reportsLeft = 100
 
-    init(socket: ZMQSocket, logs: LogDirectory, report: @escaping (String) -> Void) {
+    init(socket: ZMQSocket, logs: LogDirectory, report: @escaping Reporter) {
         self.socket = socket
         self.logs = logs
         self.report = report

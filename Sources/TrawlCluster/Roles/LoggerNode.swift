@@ -10,15 +10,17 @@ import TrawlCore
 public final class LoggerNode {
     public let node: ClusterNode
     let context: ZMQContext
-    let intake: LogIntake
+    public let intake: LogIntake
     let logs: LogDirectory
     private let socket: ZMQSocket
     private let security: ClusterSecurity
-    private let report: (String) -> Void
+    private let report: Reporter
     private let monitor: HandshakeMonitor
+    /// A logger's heartbeats (the manager, when it writes the logs, has its own).
+    private var membership: Membership?
 
     public init(node: ClusterNode, layout: ClusterLayout, logDirectory: String, json: Bool, security: ClusterSecurity,
-                context: ZMQContext = ZMQContext(), report: @escaping (String) -> Void) throws {
+                context: ZMQContext = ZMQContext(), report: @escaping Reporter) throws {
         self.node = node
         self.context = context
         self.security = security
@@ -36,12 +38,17 @@ public final class LoggerNode {
         try socket.bind(endpoint)
         intake = LogIntake(socket: socket, logs: logs, report: report)
         monitor = try HandshakeMonitor(watching: socket, context: context, report: report)
+        if node.role == .logger {
+            membership = try Membership(context: context, layout: layout, me: node, security: security, topics: [],
+                                        report: report, onEvent: { _, _ in }, onChange: { _ in })
+        }
     }
 
     /// Serves on `loop` until it stops; says once a second who was refused for a wrong key.
     public func attach(to loop: RunLoop) {
         loop.add(intake)
         loop.add(monitor)
+        membership?.attach(to: loop)
         let security = self.security, report = self.report
         loop.every(1_000_000_000) {
             for address in security.takeRefusals() { report("refused a connection from \(address): not the cluster's key") }
@@ -50,6 +57,7 @@ public final class LoggerNode {
 
     /// Closes every log with its #close line, and rotates them when rotation is on.
     public func finish(rotate: Bool) throws {
+        membership?.leave()
         if rotate { _ = try logs.rotateAll(at: Clock.wallNanoseconds()) } else { try logs.closeAll() }
         security.stopAuthentication()
         monitor.close()

@@ -7,11 +7,11 @@ import TrawlCore
 /// ZAP handler names the peer when the key itself was wrong). Runs on the node's loop.
 public final class HandshakeMonitor: IOSource {
     private let pair: ZMQSocket
-    private let report: (String) -> Void
+    private let report: Reporter
     public private(set) var failures: UInt64 = 0
     private static let counter = Atomic<Int>(0)
 
-    public init(watching socket: ZMQSocket, context: ZMQContext, report: @escaping (String) -> Void) throws(ZMQError) {
+    public init(watching socket: ZMQSocket, context: ZMQContext, report: @escaping Reporter) throws(ZMQError) {
         let endpoint = "inproc://trawl-monitor-\(Self.counter.add(1, ordering: .relaxed).newValue)"
         try socket.monitor(endpoint, events: ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
             | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)

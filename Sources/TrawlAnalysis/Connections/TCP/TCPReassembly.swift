@@ -158,7 +158,16 @@ extension ConnectionTracker {
         // The FIN's octet is no data.
         if e.pointee.flags.contains(.finSeen) && seq >= e.pointee.finSeq { seq = e.pointee.finSeq &- 1 }
         guard seq > e.pointee.trimSeq else { return }
+        // Zeek's capture-loss measure: acknowledgments between established endpoints, and
+        // those of them that passed data never seen (tot_ack_events, tot_gap_events).
+        let measured = !e.pointee.flags.contains(.skipDeliveries) && e.pointee.state == .established
+            && peer(of: e, in: c).pointee.state == .established
+        missingInTrim = 0
         trim(c, e, to: seq)
+        if measured {
+            statistics.gaps.acks &+= 1
+            if missingInTrim > 0 { statistics.gaps.gaps &+= 1 }
+        }
         checkEOF(c, e)
     }
 
@@ -180,10 +189,14 @@ extension ConnectionTracker {
         if upTo <= 2 && c.pointee.tcp.contains(.partial) { return }
         if !e.pointee.flags.contains(.skipDeliveries) {
             while let first = keptRanges(c, e).first, first.lowerBound < upTo {
+                missingInTrim &+= first.lowerBound - e.pointee.delivered
                 gap(c, e, first.lowerBound - e.pointee.delivered)
                 deliver(c, e, to: first.lowerBound)
             }
-            if upTo > e.pointee.delivered { gap(c, e, upTo - e.pointee.delivered) }
+            if upTo > e.pointee.delivered {
+                missingInTrim &+= upTo - e.pointee.delivered
+                gap(c, e, upTo - e.pointee.delivered)
+            }
         }
         // A range that begins just there is delivered at once.
         if upTo > e.pointee.delivered { deliver(c, e, to: upTo) }

@@ -406,5 +406,6 @@ extension ConnectionTracker {
             port = c.pointee.origPort
         }
         if interactivePorts.contains(port) { c.pointee.tcp.insert(.interactive) }
+        if _slowPath(statistics.watchesEstablishedHosts) { noteEstablishedHosts() }
     }
 }

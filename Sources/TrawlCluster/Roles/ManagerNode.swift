@@ -1,0 +1,123 @@
+import TrawlAnalysis
+import TrawlCore
+
+/// The manager: runs the event forwarder every node connects to, follows which nodes are
+/// up (cluster.log), and turns the workers' statistics into stats.log and capture_loss.log,
+/// with a CaptureLoss::Too_Much_Loss notice above the loss threshold. Its own logs go to the
+/// loggers like every node's (or to itself, when it is the cluster's log writer).
+public final class ManagerNode {
+    public let node: ClusterNode
+    let layout: ClusterLayout
+    let forwarder: Forwarder
+    public private(set) var membership: Membership!
+    let shipping: WorkerShipping
+    private let clusterLog: LogWriter, statsLog: LogWriter, captureLossLog: LogWriter, noticeLog: LogWriter
+    private var previous: [String: NodeStatistics] = [:]
+    private let report: Reporter
+    /// Zeek's CaptureLoss::too_much_loss, as a percentage.
+    public var tooMuchLoss = 10.0
+
+    public init(node: ClusterNode, layout: ClusterLayout, security: ClusterSecurity, context: ZMQContext,
+                report: @escaping Reporter) throws {
+        self.node = node
+        self.layout = layout
+        self.report = report
+        try security.startAuthentication(context)
+        forwarder = try Forwarder(context: context, manager: node, security: security)
+        forwarder.start()
+        shipping = try WorkerShipping(layout: layout, node: node, security: security, context: context) { report($0) }
+        clusterLog = shipping.writer(for: ClusterLogs.cluster)
+        statsLog = shipping.writer(for: ClusterLogs.stats)
+        captureLossLog = shipping.writer(for: ClusterLogs.captureLoss)
+        noticeLog = shipping.writer(for: ClusterLogs.notice)
+        membership = try Membership(context: context, layout: layout, me: node, security: security,
+                                    topics: [ClusterEvent.managerTopic], report: report,
+                                    onEvent: { [unowned self] _, event in handle(event) },
+                                    onChange: { [unowned self] change in changed(change) })
+    }
+
+    public func attach(to loop: RunLoop) {
+        membership.attach(to: loop)
+        loop.every(layout.flushInterval) { [unowned self] in
+            for writer in [clusterLog, statsLog, captureLossLog, noticeLog] { try writer.flush() }
+        }
+    }
+
+    private func write(_ writer: LogWriter, _ values: [LogValue]) {
+        do { try writer.write(values) } catch { report("cannot queue a log record: \(error)") }
+    }
+
+    /// cluster.log, in Zeek's words where Zeek has them.
+    public func log(_ message: String) {
+        write(clusterLog, [.time(Clock.wallNanoseconds()), .string(node.name), .string(message)])
+    }
+
+    private func changed(_ change: Membership.Change) {
+        switch change {
+        case let .up(name, id): log("got hello from \(name) (\(id))")
+        case let .down(name, reason):
+            log("node down: \(name) (\(reason))")
+            previous.removeValue(forKey: name)
+        }
+    }
+
+    private func handle(_ event: ClusterEvent) {
+        guard case let .statistics(stats) = event else { return }
+        defer { previous[stats.node] = stats }
+        // The first report of a node is its baseline; a counter that went back means the
+        // node restarted, and its new totals are this interval's.
+        guard let before = previous[stats.node], before.time < stats.time else { return }
+        func delta(_ name: String) -> UInt64? {
+            guard let now = stats[name] else { return nil }
+            let then = before[name] ?? 0
+            return now >= then ? now - then : now
+        }
+        func count(_ name: String) -> LogValue { delta(name).map { .count($0) } ?? .unset }
+        func current(_ name: String) -> LogValue { stats[name].map { .count($0) } ?? .unset }
+        let time = stats.time
+        var row: [LogValue] = [.time(time), .string(stats.node)]
+        row.append(stats[NodeStatistics.Name.memory].map { .count($0 / 1_048_576) } ?? .unset)
+        row += [count(NodeStatistics.Name.packets), count(NodeStatistics.Name.bytes), count(NodeStatistics.Name.dropped),
+                count(NodeStatistics.Name.link), stats["lag_ns"].map { .interval($0) } ?? .unset, .unset, .unset, .unset,
+                current(NodeStatistics.Name.activeTCP), current(NodeStatistics.Name.activeUDP), current(NodeStatistics.Name.activeICMP),
+                count(NodeStatistics.Name.tcpMade), count(NodeStatistics.Name.udpMade), count(NodeStatistics.Name.icmpMade),
+                .unset, .unset, .unset, .unset, .unset, .unset,
+                .count(0), .unset, current(NodeStatistics.Name.fragmentBytes), .unset]
+        write(statsLog, row)
+
+        let acks = delta(NodeStatistics.Name.acks) ?? 0, gaps = delta(NodeStatistics.Name.gaps) ?? 0
+        let lost = acks == 0 ? 0.0 : 100.0 * Double(gaps) / Double(acks)
+        write(captureLossLog, [.time(time), .interval(time - before.time), .string(stats.node), .count(gaps), .count(acks), .double(lost)])
+        if lost >= tooMuchLoss {
+            write(noticeLog, ClusterLogs.noticeRecord(
+                time: time, note: "CaptureLoss::Too_Much_Loss",
+                message: "The capture loss script detected an estimated loss rate above \(threeDecimals(lost))%", peer: stats.node))
+        }
+        if let dropped = delta(NodeStatistics.Name.recordsDropped), dropped > 0 {
+            log("\(stats.node) dropped \(dropped) log records: its spool is full")
+        }
+    }
+
+    /// Seals the last records into batches (before `finish`).
+    public func closeLogs() {
+        for writer in [clusterLog, statsLog, captureLossLog, noticeLog] { try? writer.close() }
+    }
+
+    /// Batches not yet acknowledged by a logger.
+    public var pendingBatches: Int { shipping.pending }
+
+    /// Stops: the last records out (or to the spool), goodbye, the forwarder closed.
+    public func finish() {
+        closeLogs()
+        shipping.finish()
+        membership.leave()
+        forwarder.stop()
+    }
+}
+
+/// "%.3f".
+func threeDecimals(_ value: Double) -> String {
+    let thousandths = Int((value * 1000).rounded())
+    let fraction = String(thousandths % 1000)
+    return "\(thousandths / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+}
