@@ -373,6 +373,58 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         expectSameRows(try cluster.rows().rows, expected.rows)
     }
 
+    /// Rotation every second: each file is closed with #close, renamed after its opening
+    /// time and archived as LOGDIR/YYYY-MM-DD/conn.HH:MM:SS-HH:MM:SS.log.gz; at shutdown the
+    /// last one too. Together the archives hold every row once.
+    @Test func rotatedLogsAreCompleteAndArchivedUnderZeeksNames() throws {
+        let cluster = try TestCluster(basePort: 28800, workers: 1, extra: "\"rotation_interval\": 1")
+        let first = cluster.directory.file("first.pcap"), second = cluster.directory.file("second.pcap")
+        try writeClusterTrace(at: first, flows: 300, seed: 1)
+        try writeClusterTrace(at: second, flows: 300, seed: 2)
+        let expected = try (Self.singleRun(first, in: cluster.directory).rows
+            + Self.singleRun(second, in: try TemporaryDirectory()).rows).sorted()
+        let logger = try cluster.startLogger()
+        for trace in [first, second] {
+            let worker = try cluster.start("worker-1", ["-r", trace])
+            #expect(worker.finish().status == 0, "\(worker.stderr)")
+            usleep(1_300_000) // past a rotation
+        }
+        #expect(logger.stop().status == 0, "\(logger.stderr)")
+        let logs = cluster.directory.file("logs-logger-1")
+        let left = try FileManager.default.contentsOfDirectory(atPath: logs).filter { $0.hasSuffix(".log") }
+        #expect(left.isEmpty, "not archived: \(left)")
+        let days = try FileManager.default.contentsOfDirectory(atPath: logs).filter { $0.range(of: #"^\d{4}-\d\d-\d\d$"#, options: .regularExpression) != nil }
+        var rows: [String] = []
+        var archives = 0
+        for day in days {
+            for name in try FileManager.default.contentsOfDirectory(atPath: logs + "/" + day) where name.hasPrefix("conn.") {
+                #expect(name.range(of: #"^conn\.\d\d:\d\d:\d\d-\d\d:\d\d:\d\d\.log\.gz$"#, options: .regularExpression) != nil, "\(name)")
+                let text = try runProcess("/bin/gzip", ["-dc", logs + "/" + day + "/" + name]).stdout
+                #expect(text.hasPrefix("#separator") && text.contains("\n#close\t"), "\(name) is not a whole log")
+                let file = cluster.directory.file("unpacked.log")
+                try text.write(toFile: file, atomically: true, encoding: .utf8)
+                rows += try connRows(file).rows
+                archives += 1
+            }
+        }
+        #expect(archives >= 2, "\(archives) archives")
+        expectSameRows(rows.sorted(), expected)
+    }
+
+    /// An operator's post-processor that fails is said, and the rotated file is kept.
+    @Test func aFailingPostProcessorIsSaidAndTheFileKept() throws {
+        let cluster = try TestCluster(basePort: 28900, workers: 1, extra: "\"rotation_interval\": 3600, \"post_processor\": \"exit 3;\"")
+        let trace = cluster.directory.file("trace.pcap")
+        try writeClusterTrace(at: trace, flows: 50)
+        let logger = try cluster.startLogger()
+        let worker = try cluster.start("worker-1", ["-r", trace])
+        #expect(worker.finish().status == 0)
+        #expect(logger.stop().status == 0)
+        #expect(logger.stderr.contains("failed (exit status 3); the rotated file stays there"), "\(logger.stderr)")
+        let kept = try FileManager.default.contentsOfDirectory(atPath: cluster.directory.file("logs-logger-1"))
+        #expect(kept.contains { $0.range(of: #"^conn\.\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d\.log$"#, options: .regularExpression) != nil }, "\(kept)")
+    }
+
     @Test func garbageOnTheLoggersPortIsCountedAndDropped() throws {
         let cluster = try TestCluster(basePort: 28500, workers: 1)
         let logger = try cluster.startLogger()

@@ -51,6 +51,9 @@ public struct ClusterLayout: Equatable, Sendable {
     public var shutdownTimeout: UInt64 = 10_000_000_000
     /// Log rotation on loggers (Zeek's Log::default_rotation_interval), 0 for none.
     public var rotationInterval: UInt64 = 3_600_000_000_000
+    /// The command rotated logs are handed to; nil for the built-in archiving (gzip into
+    /// LOGDIR/YYYY-MM-DD/). See Archiver.Action.command.
+    public var postProcessor: String?
     /// Directory of CURVE keys (`trawl --generate-cluster-keys`); nil without encryption.
     public var keyDirectory: String?
     /// Plaintext between hosts, asked for explicitly.
@@ -106,7 +109,7 @@ extension ClusterLayout {
         guard case let .object(members) = root else { throw fail("the layout is \(root.kind), not an object") }
         var layout = ClusterLayout(nodes: [])
         let known = ["nodes", "batch_records", "flush_interval", "heartbeat_interval", "node_timeout", "memory_limit",
-                     "spool_limit", "spool_dir", "rotation_interval", "shutdown_timeout", "stats_interval", "keys", "plaintext"]
+                     "spool_limit", "spool_dir", "rotation_interval", "shutdown_timeout", "stats_interval", "post_processor", "keys", "plaintext"]
         for member in members where !known.contains(member.key) {
             throw fail("unknown setting (known: \(known.joined(separator: ", ")))", field: member.key)
         }
@@ -135,6 +138,10 @@ extension ClusterLayout {
         if let value = root["spool_dir"] {
             guard case let .string(dir) = value, !dir.isEmpty else { throw fail("expected a directory name", field: "spool_dir") }
             layout.spoolDirectory = dir
+        }
+        if let value = root["post_processor"] {
+            guard case let .string(command) = value, !command.isEmpty else { throw fail("expected a shell command", field: "post_processor") }
+            layout.postProcessor = command
         }
         if let value = root["keys"] {
             guard case let .string(dir) = value, !dir.isEmpty else { throw fail("expected the directory of the cluster's keys", field: "keys") }

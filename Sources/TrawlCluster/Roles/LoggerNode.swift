@@ -18,6 +18,9 @@ public final class LoggerNode {
     private let monitor: HandshakeMonitor
     /// A logger's heartbeats (the manager, when it writes the logs, has its own).
     private var membership: Membership?
+    let layout: ClusterLayout
+    public let archiver: Archiver
+    private var nextRotation: UInt64 = 0
 
     public init(node: ClusterNode, layout: ClusterLayout, logDirectory: String, json: Bool, security: ClusterSecurity,
                 context: ZMQContext = ZMQContext(), report: @escaping Reporter) throws {
@@ -25,6 +28,10 @@ public final class LoggerNode {
         self.context = context
         self.security = security
         self.report = report
+        self.layout = layout
+        archiver = Archiver(directory: logDirectory,
+                            action: layout.postProcessor.map { .command($0) } ?? .archive(suffix: layout.logWriters.count > 1 ? node.name : nil),
+                            report: report)
         logs = try LogDirectory(directory: logDirectory, json: json)
         for (stream, size) in logs.ledger.recovered {
             report("\(logDirectory)/\(stream).log ended inside a batch (the last run stopped while writing it): cut back to \(size) bytes; its node sends it again")
@@ -49,16 +56,38 @@ public final class LoggerNode {
         loop.add(intake)
         loop.add(monitor)
         membership?.attach(to: loop)
+        if layout.rotationInterval > 0 {
+            let schedule = RotationSchedule(interval: layout.rotationInterval)
+            nextRotation = schedule.next(after: Clock.wallNanoseconds())
+            loop.every(min(layout.rotationInterval / 10, 1_000_000_000)) { [unowned self] in
+                archiver.reap()
+                let now = Clock.wallNanoseconds()
+                guard now >= nextRotation else { return }
+                nextRotation = schedule.next(after: now)
+                try rotate(at: now, terminating: false)
+            }
+        }
         let security = self.security, report = self.report
         loop.every(1_000_000_000) {
             for address in security.takeRefusals() { report("refused a connection from \(address): not the cluster's key") }
         }
     }
 
-    /// Closes every log with its #close line, and rotates them when rotation is on.
+    /// Closes every log with #close, renames it after its opening time and post-processes it.
+    func rotate(at now: UInt64, terminating: Bool) throws {
+        for log in try logs.rotateAll(at: now) { archiver.process(log, terminating: terminating) }
+    }
+
+    /// Closes every log with its #close line, and rotates them when rotation is on (waiting
+    /// a minute at most for their post-processing).
     public func finish(rotate: Bool) throws {
         membership?.leave()
-        if rotate { _ = try logs.rotateAll(at: Clock.wallNanoseconds()) } else { try logs.closeAll() }
+        if rotate {
+            try self.rotate(at: Clock.wallNanoseconds(), terminating: true)
+            archiver.wait(timeout: 60_000_000_000)
+        } else {
+            try logs.closeAll()
+        }
         security.stopAuthentication()
         monitor.close()
         socket.close()
