@@ -103,8 +103,12 @@ if Context.environment["TRAWL_FUZZ"] == "1" {
     ]
 }
 
-// The soak benchmark (benchmarks/soak): built only by benchmarks/soak/run, with TRAWL_BENCH=1.
+// The soak and cluster benchmarks (benchmarks/soak, benchmarks/cluster): built only by their
+// run scripts, with TRAWL_BENCH=1.
 if Context.environment["TRAWL_BENCH"] == "1" {
+    package.targets.append(.executableTarget(name: "ClusterBench", dependencies: ["TrawlCluster", "TrawlAnalysis", "TrawlCore"],
+                                             path: "benchmarks/cluster", exclude: ["run", "cluster_bench.py"],
+                                             swiftSettings: [.swiftLanguageMode(.v5)]))
     package.targets.append(.executableTarget(name: "Soak", dependencies: ["TrawlAnalysis", "TrawlCore", "TrawlSynth"],
                                              path: "benchmarks/soak", exclude: ["run"],
                                              // Top-level script code; strict global-state checking buys nothing here.

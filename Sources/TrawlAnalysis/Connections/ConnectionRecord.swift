@@ -29,6 +29,32 @@ public struct ConnectionRecord: Sendable {
     public var respPackets: UInt64, respIPBytes: UInt64
     /// Uids of the connections or tunnels this one was carried in.
     public var tunnelParents: [String] = []
+
+    public init(start: UInt64, uid: String, origAddress: IPAddress, origPort: UInt16, respAddress: IPAddress, respPort: UInt16,
+                proto: UInt8, duration: UInt64, origBytes: UInt64, respBytes: UInt64, state: String, localOrig: Bool,
+                localResp: Bool, missedBytes: UInt64, history: String, origPackets: UInt64, origIPBytes: UInt64,
+                respPackets: UInt64, respIPBytes: UInt64, tunnelParents: [String] = []) {
+        self.start = start
+        self.uid = uid
+        self.origAddress = origAddress
+        self.origPort = origPort
+        self.respAddress = respAddress
+        self.respPort = respPort
+        self.proto = proto
+        self.duration = duration
+        self.origBytes = origBytes
+        self.respBytes = respBytes
+        self.state = state
+        self.localOrig = localOrig
+        self.localResp = localResp
+        self.missedBytes = missedBytes
+        self.history = history
+        self.origPackets = origPackets
+        self.origIPBytes = origIPBytes
+        self.respPackets = respPackets
+        self.respIPBytes = respIPBytes
+        self.tunnelParents = tunnelParents
+    }
 }
 
 /// What the log thread is given: a finished connection to make a record of, or the record.

@@ -107,7 +107,7 @@ public final class ZeekASCIIWriter: FileLogWriter {
         for byte in text.utf8 { putEscaped(byte, into: &cursor) }
     }
 
-    @inline(__always) private static func putEscaped(_ byte: UInt8, into cursor: inout ByteCursor) {
+    @inline(__always) static func putEscaped(_ byte: UInt8, into cursor: inout ByteCursor) {
         if byte < 0x20 || byte == 0x7f || byte == UInt8(ascii: "\\") {
             cursor.put(UInt8(ascii: "\\"))
             cursor.put(UInt8(ascii: "x"))
@@ -134,5 +134,36 @@ public final class ZeekASCIIWriter: FileLogWriter {
     public func close(at time: UInt64) throws(Errno) {
         try file.append("#close\t\(Self.stamp(time))\n")
         try file.finish()
+    }
+}
+
+extension ZeekASCIIWriter {
+    /// Writes rows formatted by `body` straight into the file's buffer, in room for
+    /// `maximumBytes`: for a writer whose values are not `LogValue`s (a logger formatting a
+    /// batch from its wire bytes). `body` must write no more than it asked room for.
+    public func writeRows(maximumBytes: Int, _ body: (inout RowBuilder) -> Void) throws(Errno) {
+        var builder = RowBuilder(cursor: try file.reserve(maximumBytes))
+        body(&builder)
+        try file.commit(builder.cursor)
+    }
+
+    /// Formats values as Zeek's ASCII writer does, into memory reserved by `writeRows`.
+    public struct RowBuilder {
+        var cursor: ByteCursor
+
+        @inline(__always) public mutating func byte(_ value: UInt8) { cursor.put(value) }
+        public mutating func unset() { cursor.put(UInt8(ascii: "-")) }
+        public mutating func seconds(_ nanoseconds: UInt64) { cursor.putSeconds(nanoseconds) }
+        public mutating func decimal(_ value: UInt64) { cursor.putDecimal(value) }
+        public mutating func signed(_ value: Int64) { cursor.putSigned(value) }
+        public mutating func double(_ value: Double) { cursor.putDouble(value) }
+        public mutating func bool(_ value: Bool) { cursor.put(value ? UInt8(ascii: "T") : UInt8(ascii: "F")) }
+        public mutating func address(_ value: IPAddress) { cursor.putAddress(value) }
+        /// A string's bytes: "(empty)" when there are none, non-printable bytes and the
+        /// backslash as \xNN. At most 4 bytes per byte, 7 at least.
+        public mutating func string(_ bytes: UnsafeRawBufferPointer) {
+            if bytes.isEmpty { cursor.put("(empty)"); return }
+            for byte in bytes { ZeekASCIIWriter.putEscaped(byte, into: &cursor) }
+        }
     }
 }

@@ -62,12 +62,16 @@ final class LogDirectory {
             return .refused("the fields of \(header.path) differ from those of the file being written")
         }
         let offset = stream.writer.size
-        var failure: Errno?
-        batch.forEachRecord { values in
-            guard failure == nil else { return }
-            do throws(Errno) { try stream.writer.write(values) } catch { failure = error }
+        if let ascii = stream.writer as? ZeekASCIIWriter {
+            try batch.writeASCII(to: ascii) // from the bytes, without making values
+        } else {
+            var failure: Errno?
+            batch.forEachRecord { values in
+                guard failure == nil else { return }
+                do throws(Errno) { try stream.writer.write(values) } catch { failure = error }
+            }
+            if let failure { throw failure }
         }
-        if let failure { throw failure }
         try ledger.record(node: header.node, session: header.session, sequence: header.sequence, stream: header.path,
                           offset: offset, length: stream.writer.size - offset)
         try stream.writer.flush()

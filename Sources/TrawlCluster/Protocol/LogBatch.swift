@@ -100,78 +100,129 @@ public enum ClusterProtocol {
     static let eventMagic: [UInt8] = Array("TRLE".utf8)
 }
 
-/// Builds a batch: the header at once, then records one at a time.
-public struct LogBatchEncoder {
-    public private(set) var bytes: [UInt8] = []
+/// Builds a batch: the header at once, then records one at a time, into one growing
+/// buffer written with plain stores (a worker encodes a million records a second).
+public final class LogBatchEncoder {
+    private var storage: UnsafeMutableRawPointer
+    private var capacity: Int
+    private var used = 0
     public private(set) var records: UInt32 = 0
-    private let countOffset: Int
+    private var countOffset = 0
     private let types: [LogFieldType]
 
     public init(_ header: LogBatchHeader, reserve: Int = 1 << 16) {
-        bytes.reserveCapacity(reserve)
-        bytes += ClusterProtocol.batchMagic
-        bytes += [ClusterProtocol.version, 0, 0, 0]
-        Self.put(header.session, into: &bytes)
-        Self.put(header.sequence, into: &bytes)
-        Self.putName(header.node, into: &bytes)
-        Self.putName(header.path, into: &bytes)
-        Self.put(UInt16(header.fields.count), into: &bytes)
-        for field in header.fields {
-            Self.putName(field.name, into: &bytes)
-            bytes.append(field.type.rawValue)
-        }
-        countOffset = bytes.count
-        Self.put(UInt32(0), into: &bytes)
+        capacity = max(reserve, 256)
+        storage = .allocate(byteCount: capacity, alignment: 8)
         types = header.fields.map(\.type)
+        append(bytes: ClusterProtocol.batchMagic)
+        append(bytes: [ClusterProtocol.version, 0, 0, 0])
+        put(header.session)
+        put(header.sequence)
+        putName(header.node)
+        putName(header.path)
+        put(UInt16(header.fields.count))
+        for field in header.fields {
+            putName(field.name)
+            put(field.type.rawValue)
+        }
+        countOffset = used
+        put(UInt32(0))
     }
+
+    deinit { storage.deallocate() }
+
+    /// The batch as it goes on the wire.
+    public var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: storage, count: used)) }
+    public var byteCount: Int { used }
 
     /// Appends a record whose values follow the schema's order and types; a value whose
     /// case does not match its field's type is written unset.
-    public mutating func append(_ record: [LogValue]) {
-        for (index, type) in types.enumerated() {
-            let value = index < record.count ? record[index] : .unset
-            append(value, as: type)
+    public func append(_ record: [LogValue]) {
+        record.withUnsafeBufferPointer { values in
+            for index in types.indices {
+                append(index < values.count ? values[index] : .unset, as: types[index])
+            }
         }
         records += 1
-        withUnsafeBytes(of: records.littleEndian) { count in
-            for i in 0..<4 { bytes[countOffset + i] = count[i] }
+        storage.storeBytes(of: records.littleEndian, toByteOffset: countOffset, as: UInt32.self)
+    }
+
+    @inline(__always) private func reserve(_ count: Int) {
+        guard used + count > capacity else { return }
+        let larger = max(capacity * 2, used + count)
+        let grown = UnsafeMutableRawPointer.allocate(byteCount: larger, alignment: 8)
+        grown.copyMemory(from: storage, byteCount: used)
+        storage.deallocate()
+        storage = grown
+        capacity = larger
+    }
+
+    @inline(__always) private func put<T: FixedWidthInteger>(_ value: T) {
+        reserve(MemoryLayout<T>.size)
+        storage.storeBytes(of: value.littleEndian, toByteOffset: used, as: T.self)
+        used += MemoryLayout<T>.size
+    }
+
+    private func append(bytes: [UInt8]) {
+        reserve(bytes.count)
+        bytes.withUnsafeBytes { (storage + used).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        used += bytes.count
+    }
+
+    private func putName(_ text: String) {
+        var text = text
+        text.withUTF8 { utf8 in
+            let count = min(utf8.count, LogBatchLimits.maximumName)
+            put(UInt16(count))
+            reserve(count)
+            if count > 0 { (storage + used).copyMemory(from: utf8.baseAddress!, byteCount: count) }
+            used += count
         }
     }
 
-    private mutating func append(_ value: LogValue, as type: LogFieldType) {
+    private func putText(_ text: String) {
+        var text = text
+        text.withUTF8 { utf8 in
+            put(UInt32(utf8.count))
+            reserve(utf8.count)
+            if utf8.count > 0 { (storage + used).copyMemory(from: utf8.baseAddress!, byteCount: utf8.count) }
+            used += utf8.count
+        }
+    }
+
+    @inline(__always) private func append(_ value: LogValue, as type: LogFieldType) {
         switch (type, value) {
-        case let (.bool, .bool(flag)): bytes += [1, flag ? 1 : 0]
+        case let (.bool, .bool(flag)): put(UInt16(flag ? 0x0101 : 0x0001))
         case let (.count, .count(number)), let (.time, .time(number)), let (.interval, .interval(number)):
-            bytes.append(1)
-            Self.put(number, into: &bytes)
+            put(UInt8(1))
+            put(number)
         case let (.int, .int(number)):
-            bytes.append(1)
-            Self.put(UInt64(bitPattern: number), into: &bytes)
+            put(UInt8(1))
+            put(UInt64(bitPattern: number))
         case let (.double, .double(number)):
-            bytes.append(1)
-            Self.put(number.bitPattern, into: &bytes)
+            put(UInt8(1))
+            put(number.bitPattern)
         case let (.port, .port(port)):
-            bytes.append(1)
-            Self.put(port, into: &bytes)
+            put(UInt8(1))
+            put(port)
         case let (.address, .address(address)):
-            bytes.append(1)
             if address.isV4 {
-                bytes.append(4)
-                withUnsafeBytes(of: address.v4Value.bigEndian) { bytes += $0 } // network order
+                put(UInt16(0x0401))
+                put(address.v4Value.bigEndian.littleEndian) // network order on the wire
             } else {
-                bytes.append(16)
-                withUnsafeBytes(of: address.high.bigEndian) { bytes += $0 }
-                withUnsafeBytes(of: address.low.bigEndian) { bytes += $0 }
+                put(UInt16(0x1001))
+                put(address.high.bigEndian.littleEndian)
+                put(address.low.bigEndian.littleEndian)
             }
         case let (.string, .string(text)), let (.enumeration, .enum(text)):
-            bytes.append(1)
-            Self.putText(text, into: &bytes)
+            put(UInt8(1))
+            putText(text)
         case let (.stringSet, .set(items)):
-            bytes.append(1)
-            Self.put(UInt32(items.count), into: &bytes)
-            for item in items { Self.putText(item, into: &bytes) }
+            put(UInt8(1))
+            put(UInt32(items.count))
+            for item in items { putText(item) }
         default:
-            bytes.append(0)
+            put(UInt8(0))
         }
     }
 
@@ -183,11 +234,6 @@ public struct LogBatchEncoder {
         let utf8 = text.utf8.prefix(LogBatchLimits.maximumName)
         put(UInt16(utf8.count), into: &bytes)
         bytes += utf8
-    }
-
-    static func putText(_ text: String, into bytes: inout [UInt8]) {
-        put(UInt32(text.utf8.count), into: &bytes)
-        bytes += text.utf8
     }
 }
 
@@ -261,25 +307,26 @@ struct WireReader {
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    mutating func take(_ count: Int, _ what: String) throws(ProtocolError) -> Range<Int> {
-        guard count >= 0, bytes.count - position >= count else { throw .truncated(what) }
+    mutating func take(_ count: Int, _ what: StaticString) throws(ProtocolError) -> Range<Int> {
+        guard count >= 0, bytes.count - position >= count else { throw .truncated("\(what)") }
         defer { position += count }
         return position..<(position + count)
     }
 
-    mutating func integer<T: FixedWidthInteger>(_ what: String, as: T.Type) throws(ProtocolError) -> T {
-        let range = try take(MemoryLayout<T>.size, what)
-        var value: T = 0
-        for index in range.reversed() { value = value << 8 | T(bytes[index]) }
-        return value
+    mutating func integer<T: FixedWidthInteger>(_ what: StaticString, as: T.Type) throws(ProtocolError) -> T {
+        let size = MemoryLayout<T>.size
+        guard bytes.count - position >= size else { throw .truncated("\(what)") }
+        defer { position += size }
+        let at = position
+        return T(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: T.self) })
     }
 
-    mutating func u8(_ what: String) throws(ProtocolError) -> UInt8 { try integer(what, as: UInt8.self) }
-    mutating func u16(_ what: String) throws(ProtocolError) -> UInt16 { try integer(what, as: UInt16.self) }
-    mutating func u32(_ what: String) throws(ProtocolError) -> UInt32 { try integer(what, as: UInt32.self) }
-    mutating func u64(_ what: String) throws(ProtocolError) -> UInt64 { try integer(what, as: UInt64.self) }
+    mutating func u8(_ what: StaticString) throws(ProtocolError) -> UInt8 { try integer(what, as: UInt8.self) }
+    mutating func u16(_ what: StaticString) throws(ProtocolError) -> UInt16 { try integer(what, as: UInt16.self) }
+    mutating func u32(_ what: StaticString) throws(ProtocolError) -> UInt32 { try integer(what, as: UInt32.self) }
+    mutating func u64(_ what: StaticString) throws(ProtocolError) -> UInt64 { try integer(what, as: UInt64.self) }
 
-    mutating func name(_ what: String) throws(ProtocolError) -> String {
+    mutating func name(_ what: StaticString) throws(ProtocolError) -> String {
         let length = Int(try u16(what))
         guard length <= LogBatchLimits.maximumName else { throw .tooLarge("\(what) of \(length) bytes") }
         let range = try take(length, what)
@@ -287,7 +334,7 @@ struct WireReader {
         return text
     }
 
-    mutating func text(_ what: String) throws(ProtocolError) -> String {
+    mutating func text(_ what: StaticString) throws(ProtocolError) -> String {
         let range = try take(Int(try u32(what)), what)
         // Log text is bytes (Zeek logs them escaped): invalid UTF-8 is repaired, not refused.
         return String(decoding: bytes[range], as: UTF8.self)
@@ -299,7 +346,7 @@ struct WireReader {
         guard present == 1 else { return }
         switch type {
         case .bool: guard try u8("bool") <= 1 else { throw .invalid("bool value") }
-        case .count, .int, .double, .time, .interval: _ = try take(8, type.zeekName)
+        case .count, .int, .double, .time, .interval: _ = try take(8, "number")
         case .port: _ = try take(2, "port")
         case .address:
             let length = try u8("address length")
@@ -373,5 +420,76 @@ public struct LogAck: Equatable, Sendable {
         session = try reader.u64("session")
         sequence = try reader.u64("sequence")
         guard reader.position == bytes.count else { throw .invalid("bytes after the ack") }
+    }
+}
+
+extension LogBatchDecoder {
+    /// The most bytes the batch's rows can take as Zeek ASCII: a string byte becomes at most
+    /// four, any other value at most 45 (an IPv6 address), plus a separator each.
+    var asciiBound: Int { (bytes.count - recordsStart) * 4 + recordCount * header.fields.count * 48 + recordCount }
+
+    /// Writes the records as Zeek ASCII rows straight from their bytes, without making
+    /// values of them: a logger's fast path. The batch was checked whole in `init`, so the
+    /// walk trusts its lengths.
+    public func writeASCII(to writer: ZeekASCIIWriter) throws(Errno) {
+        let types = header.fields.map(\.type)
+        let count = recordCount, start = recordsStart
+        var failure: Errno?
+        bytes.withUnsafeBytes { raw in
+            do throws(Errno) {
+                try writer.writeRows(maximumBytes: asciiBound) { row in
+                    var at = start
+                    @inline(__always) func u64() -> UInt64 {
+                        defer { at += 8 }
+                        return UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+                    }
+                    @inline(__always) func u32() -> Int {
+                        defer { at += 4 }
+                        return Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+                    }
+                    @inline(__always) func text() -> UnsafeRawBufferPointer {
+                        let length = u32()
+                        defer { at += length }
+                        return UnsafeRawBufferPointer(rebasing: raw[at..<(at + length)])
+                    }
+                    for _ in 0..<count {
+                        for (index, type) in types.enumerated() {
+                            if index > 0 { row.byte(0x09) }
+                            let present = raw[at]
+                            at += 1
+                            guard present == 1 else { row.unset(); continue }
+                            switch type {
+                            case .bool: row.bool(raw[at] == 1); at += 1
+                            case .count: row.decimal(u64())
+                            case .int: row.signed(Int64(bitPattern: u64()))
+                            case .double: row.double(Double(bitPattern: u64()))
+                            case .time, .interval: row.seconds(u64())
+                            case .port:
+                                row.decimal(UInt64(UInt16(raw[at]) | UInt16(raw[at + 1]) << 8))
+                                at += 2
+                            case .address:
+                                let length = Int(raw[at])
+                                at += 1
+                                let view = UnsafeRawBufferPointer(rebasing: raw[at..<(at + length)])
+                                row.address(length == 4 ? IPAddress(v4: view, at: 0) : IPAddress(v6: view, at: 0))
+                                at += length
+                            case .string, .enumeration: row.string(text())
+                            case .stringSet:
+                                let items = u32()
+                                if items == 0 { row.string(UnsafeRawBufferPointer(start: nil, count: 0)) }
+                                for item in 0..<items {
+                                    if item > 0 { row.byte(UInt8(ascii: ",")) }
+                                    row.string(text())
+                                }
+                            }
+                        }
+                        row.byte(0x0a)
+                    }
+                }
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
     }
 }
