@@ -349,6 +349,23 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: spool)) ?? []).filter { $0.hasSuffix(".batch") }.isEmpty)
     }
 
+    /// With two loggers and one of them down, the nodes that send to it move to the other
+    /// after the acknowledgement timeout, and everything arrives there.
+    @Test func aLoggerThatStaysDownHandsItsShareToAnother() throws {
+        let cluster = try TestCluster(basePort: 29000, workers: 2, loggers: 2,
+                                      extra: "\"rotation_interval\": 0, \"heartbeat_interval\": 0.2, \"node_timeout\": 1")
+        let trace = cluster.directory.file("trace.pcap")
+        try writeClusterTrace(at: trace, flows: 2000)
+        let expected = try Self.singleRun(trace, in: cluster.directory)
+        let logger = try cluster.startLogger("logger-2") // logger-1 never comes
+        let workers = try (1...2).map { try cluster.start("worker-\($0)", ["-r", trace, "Cluster::shard=\($0 - 1)/2"]) }
+        for worker in workers { #expect(worker.finish().status == 0, "\(worker.stderr)") }
+        #expect(workers.contains { $0.stderr.contains("logger logger-1 has not acknowledged anything for 2 s; sending to logger-2") },
+                "\(workers.map(\.stderr))")
+        #expect(logger.stop().status == 0)
+        expectSameRows(try cluster.rows(logger: "logger-2").rows, expected.rows)
+    }
+
     /// A worker whose logger never answers keeps its batches in the spool, and its next run
     /// sends them first.
     @Test func batchesLeftInTheSpoolAreSentByTheNextRun() throws {

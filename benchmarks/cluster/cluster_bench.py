@@ -197,18 +197,23 @@ def end_to_end():
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     logger = start_logger(d)
+    manager = spawn([trawl, "--cluster-layout", "layout.json", "--node", "manager"], cwd=d,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    manager.stderr.readline()  # "forwarding events on ..."
     workers = [spawn([trawl, "--cluster-layout", "layout.json", "--node", "worker-%d" % i, "-r", trace,
                                  "Cluster::shard=%d/2" % (i - 1)], cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                for i in (1, 2)]
     for w in workers:
         w.wait()
+    manager.send_signal(signal.SIGTERM)
+    manager.wait()
     stop(logger)
     cluster_wall = time.monotonic() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cluster_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     single = sorted(r for _, r in rows(os.path.join(d, "single", "conn.log")))
     merged = sorted(r for _, r in rows(os.path.join(d, "logs", "conn.log")))
-    print("end to end: %d connections; trawl -r %.2f s wall, %.2f s CPU; cluster (2 workers, logger) %.2f s wall, %.2f s CPU; "
+    print("end to end: %d connections; trawl -r %.2f s wall, %.2f s CPU; cluster (2 workers, logger, manager) %.2f s wall, %.2f s CPU; "
           "rows equal: %s (%d)" % (len(single), single_wall, single_cpu, cluster_wall, cluster_cpu,
                                    "yes" if single == merged else "NO (%d merged)" % len(merged), len(single)))
     print("ratio cluster/single: wall %.2f, CPU %.2f" % (cluster_wall / single_wall, cluster_cpu / single_cpu))

@@ -82,15 +82,26 @@ public final class LogShipper: @unchecked Sendable {
         var descriptors = [pollfd(fd: outbox.wakeup.descriptor, events: Int16(POLLIN), revents: 0)]
         descriptors += sockets.map { pollfd(fd: $0.fileDescriptor, events: Int16(POLLIN), revents: 0) }
         var nextCheck = Clock.monotonicNanoseconds() &+ 500_000_000
+        // When the active logger last acknowledged something (or had nothing to do).
+        var lastProgress = Clock.monotonicNanoseconds()
         while !stopping.load(ordering: .relaxed) {
             outbox.wakeup.clear()
-            for socket in sockets { receiveAcks(socket) }
+            var acknowledged = 0
+            for socket in sockets { acknowledged += receiveAcks(socket) }
             let now = Clock.monotonicNanoseconds()
+            if acknowledged > 0 || outbox.pending == 0 { lastProgress = now }
             send(through: sockets[active], now: now)
             if now >= nextCheck {
                 nextCheck = now &+ 500_000_000
-                if outbox.requeue(from: active, olderThan: settings.ackTimeout, now: now) > 0 && loggers.count > 1 {
-                    active = (active + 1) % loggers.count // this logger is not answering: the next one
+                let requeued = outbox.requeue(from: active, olderThan: settings.ackTimeout, now: now)
+                // A logger that answers nothing for the timeout (down, unreachable, stalled)
+                // hands its share to the next one, which gets the batches again in order.
+                if loggers.count > 1 && (requeued > 0 || now &- lastProgress > settings.ackTimeout) {
+                    let silent = loggers[active].name
+                    _ = outbox.requeue(from: active, olderThan: 0, now: now)
+                    active = (active + 1) % loggers.count
+                    lastProgress = now
+                    warn("cluster: logger \(silent) has not acknowledged anything for \(settings.ackTimeout / 1_000_000_000) s; sending to \(loggers[active].name)")
                 }
             }
             for index in descriptors.indices { descriptors[index].revents = 0 }
@@ -98,12 +109,16 @@ public final class LogShipper: @unchecked Sendable {
         }
     }
 
-    private func receiveAcks(_ socket: ZMQSocket) {
+    /// Takes the acknowledgements waiting on `socket`; returns how many.
+    private func receiveAcks(_ socket: ZMQSocket) -> Int {
+        var count = 0
         while socket.canReceive, let frames = try? socket.receive(), let last = frames.last {
             guard let ack = try? LogAck(last) else { continue } // not an ack: ignored
             outbox.acknowledge(session: ack.session, sequence: ack.sequence, duplicate: ack.status == .duplicate,
                                refused: ack.status == .refused)
+            count += 1
         }
+        return count
     }
 
     private func send(through socket: ZMQSocket, now: UInt64) {
