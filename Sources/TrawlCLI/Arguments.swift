@@ -52,6 +52,8 @@ public struct CaptureOptions: Equatable {
     public var nodeName: String?
     /// `Cluster::shard=I/N`: analyse only part I of N of the traffic.
     public var shard: Shard?
+    /// `Site::local_nets=...`, `tcp_inactivity_timeout=...`: the analysis as Zeek's names set it.
+    public var analysisSettings = AnalysisSettings()
 
     public init() {}
 }
@@ -125,6 +127,8 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
                 case "-w": options.writePath = try value(for: flag, attached: attached)
                 default: throw UsageError("unknown option \(word)")
                 }
+            } else if try takeAnalysisSetting(word, into: &options.analysisSettings) {
+                // taken
             } else if let (namespace, name, text) = OptionAssignment.parse(word), namespace == "LogAscii" {
                 // Zeek's own switch for JSON logs.
                 guard name == "use_json", let value = OptionValue.parse(text, as: .bool), case let .bool(json) = value else {
@@ -167,6 +171,11 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
     return .capture(options)
 }
 
+/// An analysis setting (AnalysisSettings) in `word`: taken, or not one, or a usage error.
+func takeAnalysisSetting(_ word: String, into settings: inout AnalysisSettings) throws(UsageError) -> Bool {
+    do { return try settings.take(word) } catch { throw UsageError(error.description) }
+}
+
 public let usageText = """
 usage: trawl [options] [Namespace::option=value ...]
   -r FILE        read a trace file (pcap or pcapng; "-" is standard input); repeatable
@@ -186,6 +195,9 @@ usage: trawl [options] [Namespace::option=value ...]
                  run as node NAME of the cluster FILE describes (docs/cluster.md); NAME may
                  also come from $CLUSTER_NODE. A worker reads -r/-i and ships its logs to the
                  loggers; a logger writes them
+  Site::local_nets=CIDR,...  tcp_inactivity_timeout=5min  udp_inactivity_timeout=1min  icmp_inactivity_timeout=1min
+                 the local networks (added to the private address space unless
+                 Site::private_address_space_is_local=F) and the inactivity timeouts, as Zeek names them
   Cluster::shard=I/N
                  analyse only part I (0-based) of N of the traffic, split by address pair as a
                  fanout frontend would: N workers reading one trace act as N fanout members

@@ -7,7 +7,8 @@ import TrawlCore
 
 extension Trawl {
     /// `--cluster-layout FILE`: runs this process as the node the layout names.
-    static func runClusterNode(_ options: CaptureOptions) throws -> Int32 {
+    static func runClusterNode(_ given: CaptureOptions) throws -> Int32 {
+        var options = given
         let file = options.clusterLayout!
         let layout: ClusterLayout
         do { layout = try ClusterLayout.load(path: file) } catch { throw FatalError(error) }
@@ -17,6 +18,14 @@ extension Trawl {
         guard let node = layout.node(named: name) else {
             throw FatalError("\(file): no node named '\(name)' (nodes: \(layout.nodes.map(\.name).joined(separator: ", ")))")
         }
+        // The layout's settings first, so that the command line's own win.
+        var settings = AnalysisSettings()
+        for word in layout.options {
+            do {
+                if try !settings.take(word) { options.optionAssignments.insert(word, at: 0) }
+            } catch { throw FatalError("\(file): options: \(error)") }
+        }
+        options.analysisSettings = settings.merged(with: given.analysisSettings)
         let security: ClusterSecurity
         do { security = try ClusterSecurity.forLayout(layout) { writeStandardError("warning: \($0)\n") } }
         catch { throw FatalError(error) }

@@ -151,6 +151,7 @@ public enum Trawl {
             configuration.verifyChecksums = !options.ignoreChecksums
             configuration.bareMode = options.bareMode
             configuration.shard = options.shard ?? .whole
+            options.analysisSettings.apply(to: &configuration)
             do {
                 let writer: LogWriter
                 switch logs {

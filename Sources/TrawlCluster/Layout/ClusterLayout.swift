@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import TrawlAnalysis
 import TrawlCore
 
 /// What a node does in the cluster (Zeek's Cluster::NodeType).
@@ -54,6 +55,9 @@ public struct ClusterLayout: Equatable, Sendable {
     /// The command rotated logs are handed to; nil for the built-in archiving (gzip into
     /// LOGDIR/YYYY-MM-DD/). See Archiver.Action.command.
     public var postProcessor: String?
+    /// Settings every node applies as if given on its command line (`Site::local_nets=...`,
+    /// `tcp_inactivity_timeout=...`, plugin options): the cluster's analysis in one place.
+    public var options: [String] = []
     /// Directory of CURVE keys (`trawl --generate-cluster-keys`); nil without encryption.
     public var keyDirectory: String?
     /// Plaintext between hosts, asked for explicitly.
@@ -109,7 +113,7 @@ extension ClusterLayout {
         guard case let .object(members) = root else { throw fail("the layout is \(root.kind), not an object") }
         var layout = ClusterLayout(nodes: [])
         let known = ["nodes", "batch_records", "flush_interval", "heartbeat_interval", "node_timeout", "memory_limit",
-                     "spool_limit", "spool_dir", "rotation_interval", "shutdown_timeout", "stats_interval", "post_processor", "keys", "plaintext"]
+                     "spool_limit", "spool_dir", "rotation_interval", "shutdown_timeout", "stats_interval", "post_processor", "local_networks", "options", "keys", "plaintext"]
         for member in members where !known.contains(member.key) {
             throw fail("unknown setting (known: \(known.joined(separator: ", ")))", field: member.key)
         }
@@ -142,6 +146,28 @@ extension ClusterLayout {
         if let value = root["post_processor"] {
             guard case let .string(command) = value, !command.isEmpty else { throw fail("expected a shell command", field: "post_processor") }
             layout.postProcessor = command
+        }
+        if let value = root["local_networks"] {
+            guard case let .array(items) = value else { throw fail("expected an array of subnets", field: "local_networks") }
+            var subnets: [String] = []
+            for item in items {
+                guard case let .string(text) = item, Subnet(text) != nil else {
+                    throw fail("\(item) is not a subnet (CIDR such as 10.0.0.0/8)", field: "local_networks")
+                }
+                subnets.append(text)
+            }
+            if !subnets.isEmpty { layout.options.append("Site::local_nets=" + subnets.joined(separator: ",")) }
+        }
+        if let value = root["options"] {
+            guard case let .array(items) = value else { throw fail("expected an array of settings such as \"tcp_inactivity_timeout=10min\"", field: "options") }
+            for item in items {
+                guard case let .string(word) = item, word.contains("=") else {
+                    throw fail("\(item) is not a setting (NAME=VALUE)", field: "options")
+                }
+                var check = AnalysisSettings()
+                do { _ = try check.take(word) } catch { throw fail(error.description, field: "options") }
+                layout.options.append(word)
+            }
         }
         if let value = root["keys"] {
             guard case let .string(dir) = value, !dir.isEmpty else { throw fail("expected the directory of the cluster's keys", field: "keys") }

@@ -44,7 +44,7 @@ public final class Membership: IOSource {
         self.onChange = onChange
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
-        id = "trawl_\(me.name)_\(String(cString: host))_\(getpid())_\(String(SplitMix64.freshSeed() & 0xffff_ffff, radix: 16))"
+        id = "trawl_\(me.name)_\(cText(host))_\(getpid())_\(String(SplitMix64.freshSeed() & 0xffff_ffff, radix: 16))"
         let manager = layout.manager
         publisher = try ZMQSocket(context, .pub)
         try publisher.set(ZMQ_SNDHWM, Int32(10_000))

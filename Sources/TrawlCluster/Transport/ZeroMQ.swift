@@ -31,7 +31,7 @@ public final class ZMQContext: @unchecked Sendable {
     public static func curveKeyPair() throws(ZMQError) -> (publicKey: String, secretKey: String) {
         var publicKey = [CChar](repeating: 0, count: 41), secretKey = [CChar](repeating: 0, count: 41)
         guard zmq_curve_keypair(&publicKey, &secretKey) == 0 else { throw .last("zmq_curve_keypair") }
-        return (String(cString: publicKey), String(cString: secretKey))
+        return (cText(publicKey), cText(secretKey))
     }
 
     /// The public key that goes with a Z85 secret key, or nil when the text is not one.
@@ -39,7 +39,7 @@ public final class ZMQContext: @unchecked Sendable {
         guard secretKey.utf8.count == 40 else { return nil }
         var publicKey = [CChar](repeating: 0, count: 41)
         guard zmq_curve_public(&publicKey, secretKey) == 0 else { return nil }
-        return String(cString: publicKey)
+        return cText(publicKey)
     }
 }
 
@@ -173,4 +173,9 @@ public final class ZMQSocket: @unchecked Sendable { // handed over between threa
             if zmq_msg_more(&message) == 0 { return frames }
         }
     }
+}
+
+/// The text of a NUL-terminated C character array.
+func cText(_ characters: [CChar]) -> String {
+    String(decoding: characters.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
