@@ -34,14 +34,8 @@ public final class ConnectionTracker {
     private let likelyTCPServerPorts: PortSet
     private let likelyUDPServerPorts: PortSet
 
-    // The rare state of a few connections, by uid, so that every connection need not carry
-    // room for it: history past 16 letters, ranges of data above a hole, the tunnels a
-    // connection travels in, the counts behind the scaled history letters and the missed
-    // bytes. Each entry goes with its connection, so the connection bound bounds them too.
-    private var longHistories: [UInt64: [UInt8]] = [:]
-    var ranges: [SideKey: [Range<UInt64>]] = [:]
-    private var tunnels: [UInt64: TunnelHistory] = [:]
-    var rareCounts: [SideKey: RareCounts] = [:]
+    /// The rare state of a few connections (SideTables.swift).
+    var side = SideTables()
 
     /// Everything odd in the traffic, by Zeek's weird names, and the bounds that were hit;
     /// at a stable address shared with the packet path.
@@ -214,7 +208,7 @@ public final class ConnectionTracker {
         }
         if let parent {
             connection.flags.insert(.tunnelled)
-            tunnels[connection.uid] = TunnelHistory(stack: stack, parents: [parent])
+            side.tunnels[connection.uid] = TunnelHistory(stack: stack, parents: [parent])
         }
         if table.count >= min(configuration.maximumConnections, ConnectionTable.maximumSlots) { evictOne() }
         statistics.connections.made(proto: proto)
@@ -232,7 +226,7 @@ public final class ConnectionTracker {
     /// Tunnel::max_changes_per_connection changes, past which it is an analyzer limit (X).
     private func checkEncapsulation(_ c: UnsafeMutablePointer<Connection>, parent: UInt64?, stack: UInt64) {
         let uid = c.pointee.uid
-        var history = tunnels[uid] ?? TunnelHistory(stack: 0, parents: [])
+        var history = side.tunnels[uid] ?? TunnelHistory(stack: 0, parents: [])
         guard history.stack != stack else { return }
         if history.changes >= Self.maximumTunnelChanges {
             weirdCounter.pointee.note(.tunnelMaxChangesPerConnectionExceeded)
@@ -242,7 +236,7 @@ public final class ConnectionTracker {
             if let parent, !history.parents.contains(parent) { history.parents.append(parent) }
         }
         history.stack = stack
-        tunnels[uid] = history
+        side.tunnels[uid] = history
         c.pointee.flags.insert(.tunnelled)
     }
 
@@ -367,48 +361,6 @@ public final class ConnectionTracker {
         endpoint.pointee.ipBytes += UInt64(decoded.pointee.statedIPLength)
     }
 
-    // MARK: History and the side tables
-
-    /// Adds a history letter for a role: upper case for the originator, lower for the responder.
-    func appendLetter(_ c: UnsafeMutablePointer<Connection>, isOrig: Bool, _ letter: Unicode.Scalar) {
-        let upper = UInt8(ascii: letter)
-        appendRaw(c, isOrig ? upper : upper | 0x20)
-    }
-
-    /// Adds a history character as it is.
-    func appendRaw(_ c: UnsafeMutablePointer<Connection>, _ character: UInt8) {
-        if !c.pointee.history.append(character) {
-            c.pointee.flags.insert(.longHistory)
-            let uid = c.pointee.uid
-            guard longHistories[uid, default: []].count + History.capacity < configuration.maximumHistory else {
-                weirdCounter.pointee.note(.historyTruncated)
-                return
-            }
-            longHistories[uid, default: []].append(character)
-        }
-    }
-
-    /// Counts a repeated event of endpoint `e` (bad checksums, retransmissions, zero windows,
-    /// gaps) in the side table, and writes its letter at the 1st, 10th, 100th... time.
-    func bumpScaled(_ c: UnsafeMutablePointer<Connection>, _ e: UnsafeMutablePointer<Endpoint>, letter: Unicode.Scalar,
-                    _ bump: (inout RareCounts) -> UInt32) {
-        let isOrig = isOriginator(c, e)
-        c.pointee.flags.insert(.rareCounts)
-        let count = bump(&rareCounts[SideKey(uid: c.pointee.uid, isOrig: isOrig), default: RareCounts()])
-        if isScaledMoment(count) { appendLetter(c, isOrig: isOrig, letter) }
-    }
-
-    /// The side tables' entries of a connection's two endpoints change places with them.
-    func swapSideTables(uid: UInt64) {
-        let origSide = SideKey(uid: uid, isOrig: true), respSide = SideKey(uid: uid, isOrig: false)
-        if rareCounts[origSide] != nil || rareCounts[respSide] != nil {
-            (rareCounts[origSide], rareCounts[respSide]) = (rareCounts[respSide], rareCounts[origSide])
-        }
-        if ranges[origSide] != nil || ranges[respSide] != nil {
-            (ranges[origSide], ranges[respSide]) = (ranges[respSide], ranges[origSide])
-        }
-    }
-
     // MARK: Expiry and logging
 
     private func sweep() {
@@ -444,15 +396,7 @@ public final class ConnectionTracker {
     private func log(_ c: Connection, key: ConnectionKey, buildRecord: Bool = false) {
         statistics.connections.ended(proto: c.proto)
         var finished = FinishedConnection(connection: c, key: key)
-        if c.flags.contains(.longHistory) { finished.moreHistory = longHistories.removeValue(forKey: c.uid) ?? [] }
-        if c.flags.contains(.tunnelled) { finished.tunnelParents = tunnels.removeValue(forKey: c.uid)?.parents ?? [] }
-        let origSide = SideKey(uid: c.uid, isOrig: true), respSide = SideKey(uid: c.uid, isOrig: false)
-        if c.orig.flags.contains(.ranges) { ranges[origSide] = nil }
-        if c.resp.flags.contains(.ranges) { ranges[respSide] = nil }
-        if c.flags.contains(.rareCounts) {
-            finished.missedBytes = (rareCounts.removeValue(forKey: origSide)?.missedBytes ?? 0)
-                &+ (rareCounts.removeValue(forKey: respSide)?.missedBytes ?? 0)
-        }
+        side.take(for: c, into: &finished)
         logStage.append(buildRecord ? .record(finished.record(localNetworks: localNetworks)) : .finished(finished))
     }
 }

@@ -124,13 +124,13 @@ extension ConnectionTracker {
 
     @inline(__always) private func keptRanges(_ c: UnsafeMutablePointer<Connection>, _ e: UnsafeMutablePointer<Endpoint>) -> [Range<UInt64>] {
         guard e.pointee.flags.contains(.ranges) else { return [] }
-        return ranges[SideKey(uid: c.pointee.uid, isOrig: isOriginator(c, e))] ?? []
+        return side.ranges[SideKey(uid: c.pointee.uid, isOrig: isOriginator(c, e))] ?? []
     }
 
     /// Keeps `kept` as `e`'s ranges: in the side table, with the endpoint's flag saying so,
     /// or neither when there are none.
     private func storeRanges(_ c: UnsafeMutablePointer<Connection>, _ e: UnsafeMutablePointer<Endpoint>, _ kept: [Range<UInt64>]) {
-        ranges[SideKey(uid: c.pointee.uid, isOrig: isOriginator(c, e))] = kept.isEmpty ? nil : kept
+        side.ranges[SideKey(uid: c.pointee.uid, isOrig: isOriginator(c, e))] = kept.isEmpty ? nil : kept
         if kept.isEmpty { e.pointee.flags.remove(.ranges) } else { e.pointee.flags.insert(.ranges) }
     }
 
