@@ -153,15 +153,12 @@ public enum Trawl {
             configuration.shard = options.shard ?? .whole
             options.analysisSettings.apply(to: &configuration)
             do {
-                let writer: LogWriter
+                let manager: LogManager
                 switch logs {
-                case .files:
-                    writer = options.jsonLogs
-                        ? try JSONLinesWriter(schema: .conn, directory: options.logDirectory)
-                        : try ZeekASCIIWriter(schema: .conn, directory: options.logDirectory)
-                case let .cluster(shipping):
-                    writer = shipping.writer(for: .conn)
+                case .files: manager = LogManager(.files(directory: options.logDirectory, json: options.jsonLogs))
+                case let .cluster(shipping): manager = LogManager(.writers { shipping.writer(for: $0) })
                 }
+                let writer = try manager.register(.conn)
                 // A write error stops the run at once and is said when it ends (below).
                 let sink = ConnLogSink(writer: writer, onFailure: { _ in processStop.stop() })
                 analysis = (ConnectionTracker(configuration: configuration, sink: sink), sink)

@@ -442,13 +442,21 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         #expect(kept.contains { $0.range(of: #"^conn\.\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d\.log$"#, options: .regularExpression) != nil }, "\(kept)")
     }
 
-    @Test func garbageOnTheLoggersPortIsCountedAndDropped() throws {
-        let cluster = try TestCluster(basePort: 28500, workers: 1)
+    /// Garbage to every port that listens — the logger's, and the manager's forwarder's two —
+    /// raw bytes and well-formed ZeroMQ messages that are not Trawl's: refused, counted and
+    /// said; no node falls over, and the cluster goes on working.
+    @Test func garbageOnEveryListeningPortIsCountedAndDropped() throws {
+        let cluster = try TestCluster(basePort: 28500, workers: 1,
+                                      extra: "\"rotation_interval\": 0, \"heartbeat_interval\": 0.2, \"node_timeout\": 1")
         let logger = try cluster.startLogger()
-        // Raw TCP garbage, then a ZMTP greeting followed by nonsense.
-        for payload in [Data("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), Data(repeating: 0xff, count: 4096),
-                        Data([0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 0] + [UInt8](repeating: 0x41, count: 100))] {
-            try sendTCP(payload, port: cluster.basePort + 2)
+        let manager = try cluster.start("manager")
+        #expect(manager.waitFor("forwarding events"), "\(manager.stderr)")
+        let ports = [cluster.basePort, cluster.basePort + 1, cluster.basePort + 2]
+        for port in ports {
+            for payload in [Data("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8), Data(repeating: 0xff, count: 4096),
+                            Data([0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 0] + [UInt8](repeating: 0x41, count: 100))] {
+                try sendTCP(payload, port: port)
+            }
         }
         // Well-formed ZeroMQ messages that are not batches: refused, counted and said.
         let context = ZMQContext()
@@ -456,18 +464,32 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         try peer.connect("tcp://127.0.0.1:\(cluster.basePort + 2)")
         try peer.send([[], Array("not a batch".utf8)], wait: true)
         try peer.send([Array("three".utf8), [], [1, 2, 3]], wait: true)
-        var truncated = LogBatchEncoder(LogBatchHeader(node: "x", session: 1, sequence: 1, path: "conn", fields: [("ts", .time)]))
+        let truncated = LogBatchEncoder(LogBatchHeader(node: "x", session: 1, sequence: 1, path: "conn", fields: [("ts", .time)]))
         truncated.append([.time(1)])
         try peer.send([[], Array(truncated.bytes.dropLast())], wait: true)
         #expect(logger.waitFor("refused truncated message", seconds: 10), "\(logger.stderr)")
         peer.close()
+        // Events that are not Trawl's, published through the forwarder on the heartbeat topic.
+        let publisher = try ZMQSocket(context, .pub)
+        try publisher.connect("tcp://127.0.0.1:\(cluster.basePort + 1)")
+        for _ in 0..<20 {
+            try publisher.send([Array("trawl.cluster.heartbeat".utf8), Array("garbage".utf8)])
+            try publisher.send([Array("trawl.cluster.heartbeat".utf8)])
+            usleep(50_000)
+        }
+        #expect(manager.waitFor("refused an event message", seconds: 10), "\(manager.stderr)")
+        publisher.close()
+        // Still a cluster: a worker is heard, its records written.
         let trace = cluster.directory.file("trace.pcap")
         try writeClusterTrace(at: trace, flows: 50)
         let worker = try cluster.start("worker-1", ["-r", trace])
-        #expect(worker.finish().status == 0)
+        #expect(worker.finish().status == 0, "\(worker.stderr)")
+        #expect(manager.stop().status == 0, "\(manager.stderr)")
         let result = logger.stop()
         #expect(result.status == 0, "\(logger.stderr)")
         #expect(result.stdout.contains("3 messages refused"), "\(result.stdout)")
+        let clusterLog = try String(contentsOfFile: cluster.directory.file("logs-logger-1/cluster.log"), encoding: .utf8)
+        #expect(clusterLog.contains("got hello from worker-1"), "\(clusterLog)")
         expectSameRows(try cluster.rows().rows, try Self.singleRun(trace, in: cluster.directory).rows)
     }
 

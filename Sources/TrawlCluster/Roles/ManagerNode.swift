@@ -11,7 +11,8 @@ public final class ManagerNode {
     let forwarder: Forwarder
     public private(set) var membership: Membership!
     let shipping: WorkerShipping
-    private let clusterLog: LogWriter, statsLog: LogWriter, captureLossLog: LogWriter, noticeLog: LogWriter
+    /// cluster, stats, capture_loss and notice, written through the loggers.
+    let logs: LogManager
     private var previous: [String: NodeStatistics] = [:]
     private let report: Reporter
     /// Zeek's CaptureLoss::too_much_loss, as a percentage.
@@ -26,10 +27,9 @@ public final class ManagerNode {
         forwarder = try Forwarder(context: context, manager: node, security: security)
         forwarder.start()
         shipping = try WorkerShipping(layout: layout, node: node, security: security, context: context) { report($0) }
-        clusterLog = shipping.writer(for: ClusterLogs.cluster)
-        statsLog = shipping.writer(for: ClusterLogs.stats)
-        captureLossLog = shipping.writer(for: ClusterLogs.captureLoss)
-        noticeLog = shipping.writer(for: ClusterLogs.notice)
+        let shipping = self.shipping
+        logs = LogManager(.writers { shipping.writer(for: $0) }) { path, error in report("cannot queue a \(path) record: \(error)") }
+        for schema in [ClusterLogs.cluster, ClusterLogs.stats, ClusterLogs.captureLoss, ClusterLogs.notice] { try logs.register(schema) }
         membership = try Membership(context: context, layout: layout, me: node, security: security,
                                     topics: [ClusterEvent.managerTopic], report: report,
                                     onEvent: { [unowned self] _, event in handle(event) },
@@ -38,18 +38,12 @@ public final class ManagerNode {
 
     public func attach(to loop: RunLoop) {
         membership.attach(to: loop)
-        loop.every(layout.flushInterval) { [unowned self] in
-            for writer in [clusterLog, statsLog, captureLossLog, noticeLog] { try writer.flush() }
-        }
-    }
-
-    private func write(_ writer: LogWriter, _ values: [LogValue]) {
-        do { try writer.write(values) } catch { report("cannot queue a log record: \(error)") }
+        loop.every(layout.flushInterval) { [unowned self] in logs.flushAll() }
     }
 
     /// cluster.log, in Zeek's words where Zeek has them.
     public func log(_ message: String) {
-        write(clusterLog, [.time(Clock.wallNanoseconds()), .string(node.name), .string(message)])
+        logs.write(ClusterLogs.cluster.path, [.time(Clock.wallNanoseconds()), .string(node.name), .string(message)])
     }
 
     private func changed(_ change: Membership.Change) {
@@ -83,13 +77,13 @@ public final class ManagerNode {
                 count(NodeStatistics.Name.tcpMade), count(NodeStatistics.Name.udpMade), count(NodeStatistics.Name.icmpMade),
                 .unset, .unset, .unset, .unset, .unset, .unset,
                 .count(0), .unset, current(NodeStatistics.Name.fragmentBytes), .unset]
-        write(statsLog, row)
+        logs.write(ClusterLogs.stats.path, row)
 
         let acks = delta(NodeStatistics.Name.acks) ?? 0, gaps = delta(NodeStatistics.Name.gaps) ?? 0
         let lost = acks == 0 ? 0.0 : 100.0 * Double(gaps) / Double(acks)
-        write(captureLossLog, [.time(time), .interval(time - before.time), .string(stats.node), .count(gaps), .count(acks), .double(lost)])
+        logs.write(ClusterLogs.captureLoss.path, [.time(time), .interval(time - before.time), .string(stats.node), .count(gaps), .count(acks), .double(lost)])
         if lost >= tooMuchLoss {
-            write(noticeLog, ClusterLogs.noticeRecord(
+            logs.write(ClusterLogs.notice.path, ClusterLogs.noticeRecord(
                 time: time, note: "CaptureLoss::Too_Much_Loss",
                 message: "The capture loss script detected an estimated loss rate above \(threeDecimals(lost))%", peer: stats.node))
         }
@@ -99,16 +93,13 @@ public final class ManagerNode {
     }
 
     /// Seals the last records into batches (before `finish`).
-    public func closeLogs() {
-        for writer in [clusterLog, statsLog, captureLossLog, noticeLog] { try? writer.close() }
-    }
+    public func closeLogs() { try? logs.closeAll() }
 
     /// Batches not yet acknowledged by a logger.
     public var pendingBatches: Int { shipping.pending }
 
     /// Stops: the last records out (or to the spool), goodbye, the forwarder closed.
     public func finish() {
-        closeLogs()
         shipping.finish()
         membership.leave()
         forwarder.stop()

@@ -9,7 +9,7 @@ public final class ProxyNode {
     let layout: ClusterLayout
     public private(set) var membership: Membership!
     let shipping: WorkerShipping
-    private let knownHostsLog: LogWriter
+    let logs: LogManager
     /// Hosts logged, with when (wall ns): logged again a day later, as Zeek's store expires.
     private var known: [IPAddress: UInt64] = [:]
     public static let expiry: UInt64 = 86_400_000_000_000
@@ -25,7 +25,9 @@ public final class ProxyNode {
         self.layout = layout
         self.report = report
         shipping = try WorkerShipping(layout: layout, node: node, security: security, context: context) { report($0) }
-        knownHostsLog = shipping.writer(for: ClusterLogs.knownHosts)
+        let shipping = self.shipping
+        logs = LogManager(.writers { shipping.writer(for: $0) }) { path, error in report("cannot queue a \(path) record: \(error)") }
+        try logs.register(ClusterLogs.knownHosts)
         membership = try Membership(context: context, layout: layout, me: node, security: security,
                                     topics: [ClusterEvent.nodeTopic(node.name)], report: report,
                                     onEvent: { [unowned self] _, event in handle(event) }, onChange: { _ in })
@@ -33,7 +35,7 @@ public final class ProxyNode {
 
     public func attach(to loop: RunLoop) {
         membership.attach(to: loop)
-        loop.every(layout.flushInterval) { [unowned self] in try knownHostsLog.flush() }
+        loop.every(layout.flushInterval) { [unowned self] in logs.flushAll() }
         loop.every(3_600_000_000_000) { [unowned self] in expire(now: Clock.wallNanoseconds()) }
     }
 
@@ -43,7 +45,7 @@ public final class ProxyNode {
         if known.count >= Self.maximumHosts { expire(now: time, all: true) }
         known[host] = time
         hostsLogged += 1
-        do { try knownHostsLog.write([.time(time), .address(host)]) } catch { report("cannot queue a known_hosts record: \(error)") }
+        logs.write(ClusterLogs.knownHosts.path, [.time(time), .address(host)])
     }
 
     private func expire(now: UInt64, all: Bool = false) {
@@ -53,7 +55,7 @@ public final class ProxyNode {
     }
 
     public func finish() {
-        try? knownHostsLog.close()
+        try? logs.closeAll()
         shipping.finish()
         membership.leave()
     }
