@@ -269,7 +269,8 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         let stats = try String(contentsOfFile: logs + "stats.log", encoding: .utf8)
         #expect(stats.contains("#fields\tts\tpeer\tmem\tpkts_proc\tbytes_recv\tpkts_dropped"))
         let statsRows = stats.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { $0.split(separator: "\t") }
-        #expect(Set(statsRows.map { String($0[1]) }).isSuperset(of: ["worker-1", "worker-2"]))
+        #expect(Set(statsRows.map { String($0[1]) }).isSuperset(of: ["worker-1", "worker-2", "logger-1", "proxy-1"]),
+                "\(Set(statsRows.map { String($0[1]) }))")
         let processed = statsRows.filter { $0[1] == "worker-1" }.reduce(0) { $0 + (Int($1[3]) ?? 0) }
         #expect(processed > 0)
         let loss = try String(contentsOfFile: logs + "capture_loss.log", encoding: .utf8)

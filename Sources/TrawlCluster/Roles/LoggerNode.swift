@@ -56,6 +56,7 @@ public final class LoggerNode {
         loop.add(intake)
         loop.add(monitor)
         membership?.attach(to: loop)
+        membership?.reportStatistics(on: loop, every: layout.statsInterval)
         if layout.rotationInterval > 0 {
             let schedule = RotationSchedule(interval: layout.rotationInterval)
             nextRotation = schedule.next(after: Clock.wallNanoseconds())

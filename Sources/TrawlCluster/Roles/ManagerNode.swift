@@ -38,6 +38,7 @@ public final class ManagerNode {
 
     public func attach(to loop: RunLoop) {
         membership.attach(to: loop)
+        membership.reportStatistics(on: loop, every: layout.statsInterval)
         loop.every(layout.flushInterval) { [unowned self] in logs.flushAll() }
     }
 
@@ -79,6 +80,8 @@ public final class ManagerNode {
                 .count(0), .unset, current(NodeStatistics.Name.fragmentBytes), .unset]
         logs.write(ClusterLogs.stats.path, row)
 
+        // capture_loss.log is for the nodes that analyse packets, as in Zeek.
+        guard stats[NodeStatistics.Name.acks] != nil else { return }
         let acks = delta(NodeStatistics.Name.acks) ?? 0, gaps = delta(NodeStatistics.Name.gaps) ?? 0
         let lost = acks == 0 ? 0.0 : 100.0 * Double(gaps) / Double(acks)
         logs.write(ClusterLogs.captureLoss.path, [.time(time), .interval(time - before.time), .string(stats.node), .count(gaps), .count(acks), .double(lost)])

@@ -35,6 +35,7 @@ public final class ProxyNode {
 
     public func attach(to loop: RunLoop) {
         membership.attach(to: loop)
+        membership.reportStatistics(on: loop, every: layout.statsInterval)
         loop.every(layout.flushInterval) { [unowned self] in logs.flushAll() }
         loop.every(3_600_000_000_000) { [unowned self] in expire(now: Clock.wallNanoseconds()) }
     }

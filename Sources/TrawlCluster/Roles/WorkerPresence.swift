@@ -105,3 +105,18 @@ public final class WorkerPresence {
         return UInt64(resident) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
     }
 }
+
+extension Membership {
+    /// What a logger, proxy or the manager reports to the manager every stats interval (and
+    /// now, as the baseline): its memory, so that stats.log has a row for every node, as Zeek's.
+    public func reportStatistics(on loop: RunLoop, every interval: UInt64) {
+        publishMemory()
+        loop.every(interval) { [unowned self] in publishMemory() }
+    }
+
+    private func publishMemory() {
+        let counters: [(String, UInt64)] = [(NodeStatistics.Name.memory, WorkerPresence.residentBytes())]
+        let statistics = NodeStatistics(node: me.name, time: Clock.wallNanoseconds(), counters: counters)
+        publish(.statistics(statistics), topic: ClusterEvent.managerTopic)
+    }
+}
