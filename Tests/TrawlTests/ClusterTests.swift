@@ -255,7 +255,19 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         }
         let delay = noticed.map { $0.timeIntervalSince(killedAt) }
         #expect(delay != nil && delay! < 4, "worker-3's death noticed after \(delay.map { String($0) } ?? "never") s")
-        for proxy in proxies { #expect(proxy.stop().status == 0, "\(proxy.stderr)") }
+        // A proxy killed and started again at once: its restart is reported, with its new id.
+        kill(proxies[1].pid, SIGKILL)
+        _ = proxies[1].finish()
+        let again = try cluster.start("proxy-2")
+        var restartSeen = false
+        let restartDeadline = Date().addingTimeInterval(10)
+        while !restartSeen && Date() < restartDeadline {
+            let text = (try? String(contentsOfFile: clusterLog, encoding: .utf8)) ?? ""
+            restartSeen = text.components(separatedBy: "got hello from proxy-2 (").count == 3
+            usleep(50_000)
+        }
+        #expect(restartSeen, "proxy-2's restart was not reported")
+        for proxy in [proxies[0], again] { #expect(proxy.stop().status == 0, "\(proxy.stderr)") }
         #expect(manager.stop().status == 0, "\(manager.stderr)")
         #expect(logger.stop().status == 0, "\(logger.stderr)")
 
