@@ -269,13 +269,66 @@ public struct LogBatchDecoder {
         let count = Int(try reader.u32("record count"))
         guard count <= LogBatchLimits.maximumRecords else { throw .tooLarge("\(count) records") }
         recordsStart = reader.position
-        for _ in 0..<count {
-            for field in fields { try reader.skipValue(field.type) }
+        let types = fields.map(\.type), start = reader.position
+        // The quick walk over every value; when it finds something wrong, the careful one
+        // says what.
+        if bytes.withUnsafeBytes({ Self.endOfRecords($0, from: start, count: count, types: types) }) != bytes.count {
+            for _ in 0..<count {
+                for field in fields { try reader.skipValue(field.type) }
+            }
+            guard reader.position == bytes.count else { throw .invalid("\(bytes.count - reader.position) bytes after the last record") }
+            throw .invalid("a value out of bounds")
         }
-        guard reader.position == bytes.count else { throw .invalid("\(bytes.count - reader.position) bytes after the last record") }
         header = LogBatchHeader(node: node, session: session, sequence: sequence, path: path, fields: fields)
         recordCount = count
         self.bytes = bytes
+    }
+
+    /// Where `count` records of `types` starting at `start` end, or nil when a value is
+    /// malformed or runs past the end: every length and count checked against what is left.
+    static func endOfRecords(_ raw: UnsafeRawBufferPointer, from start: Int, count: Int, types: [LogFieldType]) -> Int? {
+        let end = raw.count
+        var at = start
+        @inline(__always) func length32() -> Int? {
+            guard end - at >= 4 else { return nil }
+            defer { at += 4 }
+            return Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+        }
+        for _ in 0..<count {
+            for type in types {
+                guard at < end else { return nil }
+                let present = raw[at]
+                at += 1
+                if present == 0 { continue }
+                guard present == 1 else { return nil }
+                switch type {
+                case .bool:
+                    guard at < end, raw[at] <= 1 else { return nil }
+                    at += 1
+                case .count, .int, .double, .time, .interval:
+                    guard end - at >= 8 else { return nil }
+                    at += 8
+                case .port:
+                    guard end - at >= 2 else { return nil }
+                    at += 2
+                case .address:
+                    guard at < end else { return nil }
+                    let length = Int(raw[at])
+                    guard length == 4 || length == 16, end - at - 1 >= length else { return nil }
+                    at += 1 + length
+                case .string, .enumeration:
+                    guard let length = length32(), end - at >= length else { return nil }
+                    at += length
+                case .stringSet:
+                    guard let items = length32(), items <= (end - at) / 4 else { return nil }
+                    for _ in 0..<items {
+                        guard let length = length32(), end - at >= length else { return nil }
+                        at += length
+                    }
+                }
+            }
+        }
+        return at
     }
 
     /// Calls `body` with each record's values (one array, reused between records).
