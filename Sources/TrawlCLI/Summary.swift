@@ -17,6 +17,8 @@ struct Summary {
     var tables: [TableStatistics] = []
     /// Cluster::shard: this part, and the IP packets left to the others.
     var shard: (Shard, UInt64)?
+    /// Times the packet thread waited for the log thread (a writer that cannot keep up).
+    var logWaits: UInt64 = 0
     /// A cluster worker's log batches: what became of them.
     var delivery: DeliveryCounters?
 
@@ -58,6 +60,9 @@ struct Summary {
                         + (table.expired.map { ", \($0) expired" } ?? "")
                 }.joined(separator: "; "))
             }
+        }
+        if logWaits > 0 {
+            lines.append("log writer: behind \(logWaits) times; the packet thread waited for it (no record lost)")
         }
         if let (shard, others) = shard {
             lines.append("shard: \(shard.index)/\(shard.count), \(others) IP packets left to the other parts")

@@ -11,7 +11,8 @@ public final class ConnectionTracker {
     private let localNetworks: SubnetSet
     func isLocal(_ address: IPAddress) -> Bool { localNetworks.contains(address) }
     /// Finished connections become records and reach the sink on this queue's thread.
-    private let logStage: BackgroundQueue<LogItem>
+    /// Where finished connections go (the log thread).
+    public let logStage: ConnectionLogStage
     private let table: ConnectionTable
     /// The packet being analysed, at a stable address shared with the packet path.
     let decoded: UnsafeMutablePointer<DecodedPacket>
@@ -58,19 +59,16 @@ public final class ConnectionTracker {
     public private(set) var peakConnections = 0
     private(set) var evictedConnections: UInt64 = 0
 
-    public init(configuration: AnalysisConfiguration = AnalysisConfiguration(), sink: ConnectionSink, seed: UInt64 = 0) {
+    /// Tracks connections and hands the finished ones to a log stage of its own, feeding `sink`.
+    public convenience init(configuration: AnalysisConfiguration = AnalysisConfiguration(), sink: ConnectionSink, seed: UInt64 = 0) {
+        self.init(configuration: configuration, logStage: ConnectionLogStage(sink: sink, localNetworks: configuration.localNetworks),
+                  seed: seed)
+    }
+
+    public init(configuration: AnalysisConfiguration, logStage: ConnectionLogStage, seed: UInt64 = 0) {
         self.configuration = configuration
-        let localNetworks = SubnetSet(configuration.localNetworks)
-        self.localNetworks = localNetworks
-        logStage = BackgroundQueue { items in
-            for item in items {
-                switch item {
-                case let .finished(connection): sink.connectionEnded(connection.record(localNetworks: localNetworks))
-                case let .record(record): sink.connectionEnded(record)
-                case .flush: sink.flush()
-                }
-            }
-        }
+        localNetworks = SubnetSet(configuration.localNetworks)
+        self.logStage = logStage
         let start = seed != 0 ? seed : SplitMix64.freshSeed()
         uids = SplitMix64(seed: start)
         table = ConnectionTable(seed: start ^ 0x7ab1e)
@@ -134,8 +132,7 @@ public final class ConnectionTracker {
     /// Has the log thread send on what it holds (the rows so far reach their writer's
     /// flush): for a timer, so that a quiet link's records do not wait for more.
     public func flushLogs() {
-        logStage.append(.flush)
-        logStage.handOver()
+        logStage.flush()
     }
 
     /// 64 random bits, never 0 (the table's mark of a free slot).
@@ -397,6 +394,6 @@ public final class ConnectionTracker {
         statistics.connections.ended(proto: c.proto)
         var finished = FinishedConnection(connection: c, key: key)
         side.take(for: c, into: &finished)
-        logStage.append(buildRecord ? .record(finished.record(localNetworks: localNetworks)) : .finished(finished))
+        logStage.append(finished, buildRecord: buildRecord)
     }
 }

@@ -41,6 +41,9 @@ final class BackgroundQueue<Item> {
         pthread_join(thread, nil)
     }
 
+    /// How often `append` waited for the thread (the queue full).
+    var producerWaits: UInt64 { shared.waits }
+
     /// Hands the items appended so far to the thread now, without waiting for a full batch.
     func handOver() {
         guard !batch.isEmpty else { return }
@@ -58,6 +61,13 @@ final class BackgroundQueue<Item> {
         private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
         private var queue: [[Item]] = []
         private var inputEnded = false
+        private var waitCount: UInt64 = 0
+
+        var waits: UInt64 {
+            pthread_mutex_lock(lock)
+            defer { pthread_mutex_unlock(lock) }
+            return waitCount
+        }
 
         init(limit: Int, consume: @escaping ([Item]) -> Void) {
             self.limit = limit
@@ -75,6 +85,7 @@ final class BackgroundQueue<Item> {
 
         func push(_ batch: [Item]) {
             pthread_mutex_lock(lock)
+            if queue.count >= limit { waitCount += 1 }
             while queue.count >= limit { pthread_cond_wait(changed, lock) }
             queue.append(batch)
             pthread_cond_signal(changed) // only the consumer waits while the queue is not full
