@@ -19,6 +19,11 @@ struct SequenceSet: Equatable {
         while above.remove(contiguous + 1) != nil { contiguous += 1 }
     }
 
+    /// The most sequence numbers kept above the contiguous ones (a node whose batches go
+    /// to several loggers leaves holes here that never fill); past it the lowest hole is
+    /// taken as written: a resend of a batch that old would be written a second time.
+    static let maximumAbove = 65_536
+
     mutating func insert(_ sequence: UInt64) {
         guard sequence > contiguous else { return }
         if sequence == contiguous + 1 {
@@ -26,6 +31,7 @@ struct SequenceSet: Equatable {
             while above.remove(contiguous + 1) != nil { contiguous += 1 }
         } else {
             above.insert(sequence)
+            if above.count > Self.maximumAbove, let lowest = above.min() { raise(to: lowest) }
         }
     }
 }
@@ -49,6 +55,13 @@ final class Ledger {
     let path: String
     private var file: FileDescriptor
     private(set) var written: [SessionKey: SequenceSet] = [:]
+    /// When each session last had a batch written (wall ns; a loaded session counts from the
+    /// load): rotation forgets sessions idle for `sessionExpiry`, keeping at most
+    /// `maximumSessions`, so that years of node restarts do not pile up here.
+    private var lastWritten: [SessionKey: UInt64] = [:]
+    static let sessionExpiry: UInt64 = 7 * 86_400_000_000_000
+    static let maximumSessions = 65_536
+    private(set) var sessionsForgotten: UInt64 = 0
     /// Batches whose bytes were missing after a crash: their files were cut back.
     private(set) var recovered: [(path: String, cutTo: UInt64)] = []
 
@@ -85,6 +98,8 @@ final class Ledger {
             }
         }
         recovered = cut.map { ($0.key, $0.value) }
+        let now = Clock.wallNanoseconds()
+        for key in written.keys { lastWritten[key] = now }
         file = try FileDescriptor.open(path, O_WRONLY | O_CREAT | O_APPEND, permissions: 0o644)
         try rewrite() // the recovered state, compactly: W lines of files cut back must go
     }
@@ -99,11 +114,25 @@ final class Ledger {
     func record(node: String, session: UInt64, sequence: UInt64, stream: String, offset: UInt64, length: UInt64) throws(Errno) {
         let line = "W \(node) \(String(session, radix: 16)) \(sequence) \(stream) \(offset) \(length)\n"
         try file.writeAll(Array(line.utf8))
-        written[SessionKey(node: node, session: session), default: SequenceSet()].insert(sequence)
+        let key = SessionKey(node: node, session: session)
+        written[key, default: SequenceSet()].insert(sequence)
+        lastWritten[key] = Clock.wallNanoseconds()
     }
 
     /// Replaces the ledger by H lines: after a rotation, or to drop the W lines of a recovery.
+    /// Sessions idle past the expiry (and the oldest beyond the bound) are forgotten here.
     func rewrite() throws(Errno) {
+        let now = Clock.wallNanoseconds()
+        var idle = lastWritten.filter { now &- $0.value > Self.sessionExpiry }.map(\.key)
+        if written.count - idle.count > Self.maximumSessions {
+            let keep = Set(lastWritten.sorted { $0.value > $1.value }.prefix(Self.maximumSessions).map(\.key))
+            idle = written.keys.filter { !keep.contains($0) }
+        }
+        for key in idle {
+            written.removeValue(forKey: key)
+            lastWritten.removeValue(forKey: key)
+        }
+        sessionsForgotten += UInt64(idle.count)
         var text = ""
         for (key, set) in written.sorted(by: { ($0.key.node, $0.key.session) < ($1.key.node, $1.key.session) }) {
             text += "H \(key.node) \(String(key.session, radix: 16)) \(set.contiguous)"
