@@ -459,6 +459,26 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
     /// Garbage to every port that listens — the logger's, and the manager's forwarder's two —
     /// raw bytes and well-formed ZeroMQ messages that are not Trawl's: refused, counted and
     /// said; no node falls over, and the cluster goes on working.
+    /// The one way records are lost: the spool's disk limit. Every lost batch is counted and
+    /// said, on stderr and in the summary.
+    @Test func aFullSpoolIsTheOnlyLossAndItIsSaid() throws {
+        let cluster = try TestCluster(basePort: 29050, workers: 1, extra: "\"rotation_interval\": 0, \"batch_records\": 50, "
+                                      + "\"memory_limit\": 65536, \"spool_limit\": 100000, \"shutdown_timeout\": 0.5")
+        let trace = cluster.directory.file("trace.pcap")
+        try writeClusterTrace(at: trace, flows: 3000)
+        let worker = try cluster.start("worker-1", ["-r", trace]) // no logger at all
+        let result = worker.finish()
+        #expect(result.status == 0, "\(worker.stderr)")
+        #expect(worker.stderr.contains("dropped a batch of 50 records: the spool spool/worker-1 is full (100000 bytes)"), "\(worker.stderr)")
+        let lost = summaryNumber(result.stdout, before: " records lost)")
+        #expect(lost > 0 && lost % 50 == 0, "\(result.stdout)")
+        let made = summaryNumber(result.stdout, before: " records in ")
+        let spooledBytes = try FileManager.default.contentsOfDirectory(atPath: cluster.directory.file("spool/worker-1"))
+            .reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: cluster.directory.file("spool/worker-1/") + $1)[.size] as? Int) ?? 0) }
+        #expect(spooledBytes <= 100_000)
+        #expect(lost < made)
+    }
+
     @Test func garbageOnEveryListeningPortIsCountedAndDropped() throws {
         let cluster = try TestCluster(basePort: 28500, workers: 1,
                                       extra: "\"rotation_interval\": 0, \"heartbeat_interval\": 0.2, \"node_timeout\": 1")

@@ -223,18 +223,25 @@ final class Outbox: @unchecked Sendable {
     }
 
     /// Writes every batch still held only in memory to the spool, so that a node that stops
-    /// before its loggers answered loses nothing: the next run sends them. Returns how many.
+    /// before its loggers answered loses nothing: the next run sends them. Within the
+    /// spool's bound; beyond it a batch is dropped, counted and said. Returns how many went.
     func spoolRemaining() -> Int {
-        var toStore: [(index: Int, bytes: [UInt8], sequence: UInt64, session: UInt64)] = []
+        var toStore: [(index: Int, bytes: [UInt8], sequence: UInt64, records: UInt32)] = []
         locked {
             for index in head..<entries.count where entries[index].spoolPath == nil {
-                if let bytes = entries[index].bytes { toStore.append((index, bytes, entries[index].sequence, entries[index].session)) }
+                if let bytes = entries[index].bytes { toStore.append((index, bytes, entries[index].sequence, entries[index].records)) }
             }
         }
         var stored = 0
         for item in toStore {
+            if spool.bytes + item.bytes.count > spoolLimit {
+                locked { drop(Entry(session: 0, sequence: item.sequence, records: item.records, size: item.bytes.count),
+                              reason: "the spool \(spool.directory) is full (\(spoolLimit) bytes)") }
+                continue
+            }
             guard (try? spool.store(item.bytes, order: (sessionStart, item.sequence))) != nil else {
-                warn("cluster: cannot keep batch \(item.sequence) in the spool \(spool.directory): \(Errno.current); its \(item.bytes.count) bytes are lost")
+                locked { drop(Entry(session: 0, sequence: item.sequence, records: item.records, size: item.bytes.count),
+                              reason: "cannot write to the spool \(spool.directory): \(Errno.current)") }
                 continue
             }
             stored += 1
