@@ -194,8 +194,8 @@ usage: trawl [options] [Namespace::option=value ...]
   --cluster-layout FILE --node NAME
                  run as node NAME of the cluster FILE describes (docs/cluster.md); NAME may
                  also come from $CLUSTER_NODE. A worker reads -r/-i and ships its logs to the
-                 loggers; a logger writes them
-  Site::local_nets=CIDR,...  tcp_inactivity_timeout=5min  udp_inactivity_timeout=1min  icmp_inactivity_timeout=1min
+                 loggers; a logger writes them; the manager and proxies serve until stopped
+  Site::local_nets=CIDR,...   tcp_inactivity_timeout=5min   (also udp_ and icmp_inactivity_timeout)
                  the local networks (added to the private address space unless
                  Site::private_address_space_is_local=F) and the inactivity timeouts, as Zeek names them
   Cluster::shard=I/N
