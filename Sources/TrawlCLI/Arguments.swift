@@ -45,6 +45,8 @@ public struct CaptureOptions: Equatable {
     /// Connection analysis and conn.log; off with --no-analysis.
     public var analysis = true
     public var logDirectory = "."
+    /// Whether --logdir was given (else a cluster node takes its layout's).
+    public var logDirectoryGiven = false
     public var jsonLogs = false
     /// `--cluster-layout FILE`: this process is a node of the cluster the file describes.
     public var clusterLayout: String?
@@ -108,7 +110,9 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
             guard let count = Int(text), (2...64).contains(count) else { throw UsageError("--members takes a number from 2 to 64, not '\(text)'") }
             members = count
         case "--no-analysis": options.analysis = false
-        case "--logdir": options.logDirectory = try value(for: word, attached: "")
+        case "--logdir":
+            options.logDirectory = try value(for: word, attached: "")
+            options.logDirectoryGiven = true
         case "--cluster-layout": options.clusterLayout = try value(for: word, attached: "")
         case "--node": options.nodeName = try value(for: word, attached: "")
         case "--generate-cluster-keys": return .generateClusterKeys(try value(for: word, attached: ""))

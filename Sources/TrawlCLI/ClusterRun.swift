@@ -18,14 +18,20 @@ extension Trawl {
         guard let node = layout.node(named: name) else {
             throw FatalError("\(file): no node named '\(name)' (nodes: \(layout.nodes.map(\.name).joined(separator: ", ")))")
         }
-        // The layout's settings first, so that the command line's own win.
+        // The layout's settings first (the cluster's, then the node's), so that the command
+        // line's own win; the node's sources, CPUs and log directory when the line gives none.
         var settings = AnalysisSettings()
-        for word in layout.options {
+        var pluginOptions: [String] = []
+        for word in layout.options + node.options {
             do {
-                if try !settings.take(word) { options.optionAssignments.insert(word, at: 0) }
+                if try !settings.take(word) { pluginOptions.append(word) }
             } catch { throw FatalError("\(file): options: \(error)") }
         }
+        options.optionAssignments = pluginOptions + given.optionAssignments
         options.analysisSettings = settings.merged(with: given.analysisSettings)
+        if given.interfaces.isEmpty && given.traces.isEmpty { options.interfaces = node.interfaces }
+        if given.pinCPUs == nil { options.pinCPUs = node.pinCPUs }
+        if !given.logDirectoryGiven, let directory = node.logDirectory { options.logDirectory = directory }
         let security: ClusterSecurity
         do { security = try ClusterSecurity.forLayout(layout) { writeStandardError("warning: \($0)\n") } }
         catch { throw FatalError(error) }

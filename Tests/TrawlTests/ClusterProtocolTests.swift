@@ -147,6 +147,32 @@ import TrawlCore
         do { _ = try ClusterLayout.parse(text, file: "c.json") } catch { #expect(error.description == message) }
     }
 
+    /// What trawlctl writes for each node from node.cfg: its sources, settings, CPUs, log directory.
+    @Test func aNodeCarriesItsOwnSettings() throws {
+        let layout = try ClusterLayout.parse("""
+            {"nodes": {"m": {"role": "manager", "host": "h", "log_dir": "/var/log/trawl"},
+                       "w": {"role": "worker", "host": "h", "interface": "af_packet::eth0", "pin_cpus": "1-2",
+                             "options": ["AF_Packet::fanout_id=23", "tcp_inactivity_timeout=1min"]},
+                       "v": {"role": "worker", "host": "h", "interface": ["eth1", "eth2"], "pin_cpus": [3]}}}
+            """, file: "c.json")
+        let w = try #require(layout.node(named: "w")), v = try #require(layout.node(named: "v"))
+        #expect(w.interfaces == ["af_packet::eth0"] && w.pinCPUs == [1, 2])
+        #expect(w.options == ["AF_Packet::fanout_id=23", "tcp_inactivity_timeout=1min"])
+        #expect(v.interfaces == ["eth1", "eth2"] && v.pinCPUs == [3])
+        #expect(layout.manager.logDirectory == "/var/log/trawl")
+        for (text, message) in [
+            ("{\"nodes\": {\"m\": {\"role\": \"manager\", \"host\": \"h\", \"interface\": \"eth0\"}}}",
+             "c.json: node m: interface: only a worker reads packets"),
+            ("{\"nodes\": {\"m\": {\"role\": \"manager\", \"host\": \"h\"}, \"w\": {\"role\": \"worker\", \"host\": \"h\", \"pin_cpus\": \"x\"}}}",
+             "c.json: node w: pin_cpus: expected CPU numbers: \"0,2\", \"0-3\" or [0, 2]"),
+            ("{\"nodes\": {\"m\": {\"role\": \"manager\", \"host\": \"h\"}, \"w\": {\"role\": \"worker\", \"host\": \"h\", \"options\": [\"udp_inactivity_timeout=x\"]}}}",
+             "c.json: node w: options: udp_inactivity_timeout: 'x' is not an interval above 0 (300, 300sec, 5min, 1hr, 2days)"),
+        ] {
+            do { _ = try ClusterLayout.parse(text, file: "c.json"); Issue.record("accepted: \(text)") }
+            catch { #expect(error.description == message) }
+        }
+    }
+
     @Test func nodesOnSeveralHostsNeedKeysOrAnExplicitPlaintext() throws {
         let text = """
             {"nodes": {"m": {"role": "manager", "host": "10.0.0.1"}, "w": {"role": "worker", "host": "10.0.0.2"}}}

@@ -527,6 +527,23 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         expectSameRows(try cluster.rows().rows, try Self.singleRun(trace, in: cluster.directory).rows)
     }
 
+    /// A node started with only its name takes its sources and log directory from the layout.
+    @Test func aNodeRunsWithWhatTheLayoutSaysOfIt() throws {
+        let cluster = try TestCluster(basePort: 29070, workers: 1, extra: "\"rotation_interval\": 0")
+        var text = try String(contentsOfFile: cluster.directory.file("layout.json"), encoding: .utf8)
+        text = text.replacingOccurrences(of: "\"port\": 29072}", with: "\"port\": 29072, \"log_dir\": \"from-layout\"}")
+        text = text.replacingOccurrences(of: "\"worker-1\": {\"role\": \"worker\", \"host\": \"127.0.0.1\"}",
+                                         with: "\"worker-1\": {\"role\": \"worker\", \"host\": \"127.0.0.1\", \"interface\": \"trawl-no-such-if0\"}")
+        try text.write(toFile: cluster.directory.file("layout.json"), atomically: true, encoding: .utf8)
+        let logger = try cluster.start("logger-1")
+        #expect(logger.waitFor("writing into from-layout"), "\(logger.stderr)")
+        let worker = try cluster.start("worker-1")
+        let result = worker.finish()
+        #expect(result.status == 1 && worker.stderr.contains("trawl-no-such-if0"), "\(worker.stderr)")
+        #expect(logger.stop().status == 0)
+        #expect(FileManager.default.fileExists(atPath: cluster.directory.file("from-layout/.trawl-ledger")))
+    }
+
     @Test func aNodeWithoutTheClustersKeyIsRefused() throws {
         let cluster = try TestCluster(basePort: 28600, workers: 1, extra: "\"rotation_interval\": 0, \"keys\": \"keys\"")
         let keys = try runProcess(Paths.trawl, ["--generate-cluster-keys", cluster.directory.file("keys")])

@@ -18,6 +18,20 @@ public struct ClusterNode: Equatable, Sendable {
     /// The port it listens on: the manager's event forwarder (and the next port), a
     /// logger's log intake. Nil for nodes that only connect.
     public var port: UInt16?
+    /// What the node runs with when its command line does not say: a worker's packet
+    /// sources (`af_packet::eth0`), settings (`AF_Packet::fanout_id=23`), the CPUs it is
+    /// pinned to, a log writer's directory. trawlctl fills these from node.cfg.
+    public var interfaces: [String] = []
+    public var options: [String] = []
+    public var pinCPUs: [Int]?
+    public var logDirectory: String?
+
+    public init(name: String, role: NodeRole, host: String, port: UInt16?) {
+        self.name = name
+        self.role = role
+        self.host = host
+        self.port = port
+    }
 
     /// `tcp://host:port` for the node's port plus `offset`.
     public func endpoint(offset: UInt16 = 0) -> String? {
@@ -186,8 +200,9 @@ extension ClusterLayout {
                 throw fail("a node name is letters, digits, '-', '_' and '.'", node: name.isEmpty ? "\"\"" : name)
             }
             guard case let .object(fields) = description else { throw fail("expected an object, got \(description.kind)", node: name) }
-            for field in fields where !["role", "host", "port"].contains(field.key) {
-                throw fail("unknown field (known: role, host, port)", node: name, field: field.key)
+            let nodeFields = ["role", "host", "port", "interface", "options", "pin_cpus", "log_dir"]
+            for field in fields where !nodeFields.contains(field.key) {
+                throw fail("unknown field (known: \(nodeFields.joined(separator: ", ")))", node: name, field: field.key)
             }
             guard case let .string(roleName)? = description["role"] else { throw fail("missing; one of manager, logger, proxy, worker", node: name, field: "role") }
             guard let role = NodeRole(rawValue: roleName) else {
@@ -208,7 +223,46 @@ extension ClusterLayout {
             case .logger: guard port != nil else { throw fail("a logger needs the port it takes logs on", node: name, field: "port") }
             case .proxy, .worker: break
             }
-            layout.nodes.append(ClusterNode(name: name, role: role, host: host, port: port))
+            var node = ClusterNode(name: name, role: role, host: host, port: port)
+            func strings(_ key: String, _ what: String) throws(LayoutError) -> [String] {
+                switch description[key] {
+                case nil: return []
+                case let .string(text)?: return [text]
+                case let .array(items)?:
+                    var texts: [String] = []
+                    for item in items {
+                        guard case let .string(text) = item, !text.isEmpty else { throw fail("expected \(what)", node: name, field: key) }
+                        texts.append(text)
+                    }
+                    return texts
+                default: throw fail("expected \(what)", node: name, field: key)
+                }
+            }
+            node.interfaces = try strings("interface", "a packet source such as \"af_packet::eth0\", or a list of them")
+            if !node.interfaces.isEmpty && role != .worker {
+                throw fail("only a worker reads packets", node: name, field: "interface")
+            }
+            node.options = try strings("options", "a list of settings such as \"AF_Packet::fanout_id=23\"")
+            for word in node.options {
+                guard word.contains("=") else { throw fail("'\(word)' is not a setting (NAME=VALUE)", node: name, field: "options") }
+                var check = AnalysisSettings()
+                do { _ = try check.take(word) } catch { throw fail(error.description, node: name, field: "options") }
+            }
+            if let value = description["pin_cpus"] {
+                var cpus: [Int]?
+                if case let .string(text) = value { cpus = CPUAffinity.parse(text) }
+                if case let .array(items) = value {
+                    cpus = items.compactMap { if case let .number(n) = $0, n >= 0, n == n.rounded(), n < 4096 { return Int(n) } else { return nil } }
+                    if cpus?.count != items.count || cpus?.isEmpty == true { cpus = nil }
+                }
+                guard let cpus else { throw fail("expected CPU numbers: \"0,2\", \"0-3\" or [0, 2]", node: name, field: "pin_cpus") }
+                node.pinCPUs = cpus
+            }
+            if let value = description["log_dir"] {
+                guard case let .string(dir) = value, !dir.isEmpty else { throw fail("expected a directory", node: name, field: "log_dir") }
+                node.logDirectory = dir
+            }
+            layout.nodes.append(node)
         }
         let managers = layout.nodes(.manager)
         guard managers.count == 1 else {
