@@ -7,7 +7,7 @@ public enum Command: Equatable {
     case version
     /// `-N` (verbose false) or `-NN` (verbose true), optionally for one plugin.
     case listPlugins(verbose: Bool, name: String?, json: Bool)
-    case capture(CaptureOptions)
+    case capture(NodeConfiguration)
     /// `--check-fanout af_packet::IFACE`: is the kernel's fanout hash symmetric?
     case checkFanout(FanoutCheckOptions)
     /// `--generate-cluster-keys DIR`: CURVE keys for a cluster.
@@ -29,37 +29,6 @@ public struct FanoutCheckOptions: Equatable {
     }
 }
 
-/// The settings of a capture run.
-public struct CaptureOptions: Equatable {
-    public var interfaces: [String] = []
-    public var traces: [String] = []
-    public var filter: String?
-    public var writePath: String?
-    public var ignoreChecksums = false
-    public var bareMode = false
-    /// `Namespace::name=value` words, checked against the plugins once they are loaded.
-    public var optionAssignments: [String] = []
-    public var progress: Bool?
-    /// `--pin-cpu LIST`: run on these CPUs only.
-    public var pinCPUs: [Int]?
-    /// Connection analysis and conn.log; off with --no-analysis.
-    public var analysis = true
-    public var logDirectory = "."
-    /// Whether --logdir was given (else a cluster node takes its layout's).
-    public var logDirectoryGiven = false
-    public var jsonLogs = false
-    /// `--cluster-layout FILE`: this process is a node of the cluster the file describes.
-    public var clusterLayout: String?
-    /// `--node NAME` (else $CLUSTER_NODE): which of the layout's nodes.
-    public var nodeName: String?
-    /// `Cluster::shard=I/N`: analyse only part I of N of the traffic.
-    public var shard: Shard?
-    /// `Site::local_nets=...`, `tcp_inactivity_timeout=...`: the analysis as Zeek's names set it.
-    public var analysisSettings = AnalysisSettings()
-
-    public init() {}
-}
-
 public struct UsageError: Error, Equatable, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
@@ -68,7 +37,7 @@ public struct UsageError: Error, Equatable, CustomStringConvertible {
 /// Parses Zeek-style flags: `-i IFACE` or `-iIFACE`, repeatable `-i`/`-r`, `-N`/`-NN [NAME]`,
 /// and trailing `Namespace::name=value` option assignments.
 public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command {
-    var options = CaptureOptions()
+    var options = NodeConfiguration()
     var listing: (verbose: Bool, name: String?)?
     var json = false
     var checkFanout: String?
@@ -96,8 +65,8 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
                 listing?.name = arguments[index]
             }
         case "--json": json = true
-        case "-C": options.ignoreChecksums = true
-        case "-b": options.bareMode = true
+        case "-C": options.analysis.verifyChecksums = false
+        case "-b": options.analysis.bareMode = true
         case "--progress": options.progress = true
         case "--no-progress": options.progress = false
         case "--check-fanout": checkFanout = try value(for: word, attached: "")
@@ -109,7 +78,7 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
             let text = try value(for: word, attached: "")
             guard let count = Int(text), (2...64).contains(count) else { throw UsageError("--members takes a number from 2 to 64, not '\(text)'") }
             members = count
-        case "--no-analysis": options.analysis = false
+        case "--no-analysis": options.analyses = false
         case "--logdir":
             options.logDirectory = try value(for: word, attached: "")
             options.logDirectoryGiven = true
@@ -143,7 +112,7 @@ public func parseArguments(_ arguments: [String]) throws(UsageError) -> Command 
                 guard name == "shard", let shard = Shard(text) else {
                     throw UsageError("the Cluster option is Cluster::shard=I/N (part I of N, 0 <= I < N <= 1024), not '\(word)'")
                 }
-                options.shard = shard
+                options.analysis.shard = shard
             } else if OptionAssignment.parse(word) != nil {
                 options.optionAssignments.append(word)
             } else {

@@ -7,31 +7,19 @@ import TrawlCore
 
 extension Trawl {
     /// `--cluster-layout FILE`: runs this process as the node the layout names.
-    static func runClusterNode(_ given: CaptureOptions) throws -> Int32 {
-        var options = given
-        let file = options.clusterLayout!
+    static func runClusterNode(_ given: NodeConfiguration) throws -> Int32 {
+        let file = given.clusterLayout!
         let layout: ClusterLayout
         do { layout = try ClusterLayout.load(path: file) } catch { throw FatalError(error) }
-        guard let name = options.nodeName ?? environmentValue("CLUSTER_NODE") else {
+        guard let name = given.nodeName ?? environmentValue("CLUSTER_NODE") else {
             throw FatalError("which node of \(file) is this? Give --node NAME or set CLUSTER_NODE")
         }
         guard let node = layout.node(named: name) else {
             throw FatalError("\(file): no node named '\(name)' (nodes: \(layout.nodes.map(\.name).joined(separator: ", ")))")
         }
-        // The layout's settings first (the cluster's, then the node's), so that the command
-        // line's own win; the node's sources, CPUs and log directory when the line gives none.
-        var settings = AnalysisSettings()
-        var pluginOptions: [String] = []
-        for word in layout.options + node.options {
-            do {
-                if try !settings.take(word) { pluginOptions.append(word) }
-            } catch { throw FatalError("\(file): options: \(error)") }
-        }
-        options.optionAssignments = pluginOptions + given.optionAssignments
-        options.analysisSettings = settings.merged(with: given.analysisSettings)
-        if given.interfaces.isEmpty && given.traces.isEmpty { options.interfaces = node.interfaces }
-        if given.pinCPUs == nil { options.pinCPUs = node.pinCPUs }
-        if !given.logDirectoryGiven, let directory = node.logDirectory { options.logDirectory = directory }
+        // The layout's settings under the command line's (NodeConfiguration.applying).
+        let options: NodeConfiguration
+        do { options = try given.applying(layout: layout, node: node) } catch { throw FatalError("\(file): options: \(error)") }
         let security: ClusterSecurity
         do { security = try ClusterSecurity.forLayout(layout) { writeStandardError("warning: \($0)\n") } }
         catch { throw FatalError(error) }
@@ -91,7 +79,7 @@ extension Trawl {
     }
 
     /// A logger, the manager or a proxy: serves until SIGINT/SIGTERM, then closes its logs.
-    static func runService(_ node: ClusterNode, layout: ClusterLayout, options: CaptureOptions, security: ClusterSecurity,
+    static func runService(_ node: ClusterNode, layout: ClusterLayout, options: NodeConfiguration, security: ClusterSecurity,
                            context: ZMQContext, report: @escaping Reporter) throws -> Int32 {
         let loop = RunLoop(stopToken: processStop)
         let stopper = StopSignals(interrupting: [], stop: processStop)

@@ -111,7 +111,7 @@ public enum Trawl {
     /// sources, it sets itself up and returns what to do when the run ends.
     typealias RunExtension = (RunLoop, ConnectionTracker?, PacketConsumer, [any PacketSource]) throws -> () -> Void
 
-    static func capture(_ options: CaptureOptions, registry: SourceRegistry, logs: LogDestination,
+    static func capture(_ options: NodeConfiguration, registry: SourceRegistry, logs: LogDestination,
                         extend: RunExtension? = nil) throws {
         let settings: OptionSettings
         do { settings = try OptionSettings(assignments: options.optionAssignments, registry: registry) }
@@ -146,12 +146,8 @@ public enum Trawl {
 
         // The connection log, opened last so that a failed start leaves no file behind.
         var analysis: (tracker: ConnectionTracker, sink: ConnLogSink)?
-        if options.analysis {
-            var configuration = AnalysisConfiguration()
-            configuration.verifyChecksums = !options.ignoreChecksums
-            configuration.bareMode = options.bareMode
-            configuration.shard = options.shard ?? .whole
-            options.analysisSettings.apply(to: &configuration)
+        if options.analyses {
+            let configuration = options.resolvedAnalysis
             do {
                 let manager: LogManager
                 switch logs {

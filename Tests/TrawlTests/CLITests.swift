@@ -12,7 +12,7 @@ import TrawlCore
         #expect(options.traces == ["a.pcap", "b.pcap"])
         #expect(options.filter == "udp")
         #expect(options.writePath == "out.pcap")
-        #expect(options.ignoreChecksums)
+        #expect(!options.analysis.verifyChecksums)
         #expect(options.optionAssignments == ["Pcap::snaplen=100"])
         #expect(try parseArguments(["-N"]) == .listPlugins(verbose: false, name: nil, json: false))
         #expect(try parseArguments(["-NN", "Trawl::Pcap"]) == .listPlugins(verbose: true, name: "Trawl::Pcap", json: false))
