@@ -13,13 +13,13 @@ public final class ConnectionTracker {
     /// Finished connections become records and reach the sink on this queue's thread.
     /// Where finished connections go (the log thread).
     public let logStage: ConnectionLogStage
-    private let table: ConnectionTable
+    let table: ConnectionTable
     /// The packet being analysed, at a stable address shared with the packet path.
     let decoded: UnsafeMutablePointer<DecodedPacket>
     /// Link layers, IP, fragments, transports and tunnels, up to `track`.
-    private let path: PacketPath
-    @exclusivity(unchecked) private var uids: SplitMix64
-    private var evictionRandom = SplitMix64(seed: 0x5eed) // its numbers pick eviction victims
+    let path: PacketPath
+    @exclusivity(unchecked) var uids: SplitMix64
+    var evictionRandom = SplitMix64(seed: 0x5eed) // its numbers pick eviction victims
     /// The packet's time, and the timers' clock: network time, which never goes back.
     @exclusivity(unchecked) private(set) var now: UInt64 = 0
     @exclusivity(unchecked) private(set) var clock: UInt64 = 0
@@ -57,7 +57,7 @@ public final class ConnectionTracker {
     public var activeConnections: Int { table.count }
     /// The most connections open at once so far.
     public private(set) var peakConnections = 0
-    private(set) var evictedConnections: UInt64 = 0
+    var evictedConnections: UInt64 = 0
 
     /// Tracks connections and hands the finished ones to a log stage of its own, feeding `sink`.
     public convenience init(configuration: AnalysisConfiguration = AnalysisConfiguration(), sink: ConnectionSink, seed: UInt64 = 0) {
@@ -103,22 +103,6 @@ public final class ConnectionTracker {
         path.process(packet, linkType: linkType, at: now)
     }
 
-    /// The tables that traffic can grow, each with its bound and what hitting it or expiry
-    /// took away: for the summary and the statistics.
-    public var tables: [TableStatistics] {
-        let fragments = path.fragments, tunnels = path.ipTunnels
-        return [
-            TableStatistics(name: "connections", entries: table.count, peak: peakConnections,
-                            bound: min(configuration.maximumConnections, ConnectionTable.maximumSlots), evicted: evictedConnections),
-            TableStatistics(name: "fragments", entries: fragments.pending, peak: fragments.peak,
-                            bound: fragments.limits.maximumDatagrams, evicted: fragments.evicted, expired: fragments.expired),
-            TableStatistics(name: "fragment bytes", entries: fragments.bytesHeld, peak: fragments.peakBytes,
-                            bound: fragments.limits.maximumBytes, evicted: 0),
-            TableStatistics(name: "ip tunnels", entries: tunnels.count, peak: tunnels.peak,
-                            bound: tunnels.limits.maximumTunnels, evicted: tunnels.evicted, expired: tunnels.expired),
-        ]
-    }
-
     /// Logs every connection still open, as at the end of input; returns once the sink has
     /// been given every record. The sink is called on the tracker's log thread.
     public func finish() {
@@ -133,32 +117,6 @@ public final class ConnectionTracker {
     /// flush): for a timer, so that a quiet link's records do not wait for more.
     public func flushLogs() {
         logStage.flush()
-    }
-
-    /// 64 random bits, never 0 (the table's mark of a free slot).
-    func newUID() -> UInt64 {
-        while true {
-            let uid = uids.next()
-            if uid != 0 { return uid }
-        }
-    }
-
-    /// Makes room for one connection: looks at a few connections at random and evicts the
-    /// first unanswered attempt among them, else the last one looked at. O(1), and under a
-    /// flood the attempts are what it finds.
-    private func evictOne() {
-        var victim: ConnectionTable.Slot?
-        var looked = 0
-        while looked < 8 || victim == nil {
-            let slot = ConnectionTable.Slot(evictionRandom.next() % UInt64(table.highWater))
-            guard table.isLive(slot) else { continue }
-            looked += 1
-            victim = slot
-            if table.connection(slot).pointee.resp.packets == 0 { break }
-        }
-        weirdCounter.pointee.note(.connectionEvicted)
-        evictedConnections += 1
-        logAndForget(victim!)
     }
 
     // MARK: Connections
@@ -372,7 +330,7 @@ public final class ConnectionTracker {
         path.advance(to: now)
     }
 
-    private func logAndForget(_ slot: ConnectionTable.Slot) {
+    func logAndForget(_ slot: ConnectionTable.Slot) {
         let key = table.key(of: slot)
         log(table.remove(slot), key: key)
     }
