@@ -555,8 +555,11 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         let trace = cluster.directory.file("trace.pcap")
         try writeClusterTrace(at: trace, flows: 100)
         let logger = try cluster.startLogger()
+        let manager = try cluster.start("manager")
+        #expect(manager.waitFor("forwarding events"), "\(manager.stderr)")
         let intruder = try NodeProcess("worker-1", directory: impostor.path, arguments: ["-r", trace])
         #expect(logger.waitFor("refused a connection", seconds: 10), "\(logger.stderr)")
+        #expect(manager.waitFor("refused a connection", seconds: 10), "\(manager.stderr)")
         kill(intruder.pid, SIGKILL)
         _ = intruder.finish()
         // A peer that knows the server's public key but has a client key of its own gets
@@ -571,11 +574,16 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         try peer.connect("tcp://127.0.0.1:\(cluster.basePort + 2)")
         #expect(logger.waitFor("refused a connection from 127.0.0.1", seconds: 10), "\(logger.stderr)")
         peer.close()
-        // The real worker gets through, encrypted.
+        // The real worker gets through, encrypted, and is heard by the manager.
         let worker = try cluster.start("worker-1", ["-r", trace])
         #expect(worker.finish().status == 0, "\(worker.stderr)")
+        #expect(manager.stop().status == 0, "\(manager.stderr)")
         #expect(logger.stop().status == 0)
         expectSameRows(try cluster.rows().rows, try Self.singleRun(trace, in: cluster.directory).rows)
+        // The manager's refusals are in cluster.log, where an operator looks for who could not join.
+        let clusterLog = try String(contentsOfFile: cluster.directory.file("logs-logger-1/cluster.log"), encoding: .utf8)
+        #expect(clusterLog.contains("\tmanager\trefused a connection on tcp://127.0.0.1:"), "\(clusterLog)")
+        #expect(clusterLog.contains("got hello from worker-1"), "\(clusterLog)")
     }
 }
 

@@ -15,6 +15,10 @@ public final class ManagerNode {
     let logs: LogManager
     private var previous: [String: NodeStatistics] = [:]
     private let report: Reporter
+    private let security: ClusterSecurity
+    /// Handshakes that failed at the forwarder's ports (a node without the cluster's keys).
+    private var monitors: [HandshakeMonitor] = []
+    private var refusals: RefusalLog!
     /// Zeek's CaptureLoss::too_much_loss, as a percentage.
     public var tooMuchLoss = 10.0
 
@@ -23,8 +27,15 @@ public final class ManagerNode {
         self.node = node
         self.layout = layout
         self.report = report
+        self.security = security
         try security.startAuthentication(context)
         forwarder = try Forwarder(context: context, manager: node, security: security)
+        let refusals = RefusalLog()
+        monitors = try forwarder.monitors(context: context) { message in
+            report(message)
+            refusals.add(message)
+        }
+        self.refusals = refusals
         forwarder.start()
         shipping = try WorkerShipping(layout: layout, node: node, security: security, context: context) { report($0) }
         let shipping = self.shipping
@@ -37,6 +48,15 @@ public final class ManagerNode {
     }
 
     public func attach(to loop: RunLoop) {
+        for monitor in monitors { loop.add(monitor) }
+        // Refusals go to cluster.log too, where an operator looks for who could not join.
+        loop.every(1_000_000_000) { [unowned self] in
+            for message in refusals.take() { log(message) }
+            for address in security.takeRefusals() {
+                report("refused a connection from \(address): not the cluster's key")
+                log("refused a connection from \(address): not the cluster's key")
+            }
+        }
         membership.attach(to: loop)
         membership.reportStatistics(on: loop, every: layout.statsInterval)
         loop.every(layout.flushInterval) { [unowned self] in logs.flushAll() }
@@ -103,9 +123,11 @@ public final class ManagerNode {
 
     /// Stops: the last records out (or to the spool), goodbye, the forwarder closed.
     public func finish() {
+        for monitor in monitors { monitor.close() }
         shipping.finish()
         membership.leave()
         forwarder.stop()
+        security.stopAuthentication()
     }
 }
 
@@ -114,4 +136,11 @@ func threeDecimals(_ value: Double) -> String {
     let thousandths = Int((value * 1000).rounded())
     let fraction = String(thousandths % 1000)
     return "\(thousandths / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+}
+
+/// Messages from the handshake monitors, kept for cluster.log (they run on the same loop).
+final class RefusalLog: @unchecked Sendable {
+    private var messages: [String] = []
+    func add(_ message: String) { if messages.count < 1000 { messages.append(message) } }
+    func take() -> [String] { defer { messages.removeAll() }; return messages }
 }

@@ -8,7 +8,8 @@ import TrawlCore
 /// XSUB port (the manager's port + 1) and subscribe at its XPUB port (the manager's port);
 /// libzmq's proxy passes messages one way and subscriptions the other, on a thread of its own.
 public final class Forwarder: @unchecked Sendable {
-    private let frontend: ZMQSocket, backend: ZMQSocket, control: ZMQSocket, steering: ZMQSocket
+    let frontend: ZMQSocket, backend: ZMQSocket
+    private let control: ZMQSocket, steering: ZMQSocket
     private var thread: pthread_t?
 
     public init(context: ZMQContext, manager: ClusterNode, security: ClusterSecurity) throws(ZMQError) {
@@ -30,6 +31,13 @@ public final class Forwarder: @unchecked Sendable {
 
     static func listening(_ node: ClusterNode, offset: UInt16) -> String {
         "tcp://" + (node.host.contains(":") ? "[\(node.host)]" : node.host) + ":\(node.port! + offset)"
+    }
+
+    /// Watches both listening sockets for failed handshakes (before `start`: the sockets
+    /// belong to the forwarder's thread after it).
+    public func monitors(context: ZMQContext, report: @escaping Reporter) throws(ZMQError) -> [HandshakeMonitor] {
+        [try HandshakeMonitor(watching: frontend, context: context, report: report),
+         try HandshakeMonitor(watching: backend, context: context, report: report)]
     }
 
     public func start() {
