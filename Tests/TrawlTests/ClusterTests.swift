@@ -13,11 +13,19 @@ final class NodeProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var errText = ""
 
-    init(_ name: String, directory: String, arguments: [String]) throws {
+    /// Runs node `name` in `directory`, in network namespace `namespace` when given (a "host").
+    init(_ name: String, directory: String, arguments: [String], namespace: String? = nil) throws {
         self.name = name
-        process.executableURL = URL(fileURLWithPath: Paths.trawl)
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.arguments = ["--cluster-layout", "layout.json", "--node", name] + arguments
+        let trawl = [Paths.trawl, "--cluster-layout", "layout.json", "--node", name] + arguments
+        if let namespace {
+            // ip netns exec execs the command: the pid stays trawl's.
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["ip", "netns", "exec", namespace] + trawl
+        } else {
+            process.executableURL = URL(fileURLWithPath: Paths.trawl)
+            process.arguments = Array(trawl.dropFirst())
+        }
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: PluginLoader.pathVariable)
         process.environment = environment
@@ -525,6 +533,48 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         let clusterLog = try String(contentsOfFile: cluster.directory.file("logs-logger-1/cluster.log"), encoding: .utf8)
         #expect(clusterLog.contains("got hello from worker-1"), "\(clusterLog)")
         expectSameRows(try cluster.rows().rows, try Self.singleRun(trace, in: cluster.directory).rows)
+    }
+
+    /// Two hosts (network namespaces joined by a veth pair): manager and logger on one, a
+    /// worker on the other, every link between them encrypted with the cluster's keys. A
+    /// layout across hosts without keys is refused unless it asks for plaintext, and then
+    /// warned about.
+    @Test(.enabled(if: isRoot, "network namespaces need root"))
+    func nodesOnTwoHostsTalkThroughCURVE() throws {
+        let hosts = try VethPair()
+        let directory = try TemporaryDirectory()
+        let layout = { (security: String) in """
+            {"nodes": {"manager": {"role": "manager", "host": "\(hosts.addressA)", "port": 29200},
+                       "logger-1": {"role": "logger", "host": "\(hosts.addressA)", "port": 29202, "log_dir": "logs"},
+                       "worker-1": {"role": "worker", "host": "\(hosts.addressB)"}},
+             "rotation_interval": 0\(security)}
+            """ }
+        try layout("").write(toFile: directory.file("layout.json"), atomically: true, encoding: .utf8)
+        let trace = directory.file("trace.pcap")
+        try writeClusterTrace(at: trace, flows: 300)
+        let refused = try NodeProcess("worker-1", directory: directory.path, arguments: ["-r", trace])
+        #expect(refused.finish().status == 1)
+        #expect(refused.stderr.contains("the nodes are on different hosts: give the cluster's keys"), "\(refused.stderr)")
+        try layout(", \"plaintext\": true").write(toFile: directory.file("layout.json"), atomically: true, encoding: .utf8)
+        let warned = try NodeProcess("manager", directory: directory.path, arguments: [], namespace: hosts.namespaceA)
+        #expect(warned.waitFor("links between hosts are not encrypted"), "\(warned.stderr)")
+        _ = warned.stop()
+
+        #expect(try runProcess(Paths.trawl, ["--generate-cluster-keys", directory.file("keys")]).status == 0)
+        try layout(", \"keys\": \"keys\"").write(toFile: directory.file("layout.json"), atomically: true, encoding: .utf8)
+        let logger = try NodeProcess("logger-1", directory: directory.path, arguments: [], namespace: hosts.namespaceA)
+        #expect(logger.waitFor("taking logs on"), "\(logger.stderr)")
+        let manager = try NodeProcess("manager", directory: directory.path, arguments: [], namespace: hosts.namespaceA)
+        #expect(manager.waitFor("forwarding events"), "\(manager.stderr)")
+        let worker = try NodeProcess("worker-1", directory: directory.path, arguments: ["-r", trace], namespace: hosts.namespaceB)
+        let result = worker.finish()
+        #expect(result.status == 0 && result.stdout.contains(" 0 dropped"), "\(worker.stderr) \(result.stdout)")
+        #expect(manager.stop().status == 0, "\(manager.stderr)")
+        #expect(logger.stop().status == 0, "\(logger.stderr)")
+        let single = try Self.singleRun(trace, in: directory)
+        expectSameRows(try connRows(directory.file("logs/conn.log")).rows, single.rows)
+        let clusterLog = try String(contentsOfFile: directory.file("logs/cluster.log"), encoding: .utf8)
+        #expect(clusterLog.contains("got hello from worker-1"), "\(clusterLog)")
     }
 
     /// A node started with only its name takes its sources and log directory from the layout.
