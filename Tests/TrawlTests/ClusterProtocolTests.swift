@@ -25,7 +25,7 @@ import TrawlCore
     ]
 
     static func encoded() -> [UInt8] {
-        var encoder = LogBatchEncoder(header())
+        let encoder = LogBatchEncoder(header())
         for record in records { encoder.append(record) }
         return encoder.bytes
     }
@@ -74,7 +74,7 @@ import TrawlCore
         #expect(throws: ProtocolError.unsupportedVersion(9)) { try LogBatchDecoder(bytes) }
         #expect(throws: ProtocolError.badMagic) { try LogBatchDecoder(Array("GET / HTTP/1.1\r\n\r\n".utf8)) }
         // A record count far beyond the bytes: refused without reserving memory for it.
-        var lying = LogBatchEncoder(Self.header())
+        let lying = LogBatchEncoder(Self.header())
         lying.append(Self.records[0])
         var liar = lying.bytes
         let index = try #require(Self.recordCountOffset(liar))
@@ -216,7 +216,7 @@ import TrawlCore
         let dir = try TemporaryDirectory()
         do {
             let logs = try LogDirectory(directory: dir.path, json: false)
-            var first = LogBatchEncoder(Self.header(sequence: 1))
+            let first = LogBatchEncoder(Self.header(sequence: 1))
             first.append(Self.records[0])
             #expect(try logs.write(LogBatchDecoder(first.bytes)) == .written)
             #expect(try logs.write(LogBatchDecoder(first.bytes)) == .duplicate)

@@ -5,75 +5,27 @@ import TrawlCluster
 import TrawlCore
 import TrawlSynth
 
-/// A `trawl` node of a test cluster, run in the cluster's directory.
+/// A `trawl` node of a test cluster, run in the cluster's directory (a BackgroundTrawl
+/// with the node's name); killed if the test ends while it runs.
 final class NodeProcess: @unchecked Sendable {
     let name: String
-    let process = Process()
-    private let errPipe = Pipe(), outPipe = Pipe()
-    private let lock = NSLock()
-    private var errText = ""
+    private let trawl: BackgroundTrawl
 
     /// Runs node `name` in `directory`, in network namespace `namespace` when given (a "host").
     init(_ name: String, directory: String, arguments: [String], namespace: String? = nil) throws {
         self.name = name
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let trawl = [Paths.trawl, "--cluster-layout", "layout.json", "--node", name] + arguments
-        if let namespace {
-            // ip netns exec execs the command: the pid stays trawl's.
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["ip", "netns", "exec", namespace] + trawl
-        } else {
-            process.executableURL = URL(fileURLWithPath: Paths.trawl)
-            process.arguments = Array(trawl.dropFirst())
-        }
-        var environment = ProcessInfo.processInfo.environment
-        environment.removeValue(forKey: PluginLoader.pathVariable)
-        process.environment = environment
-        process.standardError = errPipe
-        process.standardOutput = outPipe
-        errPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self, !data.isEmpty else { return }
-            self.lock.lock()
-            self.errText += String(decoding: data, as: UTF8.self)
-            self.lock.unlock()
-        }
-        try process.run()
+        trawl = try BackgroundTrawl(namespace: namespace, arguments: ["--cluster-layout", "layout.json", "--node", name] + arguments,
+                                    workingDirectory: directory)
     }
 
-    var stderr: String { lock.lock(); defer { lock.unlock() }; return errText }
-    var pid: Int32 { process.processIdentifier }
-
-    func waitFor(_ text: String, seconds: Double = 10) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if stderr.contains(text) { return true }
-            if !process.isRunning { return stderr.contains(text) }
-            usleep(20_000)
-        }
-        return false
-    }
-
+    var stderr: String { trawl.stderr }
+    var pid: Int32 { trawl.process.processIdentifier }
+    func waitFor(_ text: String, seconds: Double = 10) -> Bool { trawl.wait(for: text, seconds: seconds) }
     /// Waits for the process to end by itself, at most `seconds`; then its status and stdout.
-    func finish(seconds: Double = 60) -> (status: Int32, stdout: String) {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            kill(pid, SIGKILL)
-            process.waitUntilExit()
-            return (-1, "")
-        }
-        let output = outPipe.fileHandleForReading.readDataToEndOfFile()
-        errPipe.fileHandleForReading.readabilityHandler = nil
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
-    }
+    func finish(seconds: Double = 60) -> (status: Int32, stdout: String) { trawl.finish(seconds: seconds) }
+    func stop(signal: Int32 = SIGTERM) -> (status: Int32, stdout: String) { trawl.stop(signal: signal, seconds: 20) }
 
-    func stop(signal: Int32 = SIGTERM) -> (status: Int32, stdout: String) {
-        kill(pid, signal)
-        return finish(seconds: 20)
-    }
-
-    deinit { if process.isRunning { kill(pid, SIGKILL) } }
+    deinit { if trawl.process.isRunning { kill(pid, SIGKILL) } }
 }
 
 /// A cluster on loopback in a directory of its own, on ports no other test uses.

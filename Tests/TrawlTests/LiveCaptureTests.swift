@@ -71,14 +71,16 @@ final class BackgroundTrawl: @unchecked Sendable {
     private let errPipe = Pipe(), outPipe = Pipe()
     private let lock = NSLock()
     private var errText = ""
-    /// The working directory, where conn.log is written.
-    let directory = try? TemporaryDirectory()
+    /// The working directory, where conn.log is written, when the caller names none.
+    let directory: TemporaryDirectory?
 
     /// Runs trawl in network namespace `namespace`, or in this one when nil, with extra
-    /// `environment` variables.
-    init(namespace: String?, arguments: [String], environment: [String: String] = [:]) throws {
+    /// `environment` variables, in `workingDirectory` (else a temporary one of its own).
+    init(namespace: String?, arguments: [String], environment: [String: String] = [:],
+         workingDirectory: String? = nil) throws {
+        directory = workingDirectory == nil ? try? TemporaryDirectory() : nil
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory.path) }
+        if let path = workingDirectory ?? directory?.path { process.currentDirectoryURL = URL(fileURLWithPath: path) }
         let settings = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         process.arguments = settings + (namespace.map { ["ip", "netns", "exec", $0] } ?? []) + [Paths.trawl] + arguments
         process.standardError = errPipe
@@ -108,9 +110,14 @@ final class BackgroundTrawl: @unchecked Sendable {
 
     /// SIGINT (or `signal`), then the exit status and stdout. A trawl that has not stopped after 10 s is
     /// killed and reported with status -1, so a hang fails the test instead of stalling it.
-    func stop(signal: Int32 = SIGINT) -> (status: Int32, stdout: String) {
+    func stop(signal: Int32 = SIGINT, seconds: Double = 10) -> (status: Int32, stdout: String) {
         kill(process.processIdentifier, signal)
-        let deadline = Date().addingTimeInterval(10)
+        return finish(seconds: seconds)
+    }
+
+    /// Waits for trawl to end by itself, at most `seconds` (then SIGKILL, status -1).
+    func finish(seconds: Double) -> (status: Int32, stdout: String) {
+        let deadline = Date().addingTimeInterval(seconds)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)

@@ -10,7 +10,7 @@ import TrawlCluster
 
 func checkBatch(_ bytes: [UInt8]) {
     guard let batch = try? LogBatchDecoder(bytes) else { return }
-    var encoder = LogBatchEncoder(batch.header)
+    let encoder = LogBatchEncoder(batch.header)
     var count = 0
     batch.forEachRecord { values in
         precondition(values.count == batch.header.fields.count, "a record of the wrong width")

@@ -63,13 +63,7 @@ public enum ClusterEvent: Equatable, Sendable {
     }
 
     public init(_ bytes: [UInt8]) throws(ProtocolError) {
-        guard bytes.count >= 8, Array(bytes[0..<4]) == ClusterProtocol.eventMagic else { throw .badMagic }
-        var reader = WireReader(bytes)
-        reader.position = 4
-        let version = try reader.u8("version")
-        guard version == ClusterProtocol.version else { throw .unsupportedVersion(version) }
-        let kind = try reader.u8("kind")
-        guard try reader.u16("reserved") == 0 else { throw .invalid("reserved bits set") }
+        var (reader, kind) = try WireReader.opening(bytes, magic: ClusterProtocol.eventMagic)
         switch kind {
         case 1:
             let node = try reader.name("node")

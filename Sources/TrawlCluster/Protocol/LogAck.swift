@@ -21,13 +21,8 @@ public struct LogAck: Equatable, Sendable {
     }
 
     public init(_ bytes: [UInt8]) throws(ProtocolError) {
-        guard bytes.count >= 4, Array(bytes[0..<4]) == ClusterProtocol.ackMagic else { throw .badMagic }
-        var reader = WireReader(bytes)
-        reader.position = 4
-        let version = try reader.u8("version")
-        guard version == ClusterProtocol.version else { throw .unsupportedVersion(version) }
-        guard let status = Status(rawValue: try reader.u8("status")) else { throw .invalid("ack status") }
-        _ = try reader.u16("reserved")
+        var (reader, code) = try WireReader.opening(bytes, magic: ClusterProtocol.ackMagic)
+        guard let status = Status(rawValue: code) else { throw .invalid("ack status \(code)") }
         self.status = status
         session = try reader.u64("session")
         sequence = try reader.u64("sequence")

@@ -12,12 +12,8 @@ public struct LogBatchDecoder {
 
     public init(_ bytes: [UInt8]) throws(ProtocolError) {
         guard bytes.count <= LogBatchLimits.maximumBytes else { throw .tooLarge("\(bytes.count) bytes") }
-        var reader = WireReader(bytes)
-        guard bytes.count >= 4, Array(bytes[0..<4]) == ClusterProtocol.batchMagic else { throw .badMagic }
-        reader.position = 4
-        let version = try reader.u8("version")
-        guard version == ClusterProtocol.version else { throw .unsupportedVersion(version) }
-        guard try reader.u8("flags") == 0, try reader.u16("reserved") == 0 else { throw .invalid("reserved bits set") }
+        var (reader, flags) = try WireReader.opening(bytes, magic: ClusterProtocol.batchMagic)
+        guard flags == 0 else { throw .invalid("reserved bits set") }
         let session = try reader.u64("session"), sequence = try reader.u64("sequence")
         let node = try reader.name("node"), path = try reader.name("path")
         guard !node.isEmpty, !path.isEmpty else { throw .invalid("empty node or path") }

@@ -8,6 +8,20 @@ struct WireReader {
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
+    /// The 8 bytes every message begins with: its magic, the version, one byte of its own
+    /// (a batch's flags, an ack's status, an event's kind) and a reserved u16 that must be 0.
+    /// Returns the reader after them, and that byte.
+    static func opening(_ bytes: [UInt8], magic: [UInt8]) throws(ProtocolError) -> (reader: WireReader, byte: UInt8) {
+        guard bytes.count >= 4, Array(bytes[0..<4]) == magic else { throw .badMagic }
+        var reader = WireReader(bytes)
+        reader.position = 4
+        let version = try reader.u8("version")
+        guard version == ClusterProtocol.version else { throw .unsupportedVersion(version) }
+        let byte = try reader.u8("flags, status or kind")
+        guard try reader.u16("reserved") == 0 else { throw .invalid("reserved bits set") }
+        return (reader, byte)
+    }
+
     mutating func take(_ count: Int, _ what: StaticString) throws(ProtocolError) -> Range<Int> {
         guard count >= 0, bytes.count - position >= count else { throw .truncated("\(what)") }
         defer { position += count }
