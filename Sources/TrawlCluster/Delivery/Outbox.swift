@@ -37,7 +37,6 @@ final class Outbox: @unchecked Sendable {
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let emptied = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var entries: [Entry] = []
-    private var head = 0
     private var memoryBytes = 0
     private let memoryLimit: Int
     private let spoolLimit: Int
@@ -85,7 +84,7 @@ final class Outbox: @unchecked Sendable {
     }
 
     var snapshot: DeliveryCounters { locked { counters } }
-    var pending: Int { locked { entries.count - head } }
+    var pending: Int { locked { entries.count } }
     var bytesInMemory: Int { locked { memoryBytes } }
 
     /// Takes a sealed batch. Beyond the memory bound it goes to disk; beyond the spool's
@@ -133,7 +132,7 @@ final class Outbox: @unchecked Sendable {
         var spooled: [(slot: Int, path: String)] = []
         locked {
             var inFlight = 0
-            for index in head..<entries.count {
+            for index in entries.indices {
                 if entries[index].sentTo != nil { inFlight += 1; continue }
                 guard inFlight < window else { break }
                 inFlight += 1
@@ -156,15 +155,14 @@ final class Outbox: @unchecked Sendable {
     func acknowledge(session: UInt64, sequence: UInt64, duplicate: Bool, refused: Bool) {
         var removed: (path: String, size: Int)?
         locked {
-            guard let index = entries[head...].firstIndex(where: { $0.session == session && $0.sequence == sequence }) else { return }
+            guard let index = entries.firstIndex(where: { $0.session == session && $0.sequence == sequence }) else { return }
             let entry = entries[index]
             if refused { drop(entry, reason: "a logger refused it") } else { counters.acknowledged += 1 }
             if duplicate { counters.duplicates += 1 }
             if entry.bytes != nil { memoryBytes -= entry.size }
             if let path = entry.spoolPath { removed = (path, entry.size) }
             entries.remove(at: index)
-            compact()
-            if head == entries.count { pthread_cond_broadcast(emptied) }
+            if entries.isEmpty { pthread_cond_broadcast(emptied) }
         }
         if let removed { spool.remove(removed.path, size: removed.size) }
     }
@@ -174,7 +172,7 @@ final class Outbox: @unchecked Sendable {
     func requeue(from logger: Int, olderThan timeout: UInt64, now: UInt64) -> Int {
         locked {
             var count = 0
-            for index in head..<entries.count where entries[index].sentTo == logger && now &- entries[index].sentAt >= timeout {
+            for index in entries.indices where entries[index].sentTo == logger && now &- entries[index].sentAt >= timeout {
                 entries[index].sentTo = nil
                 counters.resent += 1
                 count += 1
@@ -188,7 +186,7 @@ final class Outbox: @unchecked Sendable {
     func unsend(_ batches: [(UInt64, UInt64)]) -> Int {
         locked {
             var count = 0
-            for index in head..<entries.count where batches.contains(where: { $0.0 == entries[index].session && $0.1 == entries[index].sequence }) {
+            for index in entries.indices where batches.contains(where: { $0.0 == entries[index].session && $0.1 == entries[index].sequence }) {
                 entries[index].sentTo = nil
                 counters.sent -= 1
                 count += 1
@@ -197,18 +195,11 @@ final class Outbox: @unchecked Sendable {
         }
     }
 
-    private func compact() {
-        if head > 1024 && head * 2 > entries.count {
-            entries.removeFirst(head)
-            head = 0
-        }
-    }
-
     /// Waits until every batch is acknowledged or `deadline` (monotonic ns) passes; true
     /// when emptied.
     func waitUntilEmpty(deadline: UInt64) -> Bool {
         locked {
-            while head < entries.count {
+            while !entries.isEmpty {
                 let now = Clock.monotonicNanoseconds()
                 guard now < deadline else { return false }
                 var wake = timespec()
@@ -228,7 +219,7 @@ final class Outbox: @unchecked Sendable {
     func spoolRemaining() -> Int {
         var toStore: [(index: Int, bytes: [UInt8], sequence: UInt64, records: UInt32)] = []
         locked {
-            for index in head..<entries.count where entries[index].spoolPath == nil {
+            for index in entries.indices where entries[index].spoolPath == nil {
                 if let bytes = entries[index].bytes { toStore.append((index, bytes, entries[index].sequence, entries[index].records)) }
             }
         }
