@@ -14,7 +14,7 @@ final class Spool {
 
     init(directory: String) throws(Errno) {
         self.directory = directory
-        try Self.makeDirectories(directory)
+        try makeDirectories(directory)
         for name in Self.names(in: directory) {
             var status = stat()
             if stat(directory + "/" + name, &status) == 0 {
@@ -29,7 +29,7 @@ final class Spool {
 
     /// Stores a batch; returns its file's path.
     func store(_ batch: [UInt8], order: (start: UInt64, sequence: UInt64)) throws(Errno) -> String {
-        let name = String(repeating: "0", count: 0) + Self.pad(order.start) + "-" + Self.pad(order.sequence) + ".batch"
+        let name = Self.pad(order.start) + "-" + Self.pad(order.sequence) + ".batch"
         let path = directory + "/" + name
         let temporary = directory + "/.incoming-" + name
         let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, permissions: 0o600)
@@ -51,20 +51,7 @@ final class Spool {
         return path
     }
 
-    func load(_ path: String) throws(Errno) -> [UInt8] {
-        let file = try FileDescriptor.open(path, O_RDONLY)
-        defer { try? file.close() }
-        var status = stat()
-        guard fstat(file.rawValue, &status) == 0 else { throw Errno.current }
-        var bytes = [UInt8](repeating: 0, count: Int(status.st_size))
-        var failure: Errno?
-        let count = bytes.withUnsafeMutableBytes { raw -> Int in
-            do throws(Errno) { return try file.read(into: raw) } catch { failure = error; return 0 }
-        }
-        if let failure { throw failure }
-        bytes.removeLast(bytes.count - count)
-        return bytes
-    }
+    func load(_ path: String) throws(Errno) -> [UInt8] { try readWholeFile(path) }
 
     func remove(_ path: String, size: Int) {
         guard unlink(path) == 0 else { return }
@@ -86,24 +73,5 @@ final class Spool {
             if name.hasSuffix(".batch") && !name.hasPrefix(".") { names.append(name) }
         }
         return names.sorted()
-    }
-
-    /// `mkdir -p`.
-    static func makeDirectories(_ path: String) throws(Errno) {
-        var prefix = path.hasPrefix("/") ? "/" : ""
-        for part in path.split(separator: "/") {
-            prefix += part + "/"
-            if mkdir(prefix, 0o755) != 0 && errno != EEXIST { throw Errno.current }
-        }
-    }
-}
-
-extension FileDescriptor {
-    func writeAll(_ bytes: [UInt8]) throws(Errno) {
-        var failure: Errno?
-        bytes.withUnsafeBytes { raw in
-            do throws(Errno) { try writeAll(raw) } catch { failure = error }
-        }
-        if let failure { throw failure }
     }
 }

@@ -282,18 +282,3 @@ extension ClusterLayout {
         return layout
     }
 }
-
-/// The whole of a small file, as text.
-func readFile(_ path: String) throws(Errno) -> String {
-    let file = try FileDescriptor.open(path, O_RDONLY)
-    defer { try? file.close() }
-    var bytes: [UInt8] = []
-    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 1)
-    defer { chunk.deallocate() }
-    while true {
-        let count = try file.read(into: chunk)
-        bytes += chunk[0..<count]
-        if count < chunk.count { break }
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}

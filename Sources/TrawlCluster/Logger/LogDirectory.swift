@@ -27,7 +27,7 @@ final class LogDirectory {
     init(directory: String, json: Bool) throws(Errno) {
         self.directory = directory
         self.json = json
-        try Spool.makeDirectories(directory)
+        try makeDirectories(directory)
         ledger = try Ledger(directory: directory) { stream in
             var status = stat()
             return stat(directory + "/" + stream + ".log", &status) == 0 ? UInt64(status.st_size) : nil

@@ -94,15 +94,12 @@ public final class WorkerPresence {
         membership.leave()
     }
 
-    /// The process's resident memory, from /proc/self/statm.
+    /// The process's resident memory, from /proc/self/statm (its second field, in pages).
     public static func residentBytes() -> UInt64 {
-        guard let file = fopen("/proc/self/statm", "r") else { return 0 }
-        defer { fclose(file) }
-        var size = 0, resident = 0
-        guard withVaList([withUnsafeMutablePointer(to: &size) { $0 }, withUnsafeMutablePointer(to: &resident) { $0 }], {
-            vfscanf(file, "%ld %ld", $0)
-        }) == 2 else { return 0 }
-        return UInt64(resident) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        guard let text = try? readFile("/proc/self/statm") else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = UInt64(fields[1]) else { return 0 }
+        return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
     }
 }
 

@@ -70,7 +70,7 @@ public final class ClusterSecurity: @unchecked Sendable {
 
     /// Writes a new set of keys into `directory` (made if missing), readable by the owner only.
     public static func generateKeys(into directory: String) throws -> Keys {
-        try Spool.makeDirectories(directory)
+        try makeDirectories(directory)
         let server = try ZMQContext.curveKeyPair(), client = try ZMQContext.curveKeyPair()
         let keys = Keys(serverPublic: server.publicKey, serverSecret: server.secretKey,
                         clientPublic: client.publicKey, clientSecret: client.secretKey)

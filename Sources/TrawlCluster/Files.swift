@@ -1,0 +1,45 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TrawlCore
+
+// The few file operations the cluster needs beyond TrawlCore's FileDescriptor: whole small
+// files (layouts, keys, ledgers, spooled batches) and directories made as needed.
+
+/// The whole of a file, read in chunks (so that /proc files, whose size says 0, work too).
+func readWholeFile(_ path: String) throws(Errno) -> [UInt8] {
+    let file = try FileDescriptor.open(path, O_RDONLY)
+    defer { try? file.close() }
+    var bytes: [UInt8] = []
+    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 1)
+    defer { chunk.deallocate() }
+    while true {
+        let count = try file.read(into: chunk)
+        bytes += chunk[0..<count]
+        if count < chunk.count { return bytes }
+    }
+}
+
+/// The whole of a small file, as text.
+func readFile(_ path: String) throws(Errno) -> String {
+    String(decoding: try readWholeFile(path), as: UTF8.self)
+}
+
+/// `mkdir -p`.
+func makeDirectories(_ path: String) throws(Errno) {
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for part in path.split(separator: "/") {
+        prefix += part + "/"
+        if mkdir(prefix, 0o755) != 0 && errno != EEXIST { throw Errno.current }
+    }
+}
+
+extension FileDescriptor {
+    func writeAll(_ bytes: [UInt8]) throws(Errno) {
+        var failure: Errno?
+        bytes.withUnsafeBytes { raw in
+            do throws(Errno) { try writeAll(raw) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+}
