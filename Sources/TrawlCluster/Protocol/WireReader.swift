@@ -55,26 +55,6 @@ struct WireReader {
         return String(decoding: bytes[range], as: UTF8.self)
     }
 
-    mutating func skipValue(_ type: LogFieldType) throws(ProtocolError) {
-        let present = try u8("presence")
-        guard present <= 1 else { throw .invalid("presence byte \(present)") }
-        guard present == 1 else { return }
-        switch type {
-        case .bool: guard try u8("bool") <= 1 else { throw .invalid("bool value") }
-        case .count, .int, .double, .time, .interval: _ = try take(8, "number")
-        case .port: _ = try take(2, "port")
-        case .address:
-            let length = try u8("address length")
-            guard length == 4 || length == 16 else { throw .invalid("address of \(length) bytes") }
-            _ = try take(Int(length), "address")
-        case .string, .enumeration: _ = try take(Int(try u32("string length")), "string")
-        case .stringSet:
-            let count = try u32("set size")
-            guard Int(count) <= (bytes.count - position) / 4 else { throw .truncated("set") }
-            for _ in 0..<count { _ = try take(Int(try u32("set item length")), "set item") }
-        }
-    }
-
     mutating func value(_ type: LogFieldType) throws(ProtocolError) -> LogValue {
         guard try u8("presence") == 1 else { return .unset }
         switch type {
