@@ -68,10 +68,10 @@ extension Trawl {
         }
         if let tracker {
             let c = tracker.statistics.connections, g = tracker.statistics.gaps
-            counters += [(N.tcpMade, c.tcpMade), (N.udpMade, c.udpMade), (N.icmpMade, c.icmpMade),
+            counters += [(N.tcpMade, c.made.tcp), (N.udpMade, c.made.udp), (N.icmpMade, c.made.icmp),
                          (N.activeTCP, c.activeTCP), (N.activeUDP, c.activeUDP), (N.activeICMP, c.activeICMP),
                          (N.acks, g.acks), (N.gaps, g.gaps),
-                         (N.fragmentBytes, UInt64(tracker.tables.first { $0.name == "fragment bytes" }?.entries ?? 0))]
+                         (N.fragmentBytes, UInt64(tracker.fragmentBytesHeld))]
         }
         let delivery = shipping.counters
         counters += [(N.recordsSent, delivery.records), (N.batchesSpooled, delivery.spooled), (N.recordsDropped, delivery.droppedRecords)]

@@ -54,6 +54,8 @@ public final class ConnectionTracker {
     /// IP fragments handed to reassembly, and datagrams put together from them.
     public var fragmentsSeen: UInt64 { path.fragments.fragments }
     public var datagramsReassembled: UInt64 { path.fragments.reassembled }
+    /// Bytes of fragments held for reassembly now.
+    public var fragmentBytesHeld: Int { path.fragments.bytesHeld }
     public var activeConnections: Int { table.count }
     /// The most connections open at once so far.
     public private(set) var peakConnections = 0
@@ -166,7 +168,7 @@ public final class ConnectionTracker {
             side.tunnels[connection.uid] = TunnelHistory(stack: stack, parents: [parent])
         }
         if table.count >= min(configuration.maximumConnections, ConnectionTable.maximumSlots) { evictOne() }
-        statistics.connections.made(proto: proto)
+        statistics.connections.made.count(proto: proto)
         let slot = table.insert(connection, key: key)
         if table.count > peakConnections { peakConnections = table.count }
         let c = table.connection(slot)
@@ -349,7 +351,7 @@ public final class ConnectionTracker {
 
     /// Takes what the record needs out of the side tables and hands it to the log stage.
     private func log(_ c: Connection, key: ConnectionKey, buildRecord: Bool = false) {
-        statistics.connections.ended(proto: c.proto)
+        statistics.connections.ended.count(proto: c.proto)
         var finished = FinishedConnection(connection: c, key: key)
         side.take(for: c, into: &finished)
         logStage.append(finished, buildRecord: buildRecord)

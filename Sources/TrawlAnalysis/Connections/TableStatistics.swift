@@ -17,34 +17,32 @@ public struct TableStatistics: Sendable, Equatable {
     }
 }
 
-/// Connections made and ended, by transport: stats.log's active and new connection counts.
-public struct ConnectionCounts: Equatable, Sendable {
-    public var tcpMade: UInt64 = 0, udpMade: UInt64 = 0, icmpMade: UInt64 = 0, otherMade: UInt64 = 0
-    public var tcpEnded: UInt64 = 0, udpEnded: UInt64 = 0, icmpEnded: UInt64 = 0, otherEnded: UInt64 = 0
+/// Connections by transport, as stats.log splits them.
+public struct TransportCounts: Equatable, Sendable {
+    public var tcp: UInt64 = 0, udp: UInt64 = 0, icmp: UInt64 = 0, other: UInt64 = 0
 
     public init() {}
 
-    @inline(__always) mutating func made(proto: UInt8) {
+    @inline(__always) mutating func count(proto: UInt8) {
         switch proto {
-        case 6: tcpMade &+= 1
-        case 17: udpMade &+= 1
-        case 1, 58: icmpMade &+= 1
-        default: otherMade &+= 1
+        case 6: tcp &+= 1
+        case 17: udp &+= 1
+        case 1, 58: icmp &+= 1
+        default: other &+= 1
         }
     }
+}
 
-    @inline(__always) mutating func ended(proto: UInt8) {
-        switch proto {
-        case 6: tcpEnded &+= 1
-        case 17: udpEnded &+= 1
-        case 1, 58: icmpEnded &+= 1
-        default: otherEnded &+= 1
-        }
-    }
+/// Connections made and ended, by transport: stats.log's new and active connection counts.
+public struct ConnectionCounts: Equatable, Sendable {
+    public var made = TransportCounts()
+    public var ended = TransportCounts()
 
-    public var activeTCP: UInt64 { tcpMade &- tcpEnded }
-    public var activeUDP: UInt64 { udpMade &- udpEnded }
-    public var activeICMP: UInt64 { icmpMade &- icmpEnded }
+    public init() {}
+
+    public var activeTCP: UInt64 { made.tcp &- ended.tcp }
+    public var activeUDP: UInt64 { made.udp &- ended.udp }
+    public var activeICMP: UInt64 { made.icmp &- ended.icmp }
 }
 
 /// What the tracker counts for the cluster's statistics, and the local hosts of newly
