@@ -99,12 +99,18 @@ public final class ZeekASCIIWriter: FileLogWriter {
     /// A string field: "(empty)" when empty, else its bytes, with non-printable bytes and
     /// the backslash as \xNN, as Zeek escapes them.
     static func putEscaped(_ text: String, into cursor: inout ByteCursor) {
-        if text.isEmpty { cursor.put("(empty)"); return }
         // The bytes in place when the string has them contiguous (native strings do).
-        if let done = text.utf8.withContiguousStorageIfAvailable({ bytes in
-            for byte in bytes { putEscaped(byte, into: &cursor) }
-        }) { return done }
-        for byte in text.utf8 { putEscaped(byte, into: &cursor) }
+        if let done = text.utf8.withContiguousStorageIfAvailable({ putEscaped(UnsafeRawBufferPointer($0), into: &cursor) }) {
+            return done
+        }
+        var copy = text
+        copy.withUTF8 { putEscaped(UnsafeRawBufferPointer($0), into: &cursor) }
+    }
+
+    /// A string field's bytes: "(empty)" when there are none, else escaped byte by byte.
+    static func putEscaped(_ bytes: UnsafeRawBufferPointer, into cursor: inout ByteCursor) {
+        if bytes.isEmpty { cursor.put("(empty)"); return }
+        for byte in bytes { putEscaped(byte, into: &cursor) }
     }
 
     @inline(__always) static func putEscaped(_ byte: UInt8, into cursor: inout ByteCursor) {
@@ -161,9 +167,6 @@ extension ZeekASCIIWriter {
         public mutating func address(_ value: IPAddress) { cursor.putAddress(value) }
         /// A string's bytes: "(empty)" when there are none, non-printable bytes and the
         /// backslash as \xNN. At most 4 bytes per byte, 7 at least.
-        public mutating func string(_ bytes: UnsafeRawBufferPointer) {
-            if bytes.isEmpty { cursor.put("(empty)"); return }
-            for byte in bytes { ZeekASCIIWriter.putEscaped(byte, into: &cursor) }
-        }
+        public mutating func string(_ bytes: UnsafeRawBufferPointer) { ZeekASCIIWriter.putEscaped(bytes, into: &cursor) }
     }
 }
