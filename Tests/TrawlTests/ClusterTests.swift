@@ -273,22 +273,23 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         // Killed once it has written something, while batches are on their way.
         let log = cluster.directory.file("logs-logger-1/conn.log")
         let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, ((try? FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? 0) < 100_000 {
-            usleep(5_000)
-        }
+        func logSize() -> Int { (try? FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? 0 }
+        while Date() < deadline, logSize() < 100_000 { usleep(5_000) }
+        #expect(logSize() >= 100_000, "the first logger wrote nothing before it was killed")
         kill(logger.pid, SIGKILL)
         _ = logger.finish()
         usleep(1_000_000)
         logger = try cluster.startLogger()
-        var resent = 0
         for worker in workers {
             let result = worker.finish()
             #expect(result.status == 0, "\(worker.name): \(worker.stderr)")
             #expect(result.stdout.contains(" 0 dropped"), "\(result.stdout)")
-            resent += summaryNumber(result.stdout, before: " resent")
         }
-        #expect(resent > 0, "the logger was killed after the workers were done: the test proves nothing")
-        #expect(logger.stop().status == 0, "\(logger.stderr)")
+        // Killed mid-run: the first logger wrote some, and the restarted one took the rest
+        // (whether any batch was in flight at the kill, and so resent, depends on timing).
+        let second = logger.stop()
+        #expect(second.status == 0, "\(logger.stderr)")
+        #expect(summaryNumber(second.stdout, before: " records in ") > 0, "the workers were done before the kill: \(second.stdout)")
         let merged = try cluster.rows()
         expectSameRows(merged.rows, expected.rows)
         #expect(Set(merged.uids).count == merged.uids.count, "a row was written twice")
