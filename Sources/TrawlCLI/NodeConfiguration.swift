@@ -45,6 +45,8 @@ public struct NodeConfiguration: Equatable {
     public var resolvedAnalysis: AnalysisConfiguration {
         var configuration = analysis
         analysisSettings.apply(to: &configuration)
+        // Zeek's peer_description: a cluster node's name in its weird.log rows.
+        if clusterLayout != nil, let nodeName { configuration.weirds.peer = nodeName }
         return configuration
     }
 

@@ -156,7 +156,8 @@ public enum Trawl {
                 }
                 let writer = try manager.register(.conn)
                 // A write error stops the run at once and is said when it ends (below).
-                let sink = ConnLogSink(writer: writer, onFailure: { _ in processStop.stop() })
+                let sink = ConnLogSink(writer: writer, openStream: { try manager.register($0) },
+                                       onFailure: { _ in processStop.stop() })
                 analysis = (ConnectionTracker(configuration: configuration, sink: sink), sink)
             } catch {
                 writer?.abandon()
@@ -184,8 +185,10 @@ public enum Trawl {
             try writer?.finish()
             if let analysis {
                 analysis.tracker.finish()
-                if let failure = analysis.sink.failure { throw failure }
-                try analysis.sink.writer.close()
+                if let failure = analysis.sink.failure {
+                    throw FatalError("cannot write \(options.logDirectory)/\(analysis.sink.failedPath ?? "conn").log: \(failure)")
+                }
+                try analysis.sink.close()
             }
             ending?()
             if case let .cluster(shipping) = logs { shipping.finish() }

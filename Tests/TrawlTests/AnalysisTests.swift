@@ -69,7 +69,9 @@ struct PacketBuilder {
 
 final class CollectingSink: ConnectionSink {
     var records: [ConnectionRecord] = []
+    var weirds: [WeirdRecord] = []
     func connectionEnded(_ record: ConnectionRecord) { records.append(record) }
+    func weird(_ record: WeirdRecord) { weirds.append(record) }
 }
 
 /// Feeds frames, `spacing` (10 ms) apart, through a tracker and returns what it logged.

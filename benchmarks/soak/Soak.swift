@@ -17,6 +17,7 @@ import TrawlSynth
 final class CountingSink: ConnectionSink {
     var records: UInt64 = 0
     func connectionEnded(_ record: ConnectionRecord) { records += 1 }
+    func weird(_ record: WeirdRecord) {}
 }
 
 let packets = CommandLine.arguments.count > 1 ? UInt64(CommandLine.arguments[1]) ?? 10_000_000 : 10_000_000

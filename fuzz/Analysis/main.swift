@@ -29,6 +29,7 @@ final class CollectingSink: ConnectionSink {
             + "\(r.respBytes) \(r.state) \(r.missedBytes) \(r.history) \(r.origPackets) \(r.origIPBytes) \(r.respPackets) "
             + "\(r.respIPBytes) \(r.tunnelParents)")
     }
+    func weird(_ r: WeirdRecord) { rows.append("weird \(r.name) \(r.uid ?? "-") \(r.source ?? "-")") }
 }
 
 /// The packets of the input, with their times, handed to `body` one by one.

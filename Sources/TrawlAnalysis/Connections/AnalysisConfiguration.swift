@@ -29,6 +29,8 @@ public struct AnalysisConfiguration: Sendable {
     /// as the weird `connection_evicted`, so memory stays bounded. The table holds at most
     /// 33 554 431 (2^25 - 1) whatever this says.
     public var maximumConnections = 2_000_000
+    /// How weirds are sampled and logged (weird.log).
+    public var weirds = WeirdSettings()
     /// History letters kept per connection; more are counted as `history_truncated`.
     public var maximumHistory = 256
     /// Separate ranges of data remembered per direction of a TCP connection (for content

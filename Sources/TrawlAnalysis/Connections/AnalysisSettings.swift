@@ -4,6 +4,7 @@
 ///     Site::local_nets=10.0.0.0/8,192.168.0.0/16        (or {10.0.0.0/8, 192.168.0.0/16})
 ///     Site::private_address_space_is_local=F
 ///     tcp_inactivity_timeout=10min   udp_inactivity_timeout=30sec   icmp_inactivity_timeout=1min
+///     Weird::sampling_threshold=1000   Weird::sampling_rate=1000   Weird::sampling_duration=10min
 ///
 /// As in Zeek, the local networks given are added to the private address space unless
 /// `Site::private_address_space_is_local=F`.
@@ -13,12 +14,16 @@ public struct AnalysisSettings: Equatable, Sendable {
     public var tcpInactivityTimeout: UInt64?
     public var udpInactivityTimeout: UInt64?
     public var icmpInactivityTimeout: UInt64?
+    public var weirdSamplingThreshold: UInt64?
+    public var weirdSamplingRate: UInt64?
+    public var weirdSamplingDuration: UInt64?
 
     public init() {}
 
     /// The names this type takes.
     public static let names = ["Site::local_nets", "Site::private_address_space_is_local", "tcp_inactivity_timeout",
-                               "udp_inactivity_timeout", "icmp_inactivity_timeout"]
+                               "udp_inactivity_timeout", "icmp_inactivity_timeout", "Weird::sampling_threshold",
+                               "Weird::sampling_rate", "Weird::sampling_duration"]
 
     /// Takes `word` when it is one of these settings: true when taken, false when the word
     /// is something else, an error (naming the setting) when it is one with a bad value.
@@ -53,6 +58,16 @@ public struct AnalysisSettings: Equatable, Sendable {
             case "udp_inactivity_timeout": udpInactivityTimeout = interval
             default: icmpInactivityTimeout = interval
             }
+        case "Weird::sampling_threshold", "Weird::sampling_rate":
+            guard let count = UInt64(value) else {
+                throw AnalysisSettingError(name: name, message: "'\(value)' is not a count (0 or more)")
+            }
+            if name.hasSuffix("threshold") { weirdSamplingThreshold = count } else { weirdSamplingRate = count }
+        case "Weird::sampling_duration":
+            guard let interval = Self.interval(value), interval > 0 else {
+                throw AnalysisSettingError(name: name, message: "'\(value)' is not an interval above 0 (600, 10min, 1hr)")
+            }
+            weirdSamplingDuration = interval
         default:
             return false
         }
@@ -90,6 +105,9 @@ public struct AnalysisSettings: Equatable, Sendable {
         merged.tcpInactivityTimeout = other.tcpInactivityTimeout ?? tcpInactivityTimeout
         merged.udpInactivityTimeout = other.udpInactivityTimeout ?? udpInactivityTimeout
         merged.icmpInactivityTimeout = other.icmpInactivityTimeout ?? icmpInactivityTimeout
+        merged.weirdSamplingThreshold = other.weirdSamplingThreshold ?? weirdSamplingThreshold
+        merged.weirdSamplingRate = other.weirdSamplingRate ?? weirdSamplingRate
+        merged.weirdSamplingDuration = other.weirdSamplingDuration ?? weirdSamplingDuration
         return merged
     }
 
@@ -101,6 +119,9 @@ public struct AnalysisSettings: Equatable, Sendable {
         if let tcpInactivityTimeout { configuration.tcpInactivityTimeout = tcpInactivityTimeout }
         if let udpInactivityTimeout { configuration.udpInactivityTimeout = udpInactivityTimeout }
         if let icmpInactivityTimeout { configuration.icmpInactivityTimeout = icmpInactivityTimeout }
+        if let weirdSamplingThreshold { configuration.weirds.sampling.threshold = weirdSamplingThreshold }
+        if let weirdSamplingRate { configuration.weirds.sampling.rate = weirdSamplingRate }
+        if let weirdSamplingDuration { configuration.weirds.sampling.duration = weirdSamplingDuration }
     }
 }
 

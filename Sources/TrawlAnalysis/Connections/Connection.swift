@@ -171,6 +171,9 @@ struct Connection {
     var flags = ConnectionFlags()
     /// Which of the wheel's lists it is in.
     var wheelList: UInt8 = 0
+    /// The frequent connection weirds (`Weird.connectionBit`) already let into weird.log for
+    /// this connection (a byte that was padding).
+    var weirdsLogged: UInt8 = 0
     var tcp = TCPConnectionFlags()
     /// History letters already recorded, by kind and role (`HistoryMark`).
     var historySeen: UInt32 = 0

@@ -4,6 +4,8 @@ import TrawlCore
 /// time, in order; `ConnectionTracker.finish()` returns after the last call.
 public protocol ConnectionSink: AnyObject {
     func connectionEnded(_ record: ConnectionRecord)
+    /// A weird.log row (`WeirdReporter`), in the order of the traffic among the records.
+    func weird(_ record: WeirdRecord)
     /// Sends on what is buffered (ConnectionTracker.flushLogs, e.g. every second).
     func flush()
 }
@@ -61,6 +63,7 @@ public struct ConnectionRecord: Sendable {
 enum LogItem {
     case finished(FinishedConnection)
     case record(ConnectionRecord)
+    case weird(WeirdEvent)
     case flush
 }
 

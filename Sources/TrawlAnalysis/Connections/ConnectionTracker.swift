@@ -42,6 +42,11 @@ public final class ConnectionTracker {
     /// at a stable address shared with the packet path.
     let weirdCounter: UnsafeMutablePointer<Weirds>
     public var weirds: [String: UInt64] { weirdCounter.pointee.counts }
+    /// Turns weirds into weird.log rows.
+    let weirdReporter: WeirdReporter
+    /// weird.log rows handed to the log stage, and weirds sampling or the policy left out.
+    public var weirdsLogged: UInt64 { weirdReporter.logged }
+    public var weirdsNotLogged: UInt64 { weirdReporter.sampledOut }
     @exclusivity(unchecked) public private(set) var packetsAnalyzed: UInt64 = 0
     /// What stats.log, capture_loss.log and known_hosts draw on (TrackerStatistics.swift).
     @exclusivity(unchecked) public internal(set) var statistics = TrackerStatistics()
@@ -63,7 +68,8 @@ public final class ConnectionTracker {
 
     /// Tracks connections and hands the finished ones to a log stage of its own, feeding `sink`.
     public convenience init(configuration: AnalysisConfiguration = AnalysisConfiguration(), sink: ConnectionSink, seed: UInt64 = 0) {
-        self.init(configuration: configuration, logStage: ConnectionLogStage(sink: sink, localNetworks: configuration.localNetworks),
+        self.init(configuration: configuration, logStage: ConnectionLogStage(sink: sink, localNetworks: configuration.localNetworks,
+                                                                          peer: configuration.weirds.peer),
                   seed: seed)
     }
 
@@ -76,8 +82,10 @@ public final class ConnectionTracker {
         table = ConnectionTable(seed: start ^ 0x7ab1e)
         decoded = .allocate(capacity: 1)
         decoded.initialize(to: DecodedPacket())
+        let reporter = WeirdReporter(settings: configuration.weirds, decoded: decoded)
+        weirdReporter = reporter
         weirdCounter = .allocate(capacity: 1)
-        weirdCounter.initialize(to: Weirds())
+        weirdCounter.initialize(to: Weirds(reporter: reporter))
         shortestInactivityTimeout = min(configuration.tcpInactivityTimeout, configuration.udpInactivityTimeout,
                                         configuration.icmpInactivityTimeout, configuration.unknownTransportInactivityTimeout)
         interactivePorts = PortSet(configuration.interactivePorts)
@@ -85,6 +93,7 @@ public final class ConnectionTracker {
         likelyUDPServerPorts = PortSet(configuration.likelyServerPorts(proto: 17))
         path = PacketPath(configuration: configuration, decoded: decoded, weirds: weirdCounter)
         path.attach(to: self)
+        reporter.attach(to: self)
     }
 
     deinit {
@@ -143,6 +152,7 @@ public final class ConnectionTracker {
         let key = ConnectionKey(proto: proto, d.pointee.source, origPort, d.pointee.destination, respPort, oneWay: oneWay)
         if let slot = table.find(key) {
             let c = table.connection(slot)
+            weirdCounter.pointee.connectionSlot = slot
             if fireTimers(c, at: clock) || (proto == 6 && d.pointee.tcpFlags & TCPFlag.syn != 0 && isReuse(c)) {
                 logAndForget(slot)
             } else {
@@ -172,6 +182,7 @@ public final class ConnectionTracker {
         let slot = table.insert(connection, key: key)
         if table.count > peakConnections { peakConnections = table.count }
         let c = table.connection(slot)
+        weirdCounter.pointee.connectionSlot = slot
         update(c, isOrig: isFromOriginator(c, key, origPort))
         table.schedule(slot, due: dueTime(c))
         return slot
@@ -273,7 +284,10 @@ public final class ConnectionTracker {
     private func update(_ c: UnsafeMutablePointer<Connection>, isOrig: Bool) {
         let d = decoded
         // A TCP header cut short: the connection is there, the packet is not analysed.
-        if d.pointee.unusable { return }
+        if d.pointee.unusable {
+            weirdCounter.pointee.note(d.pointee.badTCPOffset ? .badTCPHeaderLen : .truncatedHeader, connectionSource: .tcp)
+            return
+        }
         // A packet with a bad checksum is noted and otherwise ignored: it does not count, nor
         // move the connection's last time.
         guard d.pointee.checksumValid else {
@@ -292,6 +306,9 @@ public final class ConnectionTracker {
             count(endpoint)
             if !(configuration.headerPrediction && predicted(c, sentByOrig: isOrig)) { processTCP(c, sentByOrig: isOrig) }
         case 17:
+            if _slowPath(d.pointee.udpStatedLength != d.pointee.udpLength) {
+                weirdCounter.pointee.note(.udpDatagramLengthMismatch, detail: .pair(d.pointee.udpStatedLength, d.pointee.udpLength))
+            }
             c.pointee.last = now
             let bit = HistoryMark.data.bit(isOrig: isOrig)
             if c.pointee.historySeen & bit == 0 {

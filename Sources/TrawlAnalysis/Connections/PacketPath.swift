@@ -80,6 +80,9 @@ final class PacketPath {
     func process(_ packet: Packet, linkType: UInt32, at now: UInt64) {
         self.now = now
         analyzers = 0
+        // (Outside a tunnel, as every tunnel restores it; and a connection weird comes only
+        // after the tracker has set this packet's connection.)
+        weirds.pointee.packetHasIP = false
         let bytes = packet.bytes
         var context = IPContext()
         context.verifyChecksums = verifyChecksums
@@ -173,10 +176,11 @@ final class PacketPath {
         }
     }
 
-    /// Counts one more analyzer for this packet; false (with Zeek's weird) past the limit.
-    private func enter() -> Bool {
+    /// Counts one more analyzer for this packet, handed the packet by `from`; false (with
+    /// Zeek's weird, raised by `from`) past the limit.
+    private func enter(from: PacketAnalyzer) -> Bool {
         guard analyzers < LinkLayer.maximumAnalyzers else {
-            weirds.pointee.note(.maxPacketAnalyzerDepthExceeded)
+            weirds.pointee.note(.maxPacketAnalyzerDepthExceeded, source: from)
             return false
         }
         analyzers += 1
@@ -187,7 +191,7 @@ final class PacketPath {
 
     @inline(__always)
     private func transport(_ b: UnsafeRawBufferPointer, context: IPContext, transportVerified: Bool, encapsulation: Encapsulation) {
-        guard enter(), let analyzer = tables.next(.ip, UInt64(decoded.pointee.proto)) else { return }
+        guard enter(from: .ip), let analyzer = tables.next(.ip, UInt64(decoded.pointee.proto)) else { return }
         let checksums = TransportChecksums(verify: context.verifyChecksums, transportVerified: transportVerified,
                                            wholePacket: context.wireLength <= context.capturedLength)
         switch analyzer {
@@ -224,20 +228,23 @@ final class PacketPath {
         var pptpVersion: UInt8?
         if gre {
             switch GRE.analyze(b, &view) {
-            case let .weird(name):
-                weirds.pointee.note(name)
+            case let .weird(name, detail):
+                weirds.pointee.note(name, detail: detail)
                 return
             case let .payload(found):
                 (first, pptpVersion) = (found.first, found.pptpVersion)
             }
-            guard enter() else { return } // GRE hands over to the IP tunnel analyzer
+            guard enter(from: .gre) else { return } // GRE hands over to the IP tunnel analyzer
         }
         guard encapsulation.depth < Self.maximumTunnelDepth else {
-            weirds.pointee.note(.exceededTunnelMaxDepth)
+            weirds.pointee.note(.exceededTunnelMaxDepth, source: .ipTunnel)
             return
         }
-        if let version = pptpVersion {
-            switch InnerIP.check(b, view, v6: version == 6) {
+        // Zeek checks the packet inside every IP tunnel but GRE version 0 (whose inner
+        // packet may not be IP at all): IP in IP by the outer protocol, PPTP by its own.
+        let innerIsV6: Bool? = gre ? pptpVersion.map { $0 == 6 } : decoded.pointee.proto == 41
+        if let v6 = innerIsV6 {
+            switch InnerIP.check(b, view, v6: v6) {
             case .ok: break
             case .badVersion: weirds.pointee.note(.invalidInnerIPVersion); return
             case .tooShort: weirds.pointee.note(.truncatedInnerIP); return
@@ -252,7 +259,10 @@ final class PacketPath {
         context.wireLength = inner.count
         context.insideTeredo = false
         context.headerVerified = false
-        guard enter() else { return }
+        guard enter(from: .ipTunnel) else { return }
+        // The packet inside is a packet of its own: no IP header read yet, in a tunnel.
+        let outer = enterTunnel()
+        defer { leaveTunnel(outer) }
         let outcome = links.walk(inner, from: first, view: ByteView(start: 0, end: inner.count), analyzers: &analyzers,
                                  weirds: &weirds.pointee)
         linkOutcome(outcome, inner, context: context, transportVerified: false,
@@ -271,7 +281,7 @@ final class PacketPath {
                 break
             }
         }
-        guard let analyzer = found, enter() else { return }
+        guard let analyzer = found, enter(from: .udp) else { return }
         if analyzer == .gre {
             ipTunnel(b, payload, gre: true, context: context, encapsulation: encapsulation)
             return
@@ -282,7 +292,7 @@ final class PacketPath {
                 weirds.pointee.note(.tunnelDepth)
             } else {
                 tracker { $0.noteAnalyzerLimit(slot) }
-                weirds.pointee.note(.exceededTunnelMaxDepth)
+                weirds.pointee.note(.exceededTunnelMaxDepth, source: analyzer)
             }
             return
         }
@@ -301,8 +311,8 @@ final class PacketPath {
         case let .dispatch(key): next = tables.next(analyzer, key)
         case .forward: next = tables.fallback(analyzer)
         case .stop, .subframes: return
-        case let .weird(name):
-            weirds.pointee.note(name)
+        case let .weird(name, detail):
+            weirds.pointee.note(name, detail: detail)
             return
         case .violation:
             // Zeek logs the reason with the analyzer; the count is kept by analyzer here.
@@ -310,7 +320,7 @@ final class PacketPath {
             weirds.pointee.note(named: analyzer.zeekName + "_violation")
             return
         }
-        guard let next, enter() else { return }
+        guard let next, enter(from: analyzer) else { return }
         // The inner packet keeps the outer's wire length less what the outer headers took.
         let inner = UnsafeRawBufferPointer(rebasing: b[view.start..<view.end])
         var innerContext = context
@@ -318,10 +328,25 @@ final class PacketPath {
         innerContext.wireLength = context.wireLength - (context.capturedLength - inner.count)
         innerContext.insideTeredo = analyzer == .teredo
         innerContext.headerVerified = false
+        let outer = enterTunnel()
+        defer { leaveTunnel(outer) }
         let outcome = links.walk(inner, from: next, view: ByteView(start: 0, end: inner.count), analyzers: &analyzers,
                                  weirds: &weirds.pointee)
         linkOutcome(outcome, inner, context: innerContext, transportVerified: false,
                     encapsulation: encapsulation.inside(tracker { $0.uid(slot) }, kind: analyzer))
+    }
+
+    /// Weirds of a tunnel's inner packet are about that packet: no IP header read yet.
+    private func enterTunnel() -> (hasIP: Bool, tunnelled: Bool, connection: UInt32) {
+        let outer = (weirds.pointee.packetHasIP, weirds.pointee.insideTunnel, weirds.pointee.connectionSlot)
+        weirds.pointee.packetHasIP = false
+        weirds.pointee.insideTunnel = true
+        weirds.pointee.connectionSlot = Weirds.noConnection
+        return outer
+    }
+
+    private func leaveTunnel(_ outer: (hasIP: Bool, tunnelled: Bool, connection: UInt32)) {
+        (weirds.pointee.packetHasIP, weirds.pointee.insideTunnel, weirds.pointee.connectionSlot) = outer
     }
 
     private func detects(_ analyzer: PacketAnalyzer, _ b: UnsafeRawBufferPointer, _ payload: ByteView) -> Bool {

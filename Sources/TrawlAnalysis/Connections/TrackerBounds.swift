@@ -45,3 +45,26 @@ extension ConnectionTracker {
         logAndForget(victim!)
     }
 }
+
+extension ConnectionTracker {
+    /// Whether the connection in `slot` let weird `bit` through less than `hold` ago: it is
+    /// younger than that, and did.
+    func heldBack(_ slot: UInt32, bit: UInt8, at now: UInt64, hold: UInt64) -> Bool {
+        let c = table.connection(slot)
+        return c.pointee.weirdsLogged & bit != 0 && now &- c.pointee.start < hold
+    }
+
+    func noteLogged(_ slot: UInt32, bit: UInt8) { table.connection(slot).pointee.weirdsLogged |= bit }
+
+    /// The uid of the connection in `slot`.
+    func weirdUID(_ slot: UInt32) -> UInt64? { table.isLive(slot) ? table.connection(slot).pointee.uid : nil }
+
+    /// The connection in `slot` as weird.log names it, in its orientation.
+    func weirdConnection(_ slot: UInt32) -> WeirdConnection? {
+        guard table.isLive(slot) else { return nil }
+        let c = table.connection(slot), key = table.key(of: slot)
+        let (orig, resp) = c.pointee.origIsLow ? (key.lowAddress, key.highAddress) : (key.highAddress, key.lowAddress)
+        return WeirdConnection(uid: c.pointee.uid, origAddress: orig, origPort: c.pointee.origPort,
+                               respAddress: resp, respPort: c.pointee.respPort, proto: key.proto)
+    }
+}

@@ -8,7 +8,7 @@ enum AnalyzerStep {
     /// Nothing more to analyse, and nothing wrong (an 802.11 management frame, say).
     case stop
     /// Something is wrong with the header: Zeek's weird for it.
-    case weird(Weird)
+    case weird(Weird, WeirdDetail = .none)
     /// An 802.11 A-MSDU: `view` holds several subframes, each a packet of its own.
     case subframes
     /// A tunnel analyzer gives up on this connection for good (Zeek's analyzer violation).

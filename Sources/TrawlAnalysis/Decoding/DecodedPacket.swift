@@ -47,6 +47,10 @@ public struct DecodedPacket {
     /// The packet counts in the connection's packets and IP bytes (Zeek does not count an
     /// ICMP message whose body was not all captured).
     public var counted = true
+    /// UDP: the length the UDP header states, and the datagram's length by the IP header
+    /// (Zeek's UDP_datagram_length_mismatch when they differ).
+    public var udpStatedLength = 0
+    public var udpLength = 0
 
     public init() {}
 }

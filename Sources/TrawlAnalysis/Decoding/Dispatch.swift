@@ -18,7 +18,10 @@ public enum PacketAnalyzer: UInt8, CaseIterable, Sendable {
     case tcp, udp, icmp, unknownTransport
 
     /// The name Zeek gives it (PacketAnalyzer::ANALYZER_...), for messages.
-    public var zeekName: String {
+    public var zeekName: String { staticName.description }
+
+    /// The same, as a static string (handed on without reference counting, as a weird's source).
+    var staticName: StaticString {
         switch self {
         case .ethernet: "ETHERNET"
         case .vlan: "VLAN"

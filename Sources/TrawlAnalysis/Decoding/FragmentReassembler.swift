@@ -115,7 +115,7 @@ final class FragmentReassembler {
         let dataLength = fragment.totalLength - fragment.dataStart
         guard fragment.headerLength > 0, fragment.dataStart >= fragment.headerLength, dataLength >= 0,
               fragment.dataStart + dataLength <= ip.count else {
-            weirds.note(.fragmentProtocolInconsistency)
+            weirds.note(.fragmentProtocolInconsistency, from: fragment.source, to: fragment.destination)
             return nil
         }
         let upper = fragment.offset + dataLength
@@ -126,9 +126,9 @@ final class FragmentReassembler {
             weirds.note(.fragmentBeyondMaxDatagram)
             return nil
         }
-        if upper > 64_000 { weirds.note(.excessivelyLargeFragment) }
-        if fragment.moreFragments && fragment.totalLength < 64 { weirds.note(.excessivelySmallFragment) }
-        if fragment.dontFragment { weirds.note(.fragmentWithDF) }
+        if upper > 64_000 { weirds.note(.excessivelyLargeFragment, from: fragment.source, to: fragment.destination) }
+        if fragment.moreFragments && fragment.totalLength < 64 { weirds.note(.excessivelySmallFragment, from: fragment.source, to: fragment.destination) }
+        if fragment.dontFragment { weirds.note(.fragmentWithDF, from: fragment.source, to: fragment.destination) }
 
         let key = Key(source: fragment.source, destination: fragment.destination,
                       identification: fragment.identification, isIPv6: fragment.isIPv6)
@@ -136,7 +136,7 @@ final class FragmentReassembler {
         if let existing = table.find(key) {
             slot = existing
             if (fragment.offset != 0 && fragment.proto != table[slot].proto) || fragment.headerLength != table[slot].header.count {
-                weirds.note(.fragmentProtocolInconsistency)
+                weirds.note(.fragmentProtocolInconsistency, from: fragment.source, to: fragment.destination)
             }
         } else {
             slot = open(key, header: ip[0..<fragment.headerLength], fragment)
@@ -147,20 +147,20 @@ final class FragmentReassembler {
             if table[slot].size == 0 {
                 table[slot].size = upper
             } else if upper != table[slot].size {
-                weirds.note(.fragmentSizeInconsistency)
+                weirds.note(.fragmentSizeInconsistency, from: fragment.source, to: fragment.destination)
                 table[slot].size = max(table[slot].size, upper)
             }
         }
         if table[slot].size != 0 && upper > table[slot].size {
-            weirds.note(.fragmentSizeInconsistency)
+            weirds.note(.fragmentSizeInconsistency, from: fragment.source, to: fragment.destination)
             table[slot].size = upper
         }
         let before = table[slot].bytes.count
         let data = UnsafeRawBufferPointer(rebasing: ip[fragment.dataStart..<(fragment.dataStart + dataLength)])
-        if !insert(data, at: fragment.offset, into: &table[slot], weirds: &weirds) { weirds.note(.excessiveFragments) }
+        if !insert(data, at: fragment.offset, into: &table[slot], flow: (fragment.source, fragment.destination), weirds: &weirds) { weirds.note(.excessiveFragments) }
         heldBytes += table[slot].bytes.count - before
         peakBytes = max(peakBytes, heldBytes)
-        guard let datagram = complete(&table[slot], weirds: &weirds) else {
+        guard let datagram = complete(&table[slot], flow: (fragment.source, fragment.destination), weirds: &weirds) else {
             makeRoom(keeping: slot)
             return nil
         }
@@ -212,7 +212,8 @@ final class FragmentReassembler {
 
     /// Adds the parts of `data` (at `offset`) that no earlier fragment covered; notes an
     /// overlap. False, changing nothing, when that would make too many pieces.
-    private func insert(_ data: UnsafeRawBufferPointer, at offset: Int, into entry: inout Pending, weirds: inout Weirds) -> Bool {
+    private func insert(_ data: UnsafeRawBufferPointer, at offset: Int, into entry: inout Pending, flow: (IPAddress, IPAddress),
+                        weirds: inout Weirds) -> Bool {
         let end = offset + data.count
         guard end > offset else { return true }
         // The first piece that ends after the new data starts.
@@ -246,7 +247,7 @@ final class FragmentReassembler {
             i += 1
         }
         guard entry.pieces.count + gaps.count <= limits.maximumPieces else { return false }
-        if overlapped { weirds.note(differs ? .fragmentInconsistency : .fragmentOverlap) }
+        if overlapped { weirds.note(differs ? .fragmentInconsistency : .fragmentOverlap, from: flow.0, to: flow.1) }
         for (shift, gap) in gaps.enumerated() {
             let piece = Piece(offset: Int32(gap.0), length: Int32(gap.1 - gap.0), at: Int32(entry.bytes.count))
             entry.bytes.append(contentsOf: data[(gap.0 - offset)..<(gap.1 - offset)])
@@ -258,17 +259,17 @@ final class FragmentReassembler {
     /// The whole datagram once its data runs from 0 to its size without a hole (Zeek's
     /// BlockInserted: data stuck past a hole beyond the size given ends the datagram at the
     /// hole; data beyond the size without a hole extends it).
-    private func complete(_ entry: inout Pending, weirds: inout Weirds) -> [UInt8]? {
+    private func complete(_ entry: inout Pending, flow: (IPAddress, IPAddress), weirds: inout Weirds) -> [UInt8]? {
         guard let first = entry.pieces.first, first.offset == 0, entry.size > 0 else { return nil }
         var last = 0
         while last + 1 < entry.pieces.count && entry.pieces[last].end == Int(entry.pieces[last + 1].offset) { last += 1 }
         let reach = entry.pieces[last].end
         if last + 1 < entry.pieces.count {
             guard reach >= entry.size else { return nil } // a hole before the end
-            weirds.note(.fragmentSizeInconsistency)
+            weirds.note(.fragmentSizeInconsistency, from: flow.0, to: flow.1)
             entry.size = reach
         } else if reach > entry.size {
-            weirds.note(.fragmentSizeInconsistency)
+            weirds.note(.fragmentSizeInconsistency, from: flow.0, to: flow.1)
             entry.size = reach
         } else if reach < entry.size {
             return nil // the tail is missing

@@ -1,9 +1,10 @@
 /// Walks a packet's link-layer headers and shims, analyzer by analyzer as the registry
 /// dispatches them, to the IP packet they carry.
 struct LinkLayer {
-    /// Zeek's PacketAnalyzer::max_depth: at most this many analyzers for one packet,
-    /// tunnels included (a frame of nested PBB headers ends here).
-    static let maximumAnalyzers = 100
+    /// Zeek's PacketAnalyzer::max_depth (100), which counts its root analyzer: at most this
+    /// many analyzers for one packet, tunnels included (a frame of nested PBB headers ends
+    /// here, with the weird raised by the last analyzer let in, as Zeek raises it).
+    static let maximumAnalyzers = 99
 
     enum Outcome {
         /// An IP packet in `view`.
@@ -35,10 +36,11 @@ struct LinkLayer {
     func walk(_ b: UnsafeRawBufferPointer, from analyzer: PacketAnalyzer, view start: ByteView,
               analyzers: inout Int, weirds: inout Weirds) -> Outcome {
         var analyzer = analyzer
+        var previous = analyzer // the analyzer that handed the packet on
         var view = start
         while true {
             guard analyzers < Self.maximumAnalyzers else {
-                weirds.note(.maxPacketAnalyzerDepthExceeded)
+                weirds.note(.maxPacketAnalyzerDepthExceeded, source: previous)
                 return .none
             }
             analyzers += 1
@@ -56,17 +58,19 @@ struct LinkLayer {
                     weirds.note(.unknownProtocol)
                     return .none
                 }
+                previous = analyzer
                 analyzer = next
             case .forward:
                 guard let next = tables.fallback(analyzer) else {
-                    weirds.note(.noSuitableAnalyzerFound)
+                    weirds.note(.noSuitableAnalyzerFound, source: analyzer)
                     return .none
                 }
+                previous = analyzer
                 analyzer = next
             case .stop:
                 return .ignored
-            case let .weird(weird):
-                weirds.note(weird)
+            case let .weird(weird, detail):
+                weirds.note(weird, detail: detail)
                 return .none
             case let .violation(reason):
                 weirds.note(named: reason) // never below IP: tunnels are UDP's

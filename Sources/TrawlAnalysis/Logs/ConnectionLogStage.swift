@@ -6,8 +6,10 @@ public final class ConnectionLogStage {
     private let queue: BackgroundQueue<LogItem>
     let localNetworks: SubnetSet
 
-    /// `sink` is called on the stage's thread, one record at a time, in order.
-    public init(sink: ConnectionSink, localNetworks: [Subnet] = AnalysisConfiguration.privateAddressSpace) {
+    /// `sink` is called on the stage's thread, one record at a time, in order; weird.log
+    /// rows say they come from `peer` (Zeek's peer_description).
+    public init(sink: ConnectionSink, localNetworks: [Subnet] = AnalysisConfiguration.privateAddressSpace,
+                peer: String = WeirdSettings().peer) {
         let networks = SubnetSet(localNetworks)
         self.localNetworks = networks
         queue = BackgroundQueue { items in
@@ -15,6 +17,7 @@ public final class ConnectionLogStage {
                 switch item {
                 case let .finished(connection): sink.connectionEnded(connection.record(localNetworks: networks))
                 case let .record(record): sink.connectionEnded(record)
+                case let .weird(event): sink.weird(event.record(peer: peer))
                 case .flush: sink.flush()
                 }
             }
@@ -25,6 +28,11 @@ public final class ConnectionLogStage {
     /// the end of input, when this thread has nothing else to do).
     func append(_ finished: FinishedConnection, buildRecord: Bool) {
         queue.append(buildRecord ? .record(finished.record(localNetworks: localNetworks)) : .finished(finished))
+    }
+
+    /// Hands a weird over, for a weird.log row.
+    func append(_ weird: WeirdEvent) {
+        queue.append(.weird(weird))
     }
 
     /// Has the stage's thread send on what it holds, now.

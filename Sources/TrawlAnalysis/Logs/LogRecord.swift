@@ -107,22 +107,35 @@ func formatSeconds(_ nanoseconds: UInt64) -> String {
     ByteCursor.string(capacity: 27) { $0.putSeconds(nanoseconds) }
 }
 
-/// Sends finished connections to a log writer; remembers the first write error.
+/// Sends finished connections to conn.log's writer, and weirds to weird.log (and those
+/// whose action is a notice to notice.log), which are opened at their first row as Zeek
+/// opens them; remembers the first write error.
 public final class ConnLogSink: ConnectionSink {
     public let writer: LogWriter
     // Touched only on the log thread: no dynamic exclusivity checks per row.
     @exclusivity(unchecked) public private(set) var rows: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var weirdRows: UInt64 = 0
     @exclusivity(unchecked) public private(set) var failure: Errno?
+    /// Where the failure happened: "conn", "weird" or "notice".
+    @exclusivity(unchecked) public private(set) var failedPath: String?
 
     /// One row's values, kept between rows so that a row allocates nothing here.
     @exclusivity(unchecked) private var values: [LogValue] = []
+
+    /// Opens another stream's writer (weird, notice), on the log thread; nil: weirds are
+    /// not logged.
+    private let openStream: ((LogSchema) throws -> LogWriter)?
+    @exclusivity(unchecked) private var weirdWriter: LogWriter?
+    @exclusivity(unchecked) private var noticeWriter: LogWriter?
 
     /// Called once, on the log thread, at the first write error: so that the run can stop
     /// and say so at once rather than lose every row after it.
     private let onFailure: @Sendable (Errno) -> Void
 
-    public init(writer: LogWriter, onFailure: @escaping @Sendable (Errno) -> Void = { _ in }) {
+    public init(writer: LogWriter, openStream: ((LogSchema) throws -> LogWriter)? = nil,
+                onFailure: @escaping @Sendable (Errno) -> Void = { _ in }) {
         self.writer = writer
+        self.openStream = openStream
         self.onFailure = onFailure
     }
 
@@ -130,16 +143,43 @@ public final class ConnLogSink: ConnectionSink {
         guard failure == nil else { return }
         values.removeAll(keepingCapacity: true)
         record.appendLogValues(to: &values)
-        do { try writer.write(values); rows += 1 } catch { fail(error) }
+        do { try writer.write(values); rows += 1 } catch { fail(error, "conn") }
+    }
+
+    public func weird(_ record: WeirdRecord) {
+        guard failure == nil, let openStream else { return }
+        do {
+            if weirdWriter == nil { weirdWriter = try openStream(.weird) }
+            try weirdWriter!.write(record.logValues)
+            weirdRows += 1
+            if record.notice {
+                if noticeWriter == nil { noticeWriter = try openStream(.notice) }
+                try noticeWriter!.write(record.noticeValues)
+            }
+        } catch {
+            fail(error as? Errno ?? Errno(rawValue: EIO), weirdWriter == nil ? "weird" : "notice")
+        }
     }
 
     public func flush() {
         guard failure == nil else { return }
-        do { try writer.flush() } catch { fail(error) }
+        do {
+            try writer.flush()
+            try weirdWriter?.flush()
+            try noticeWriter?.flush()
+        } catch { fail(error, "conn") }
     }
 
-    private func fail(_ error: Errno) {
+    /// Closes every log this sink opened (complete after this).
+    public func close() throws(Errno) {
+        try writer.close()
+        try weirdWriter?.close()
+        try noticeWriter?.close()
+    }
+
+    private func fail(_ error: Errno, _ path: String) {
         failure = error
+        failedPath = path
         onFailure(error)
     }
 }

@@ -84,7 +84,7 @@ final class LogDirectory {
 
     private func open(_ path: String, schema: LogSchema, fields: [(name: String, type: LogFieldType)]) throws(Errno) {
         let name = fileName(path)
-        var writer: any FileLogWriter = json ? try JSONLinesWriter(schema: schema, appendingTo: name)
+        let writer: any FileLogWriter = json ? try JSONLinesWriter(schema: schema, appendingTo: name)
                                              : try ZeekASCIIWriter(schema: schema, appendingTo: name)
         writer.holdsWrites = true
         streams[path] = Stream(writer: writer, fields: fields, openedAt: Clock.wallNanoseconds())

@@ -24,15 +24,8 @@ public enum ClusterLogs {
         ("percent_lost", "double"),
     ])
 
-    /// Zeek's base/frameworks/notice: notice.log.
-    public static let notice = LogSchema(path: "notice", fields: [
-        ("ts", "time"), ("uid", "string"), ("id.orig_h", "addr"), ("id.orig_p", "port"), ("id.resp_h", "addr"),
-        ("id.resp_p", "port"), ("fuid", "string"), ("file_mime_type", "string"), ("file_desc", "string"),
-        ("proto", "enum"), ("note", "enum"), ("msg", "string"), ("sub", "string"), ("src", "addr"), ("dst", "addr"),
-        ("p", "port"), ("n", "count"), ("peer_descr", "string"), ("actions", "set[string]"), ("email_dest", "set[string]"),
-        ("suppress_for", "interval"), ("remote_location.country_code", "string"), ("remote_location.region", "string"),
-        ("remote_location.city", "string"), ("remote_location.latitude", "double"), ("remote_location.longitude", "double"),
-    ])
+    /// Zeek's base/frameworks/notice: notice.log (defined with weird.log, whose notices go there too).
+    public static let notice = LogSchema.notice
 
     /// Zeek's policy/protocols/conn/known-hosts: known_hosts.log.
     public static let knownHosts = LogSchema(path: "known_hosts", fields: [("ts", "time"), ("host", "addr")])
@@ -40,14 +33,7 @@ public enum ClusterLogs {
     /// A notice.log row with only what a notice of the cluster's own has: time, type,
     /// message and the node it is about.
     static func noticeRecord(time: UInt64, note: String, message: String, peer: String) -> [LogValue] {
-        var values = [LogValue](repeating: .unset, count: notice.fields.count)
-        values[0] = .time(time)
-        values[10] = .enum(note)
-        values[11] = .string(message)
-        values[17] = .string(peer)
-        values[18] = .set(["Notice::ACTION_LOG"])
-        values[20] = .interval(3_600_000_000_000) // Zeek's default suppression: one hour
-        return values
+        LogSchema.noticeRow(time: time, note: note, message: message, peer: peer)
     }
 }
 

@@ -23,7 +23,7 @@ extension ConnectionTracker {
         let netBIOS = c.pointee.origPort == 137 || c.pointee.respPort == 137
         // Queries, notifications and dynamic updates; NetBIOS registrations look like queries.
         guard opcode == 0 || opcode == 4 || opcode == 5 || netBIOS else {
-            weirdCounter.pointee.note(.dnsUnknownOpcode)
+            weirdCounter.pointee.note(.dnsUnknownOpcode, detail: .value(Int(opcode)))
             markAnalyzerLimit(c)
             return
         }
@@ -34,7 +34,7 @@ extension ConnectionTracker {
         }
         c.pointee.flags.insert(.applicationMessageSeen)
         if questions > Self.dnsMaximumQueries {
-            weirdCounter.pointee.note(.dnsConnCountTooLarge)
+            weirdCounter.pointee.note(.dnsConnCountTooLarge, detail: .pair(Int(questions), Int(Self.dnsMaximumQueries)))
             markAnalyzerLimit(c)
             applicationViolation(c)
         }

@@ -100,6 +100,10 @@ enum IPLayer {
             weirds.note(.ipv4MinHeaderSize)
             return .none
         }
+        // Zeek's packet has its IP header from here: weirds are about its flow.
+        out.source = IPAddress(v4: b, at: start + 12)
+        out.destination = IPAddress(v4: b, at: start + 16)
+        weirds.packetHasIP = true
         if context.verifyChecksums && !context.headerVerified && !context.reassembled
             && (headerLength == 20 ? Checksum.sumOf20Bytes(b.baseAddress! + start)
                 : Checksum.sum(UnsafeRawBufferPointer(rebasing: b[start..<(start + headerLength)]))) != 0xffff {
@@ -108,8 +112,6 @@ enum IPLayer {
         }
         out.isIPv6 = false
         out.ipStart = start
-        out.source = IPAddress(v4: b, at: start + 12)
-        out.destination = IPAddress(v4: b, at: start + 16)
         out.proto = b[start + 9]
         let fragmentField = b.be16(start + 6)
         if fragmentField & 0x3fff != 0 { // more fragments, or an offset
@@ -148,6 +150,7 @@ enum IPLayer {
         out.ipStart = start
         out.source = chain.homeAddress ?? IPAddress(v6: b, at: start + 8)
         out.destination = chain.finalDestination ?? IPAddress(v6: b, at: start + 24)
+        weirds.packetHasIP = true
         out.proto = chain.nextHeader
         // Any fragment header makes a fragment, even one that says the datagram is whole.
         if let at = chain.fragmentHeaderAt {
@@ -194,7 +197,7 @@ enum IPLayer {
     private static func fragmentOutcome(_ fragment: inout FragmentInfo, _ out: DecodedPacket, total: Int, captured: Int,
                                         context: IPContext, weirds: inout Weirds) -> Outcome? {
         if context.reassembled {
-            weirds.note(.fragmentInsideFragment)
+            weirds.note(.fragmentInsideFragment, from: out.source, to: out.destination)
             return Outcome.none
         }
         fragment.source = out.source

@@ -77,7 +77,7 @@ struct IPv6Chain {
 
     private mutating func processRouting(_ b: UnsafeRawBufferPointer, at: Int, length: Int, weirds: inout Weirds) {
         guard finalDestination == nil else {
-            weirds.note(.multipleRoutingHeaders) // RFC 8200: at most once
+            flowWeird(.multipleRoutingHeaders, b, &weirds) // RFC 8200: at most once
             return
         }
         let type = b[at + 2], segmentsLeft = b[at + 3], lengthField = b[at + 1]
@@ -86,16 +86,23 @@ struct IPv6Chain {
         switch type {
         case 0: // deprecated by RFC 5095
             if segmentsLeft > 0 && lengthField >= 2 {
-                if lengthField % 2 == 0 { finalDestination = last } else { weirds.note(.oddRouting0Len) }
+                if lengthField % 2 == 0 { finalDestination = last } else { flowWeird(.oddRouting0Len, b, &weirds) }
             }
-            weirds.note(.routing0Hdr)
+            flowWeird(.routing0Hdr, b, &weirds)
         case 2: // Mobile IPv6
             if segmentsLeft > 0 {
-                if lengthField == 2 { finalDestination = last } else { weirds.note(.badRouting2Len) }
+                if lengthField == 2 { finalDestination = last } else { flowWeird(.badRouting2Len, b, &weirds) }
             }
         default:
-            weirds.note(.unknownRoutingType)
+            flowWeird(.unknownRoutingType, b, detail: .value(Int(type)), &weirds)
         }
+    }
+
+    /// Zeek raises these about the chain's addresses as they stand when found (the home
+    /// address and final destination read so far).
+    private func flowWeird(_ weird: Weird, _ b: UnsafeRawBufferPointer, detail: WeirdDetail = .none, _ weirds: inout Weirds) {
+        weirds.note(weird, from: homeAddress ?? IPAddress(v6: b, at: start + 8),
+                    to: finalDestination ?? IPAddress(v6: b, at: start + 24), detail: detail)
     }
 
     private mutating func processOptions(_ b: UnsafeRawBufferPointer, at: Int, length: Int, weirds: inout Weirds) {
@@ -108,15 +115,15 @@ struct IPv6Chain {
                 continue
             }
             guard end - option >= 2, end - option >= 2 + Int(b[option + 1]) else {
-                weirds.note(.badIpv6DestOptLen)
+                flowWeird(.badIpv6DestOptLen, b, &weirds)
                 return
             }
             let optionLength = Int(b[option + 1])
             if type == 201 { // home address option
                 if optionLength == 16 {
-                    if homeAddress != nil { weirds.note(.multipleHomeAddrOpts) } else { homeAddress = IPAddress(v6: b, at: option + 2) }
+                    if homeAddress != nil { flowWeird(.multipleHomeAddrOpts, b, &weirds) } else { homeAddress = IPAddress(v6: b, at: option + 2) }
                 } else {
-                    weirds.note(.badHomeAddrLen)
+                    flowWeird(.badHomeAddrLen, b, &weirds)
                 }
             }
             option += 2 + optionLength

@@ -64,7 +64,7 @@ enum NFLOG {
             }
             guard length >= 4 else { return .weird(.nflogBadTlvLen) }
             let padded = (length + 3) & ~3 // TLVs are padded to 4 bytes
-            guard padded <= view.count else { return .weird(.nflogBadTlvLen) }
+            guard padded <= view.count else { return .weird(.nflogBadTlvLen, .pair(padded, view.count)) }
             view.start += padded
         }
     }
@@ -73,7 +73,7 @@ enum NFLOG {
 /// Skips a configured number of bytes (Zeek's PacketAnalyzer::SKIP::skip_bytes), then IP.
 enum Skip {
     static func analyze(_ b: UnsafeRawBufferPointer, _ view: inout ByteView, bytes: Int) -> AnalyzerStep {
-        guard bytes <= view.count else { return .weird(.skipBadLength) }
+        guard bytes <= view.count else { return .weird(.skipBadLength, .pair(view.count, bytes)) }
         view.start += bytes
         return .forward
     }

@@ -4,7 +4,7 @@ enum ICMP {
     static func decode(_ b: UnsafeRawBufferPointer, _ out: inout DecodedPacket, verify: Bool, weirds: inout Weirds) -> Bool {
         let t = out.transportStart
         let remaining = out.transportCaptured
-        guard TransportHeader.isWhole(out, minimum: 8, weirds: &weirds) else { return false }
+        guard TransportHeader.isWhole(out, minimum: 8, source: .icmp, weirds: &weirds) else { return false }
         let length = out.transportStated == 0 ? remaining : out.transportStated
         out.icmpType = b[t]
         out.icmpCode = b[t + 1]

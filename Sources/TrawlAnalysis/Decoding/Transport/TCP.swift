@@ -7,7 +7,7 @@ enum TCP {
                        weirds: inout Weirds) -> Bool {
         let t = out.transportStart
         let remaining = out.transportCaptured
-        guard TransportHeader.isWhole(out, minimum: 20, weirds: &weirds) else { return false }
+        guard TransportHeader.isWhole(out, minimum: 20, source: .tcp, weirds: &weirds) else { return false }
         out.sourcePort = b.be16(t)
         out.destinationPort = b.be16(t + 2)
         out.sequence = b.be32(t + 4)
@@ -21,13 +21,11 @@ enum TCP {
         let length = out.statedIPLength == 0 ? remaining : out.transportStated
         let headerLength = Int(b[t + 12] >> 4) * 4
         out.badTCPOffset = headerLength < 20
-        if headerLength < 20 {
-            weirds.note(.badTCPHeaderLen)
+        if headerLength < 20 { // the tracker notes the weird, about the connection
             out.unusable = true
             return true
         }
         if headerLength > length || headerLength > remaining {
-            weirds.note(.truncatedHeader)
             out.unusable = true
             return true
         }
@@ -47,13 +45,13 @@ enum TCP {
 /// the IP header (unless its length was 0) and captured, else a weird and no connection.
 enum TransportHeader {
     @inline(__always)
-    static func isWhole(_ out: DecodedPacket, minimum: Int, weirds: inout Weirds) -> Bool {
+    static func isWhole(_ out: DecodedPacket, minimum: Int, source: PacketAnalyzer, weirds: inout Weirds) -> Bool {
         guard out.transportStated == 0 || out.transportStated >= minimum else {
-            weirds.note(.truncatedHeader)
+            weirds.note(.truncatedHeader, source: source)
             return false
         }
         guard out.transportCaptured >= minimum else {
-            weirds.note(.internallyTruncatedHeader)
+            weirds.note(.internallyTruncatedHeader, source: source)
             return false
         }
         return true

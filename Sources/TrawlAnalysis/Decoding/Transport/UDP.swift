@@ -7,7 +7,7 @@ enum UDP {
                        vxlanPorts: DispatchTables, weirds: inout Weirds) -> Bool {
         let t = out.transportStart
         let remaining = out.transportCaptured
-        guard TransportHeader.isWhole(out, minimum: 8, weirds: &weirds) else { return false }
+        guard TransportHeader.isWhole(out, minimum: 8, source: .udp, weirds: &weirds) else { return false }
         out.sourcePort = b.be16(t)
         out.destinationPort = b.be16(t + 2)
         out.tcpFlags = 0
@@ -26,7 +26,8 @@ enum UDP {
             out.checksumValid = Checksum.transport(datagram, source: out.source, destination: out.destination, proto: 17) == 0xffff
         }
         let udpLength = Int(b.be16(t + 4))
-        if udpLength != length { weirds.note(.udpDatagramLengthMismatch) }
+        out.udpStatedLength = udpLength // a mismatch is the connection's weird (the tracker's)
+        out.udpLength = length
         out.payloadLength = max(0, udpLength - 8)
         out.payloadStart = t + 8
         out.payloadEnd = t + min(length, remaining)

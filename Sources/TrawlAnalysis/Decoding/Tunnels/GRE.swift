@@ -12,7 +12,7 @@ enum GRE {
 
     enum Outcome {
         case payload(Payload)
-        case weird(Weird)
+        case weird(Weird, WeirdDetail = .none)
     }
 
     static func headerLength(_ flags: UInt16) -> Int {
@@ -58,9 +58,9 @@ enum GRE {
                 break // IP, or anything else, read as IP
             }
         case 1:
-            guard type == 0x880b else { return .weird(.egreProtocolType) }
+            guard type == 0x880b else { return .weird(.egreProtocolType, .value(Int(type))) }
         default:
-            return .weird(.unknownGreVersion)
+            return .weird(.unknownGreVersion, .value(Int(version)))
         }
         if flags & 0x4000 != 0 { return .weird(.greRouting) }
         if flags & 0x0078 != 0 { return .weird(.unknownGreFlags) }

@@ -13,7 +13,7 @@ enum VXLAN {
 enum Geneve {
     static func analyze(_ b: UnsafeRawBufferPointer, _ view: inout ByteView) -> AnalyzerStep {
         guard view.count >= 8 else { return .violation("Geneve header truncation") }
-        guard b[view.start] >> 6 == 0 else { return .weird(.geneveInvalidVersion) }
+        guard b[view.start] >> 6 == 0 else { return .weird(.geneveInvalidVersion, .value(Int(b[view.start] >> 6))) }
         let header = 8 + Int(b[view.start] & 0x3f) * 4
         guard view.count >= header else { return .violation("Geneve option header truncation") }
         let type = b.be16(view.start + 2)
