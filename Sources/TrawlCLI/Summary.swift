@@ -21,6 +21,9 @@ struct Summary {
     var logWaits: UInt64 = 0
     /// A cluster worker's log batches: what became of them.
     var delivery: DeliveryCounters?
+    /// weird.log: rows, weirds held back (repeats, sampling, actions), and weirds not logged
+    /// for want of room in the bounded tables that decide.
+    var weirdLog: (rows: UInt64, heldBack: UInt64, noRoom: UInt64)?
 
     var text: String {
         var lines = ["sources: " + sources.joined(separator: ", ")]
@@ -52,6 +55,10 @@ struct Summary {
             lines.append("connections: \(connections.logged) logged to \(connections.path)")
             if !connections.weirds.isEmpty {
                 lines.append("weird: " + connections.weirds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            }
+            if let weirdLog, weirdLog.rows + weirdLog.heldBack > 0 {
+                lines.append("weird.log: \(weirdLog.rows) rows, \(weirdLog.heldBack) held back (repeats, sampling, Zeek's actions)"
+                    + (weirdLog.noRoom > 0 ? ", \(weirdLog.noRoom) of them for want of room" : ""))
             }
             if !tables.isEmpty {
                 // "connections 12/2000000 peak 40, 0 evicted; fragments 0/65536 peak 3, 0 evicted, 2 expired; ..."

@@ -213,6 +213,7 @@ public enum Trawl {
         }
         if case let .cluster(shipping) = logs { summary.delivery = shipping.counters }
         summary.logWaits = analysis?.tracker.logStage.waits ?? 0
+        summary.weirdLog = analysis.map { ($0.tracker.weirdsLogged, $0.tracker.weirdsNotLogged, $0.tracker.weirdsNotRemembered) }
         // With -w -, standard output carries the trace: the summary goes to stderr.
         if options.writePath == "-" { writeStandardError(summary.text) } else { print(summary.text, terminator: "") }
     }

@@ -152,6 +152,63 @@ private func weirdRows(_ frames: [[UInt8]], linkType: UInt32 = 1, spacing: UInt6
         #expect(places.check(x, in: UInt64(1), at: 50, sampling, hold: 50) == .passes)
     }
 
+    @Test func aPlaceIsForgottenWithAllItsNames() {
+        var places = WeirdPlaces<UInt64>(bound: 1000, anyPlace: 0)
+        let sampling = WeirdSampling()
+        let names = [WeirdName(.truncatedIP), WeirdName(.synSeqJump), WeirdName(.dnsUnknownOpcode)]
+        // Many places, so that probe sequences cross and wrap; then every other one forgotten.
+        for place in UInt64(1)...300 {
+            for name in names { _ = places.check(name, in: place &* 0x9e37_79b9, at: 0, sampling, hold: 100) }
+        }
+        #expect(places.count == 900)
+        for place in stride(from: UInt64(2), through: 300, by: 2) { places.forget(place &* 0x9e37_79b9) }
+        #expect(places.count == 450)
+        for place in UInt64(1)...300 {
+            places.pass(names[0], in: place &* 0x9e37_79b9, at: 0)
+            // The ones kept are found again (held back); the forgotten ones start afresh.
+            let verdict = places.check(names[0], in: place &* 0x9e37_79b9, at: 1, sampling, hold: 100)
+            #expect(verdict == (place % 2 == 1 ? .repeated : .passes))
+        }
+    }
+
+    @Test func aFloodOfConnectionsWithWeirdsLogsEachOnce() throws {
+        // More connections with a weird than the reporter's table holds: each connection's
+        // first weird is logged all the same (decided by the connection), its repeats not.
+        var frames: [[UInt8]] = []
+        for index in 0..<300 {
+            var client = b
+            client.client = IPAddress("10.7.\(index / 250).\(index % 250 + 1)")!
+            client.serverPort = 53
+            for _ in 0..<3 { frames.append(client.dns(fromClient: true, flags: 0x7800)) } // opcode 15
+        }
+        let (_, weirds, tracker) = weirdRows(frames) {
+            $0.bareMode = false // the DNS analyzer runs
+            $0.weirds.stateBound = 16
+        }
+        #expect(weirds.count == 300)
+        #expect(Set(weirds.compactMap(\.uid)).count == 300)
+        #expect(weirds.allSatisfy { $0.name == "DNS_unknown_opcode" && $0.addl == "15" })
+        #expect(tracker.weirdsNotLogged == 600)
+    }
+
+    @Test func aLongConnectionLogsItsWeirdAgainAfterTheHold() {
+        // A DNS message of an unknown opcode every 5 s on one connection: logged at once,
+        // held back for ten minutes, logged again (the connection decides while it is
+        // young, the reporter's table after).
+        var server = b
+        server.serverPort = 53
+        let frame = server.dns(fromClient: true, flags: 0x7800)
+        let times = (0..<131).map { 1_000_000_000_000 + UInt64($0) * 5_000_000_000 }
+        for bound in [1000, 1] {
+            let (records, weirds, _) = weirdRows(Array(repeating: frame, count: times.count), times: times) {
+                $0.bareMode = false
+                $0.weirds.stateBound = bound
+            }
+            #expect(records.count == 1)
+            #expect(weirds.map { ($0.time - times[0]) / 1_000_000_000 } == [0, 600], "bound \(bound)")
+        }
+    }
+
     @Test func samplingStateIsBoundedAndCounted() {
         let x = WeirdName(.truncatedIP)
         var sampling = WeirdSampling()
@@ -232,11 +289,15 @@ private func weirdRows(_ frames: [[UInt8]], linkType: UInt32 = 1, spacing: UInt6
         let weird = try write("weird.pcap", [b.tcp(fromClient: true, flags: TCPFlag.syn, seq: 1),
                                              b.tcp(fromClient: false, flags: TCPFlag.syn | TCPFlag.ack, seq: 9, ack: 2, badChecksum: true)])
         let cleanLogs = dir.file("clean"), weirdLogs = dir.file("weird")
+        var summaries: [String] = []
         for (trace, logs) in [(clean, cleanLogs), (weird, weirdLogs)] {
             try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
             let result = try trawl(["-r", trace, "--logdir", logs])
             #expect(result.status == 0, "\(result.stderr)")
+            summaries.append(result.stdout)
         }
+        #expect(!summaries[0].contains("weird"))
+        #expect(summaries[1].contains("weird.log: 1 rows, 0 held back"), "\(summaries[1])")
         #expect(!FileManager.default.fileExists(atPath: cleanLogs + "/weird.log"))
         let text = try String(contentsOfFile: weirdLogs + "/weird.log", encoding: .utf8)
         let lines = text.split(separator: "\n")

@@ -47,6 +47,8 @@ public final class ConnectionTracker {
     /// weird.log rows handed to the log stage, and weirds sampling or the policy left out.
     public var weirdsLogged: UInt64 { weirdReporter.logged }
     public var weirdsNotLogged: UInt64 { weirdReporter.sampledOut }
+    /// Of those, the weirds not logged because a bounded table of the reporter was full.
+    public var weirdsNotRemembered: UInt64 { weirdReporter.overflow }
     @exclusivity(unchecked) public private(set) var packetsAnalyzed: UInt64 = 0
     /// What stats.log, capture_loss.log and known_hosts draw on (TrackerStatistics.swift).
     @exclusivity(unchecked) public internal(set) var statistics = TrackerStatistics()
@@ -369,6 +371,7 @@ public final class ConnectionTracker {
     /// Takes what the record needs out of the side tables and hands it to the log stage.
     private func log(_ c: Connection, key: ConnectionKey, buildRecord: Bool = false) {
         statistics.connections.ended.count(proto: c.proto)
+        if _slowPath(c.weirdsLogged & Weird.rememberedBit != 0) { weirdReporter.forget(connection: c.uid) }
         var finished = FinishedConnection(connection: c, key: key)
         side.take(for: c, into: &finished)
         logStage.append(finished, buildRecord: buildRecord)

@@ -47,14 +47,11 @@ extension ConnectionTracker {
 }
 
 extension ConnectionTracker {
-    /// Whether the connection in `slot` let weird `bit` through less than `hold` ago: it is
-    /// younger than that, and did.
-    func heldBack(_ slot: UInt32, bit: UInt8, at now: UInt64, hold: UInt64) -> Bool {
-        let c = table.connection(slot)
-        return c.pointee.weirdsLogged & bit != 0 && now &- c.pointee.start < hold
-    }
-
-    func noteLogged(_ slot: UInt32, bit: UInt8) { table.connection(slot).pointee.weirdsLogged |= bit }
+    // What the weird reporter asks of the connection in a slot.
+    func age(_ slot: UInt32, at now: UInt64) -> UInt64 { now &- table.connection(slot).pointee.start }
+    func start(_ slot: UInt32) -> UInt64 { table.connection(slot).pointee.start }
+    func weirdsLogged(_ slot: UInt32) -> UInt8 { table.connection(slot).pointee.weirdsLogged }
+    func noteWeirdsLogged(_ slot: UInt32, _ bits: UInt8) { table.connection(slot).pointee.weirdsLogged |= bits }
 
     /// The uid of the connection in `slot`.
     func weirdUID(_ slot: UInt32) -> UInt64? { table.isLive(slot) ? table.connection(slot).pointee.uid : nil }

@@ -109,10 +109,13 @@ extension Weird {
         case .truncatedTCPPayload: 16
         case .tcpSeqUnderflowOrMisorder: 32
         case .tcpAckUnderflowOrMisorder: 64
-        case .truncatedHeader: 128
         default: 0
         }
     }
+
+    /// The bit of `Connection.weirdsLogged` that says the reporter's table holds something
+    /// of the connection (to be forgotten when it ends).
+    static let rememberedBit: UInt8 = 128
 }
 
 /// The numbers a few weirds carry in their `addl` (Zeek's wording for each).

@@ -78,23 +78,42 @@ final class WeirdReporter {
         }
         let now = tracker { $0.now }
         let hold = WeirdPolicy.hold(for: name)
-        // The usual weird is a repeat. Of a frequent one the connection itself knows, while
-        // it is younger than the hold: a weird it let through is then still held back, and
-        // the sampling count is of no consequence, as its period (no longer than the hold)
-        // ends before the hold does.
+        // A frequent weird on a connection younger than the hold is decided by the
+        // connection alone: one it let through is still held back, and the sampling count
+        // is of no consequence, as its period (no longer than the hold) ends before the
+        // hold does. The table remembers it too when it has room, for when the connection
+        // is older; without room, it is taken as let through when the connection began.
         let bit = name.weird.connectionBit
-        let known = bit != 0 && hold > 0 && sampling.duration <= hold
-        if known, tracker({ $0.heldBack(slot, bit: bit, at: now, hold: hold) }) { return dropped() }
-        guard connectionPlaces.check(name, in: uid, at: now, sampling, hold: hold) == .passes,
-              let c = tracker({ $0.weirdConnection(slot) }),
+        let young = bit != 0 && hold > 0 && sampling.duration <= hold && tracker({ $0.age(slot, at: now) }) < hold
+        let before = tracker { $0.weirdsLogged(slot) }
+        if young && before & bit != 0 { return dropped() }
+        if !young {
+            if bit != 0 && before & bit != 0 && before & Weird.rememberedBit == 0 {
+                // Let through while young, not remembered: the earliest it could have been.
+                _ = connectionPlaces.remember(name, in: uid, at: tracker { $0.start(slot) })
+                tracker { $0.noteWeirdsLogged(slot, Weird.rememberedBit) }
+            }
+            tracker { $0.noteWeirdsLogged(slot, Weird.rememberedBit) } // the check below remembers it
+            guard connectionPlaces.check(name, in: uid, at: now, sampling, hold: hold) == .passes else { return dropped() }
+        }
+        guard let c = tracker({ $0.weirdConnection(slot) }),
               let notice = policy.admit(name, about: .connection(uid), originator: c.origAddress, at: now)
         else { return dropped() }
-        connectionPlaces.pass(name, in: uid, at: now)
-        if known { tracker { $0.noteLogged(slot, bit: bit) } }
+        if young {
+            if connectionPlaces.remember(name, in: uid, at: now) { tracker { $0.noteWeirdsLogged(slot, Weird.rememberedBit) } }
+            tracker { $0.noteWeirdsLogged(slot, bit) }
+        } else {
+            connectionPlaces.pass(name, in: uid, at: now)
+            if bit != 0 { tracker { $0.noteWeirdsLogged(slot, bit) } }
+        }
         let id = WeirdRecord.WeirdID(origAddress: c.origAddress, origPort: c.origPort, respAddress: c.respAddress,
                                      respPort: c.respPort, proto: c.proto)
         publish(WeirdEvent(time: now, uid: c.uid, id: id, name: name, detail: detail, notice: notice, source: source))
     }
+
+    /// Forgets what was remembered of the connection `uid`, which has ended (its weirds
+    /// are held back per connection).
+    func forget(connection uid: UInt64) { connectionPlaces.forget(uid) }
 
     /// Hands the weird to the log stage, whose thread makes the row's strings.
     private func publish(_ event: WeirdEvent) {

@@ -38,7 +38,8 @@ struct WeirdFlow: WeirdPlace {
 /// back for ten minutes). Open addressing with linear probing, at most half full, grown
 /// by doubling up to `bound` places; over the bound a place is not remembered and its
 /// weirds are not logged (counted as `overflow`). A connection's entry is 32 bytes, so
-/// that the table stays small beside the connections in the caches.
+/// that the table stays small beside the connections in the caches; a place's entries
+/// hash alike, so that all of them can be forgotten at once (a connection that ended).
 struct WeirdPlaces<Place: WeirdPlace> {
     private struct Entry {
         var place: Place
@@ -77,13 +78,17 @@ struct WeirdPlaces<Place: WeirdPlace> {
     private func slot(_ place: Place, _ name: UInt16) -> Int {
         slots.withUnsafeBufferPointer { slots in
             let mask = slots.count - 1
-            var i = Int(truncatingIfNeeded: (place.mixed ^ UInt64(name) &* 0x2545_f491_4f6c_dd1d) >> 24) & mask
+            var i = home(place, mask)
             while slots[i].name != 0 {
                 if slots[i].name == name && slots[i].place == place { return i }
                 i = (i + 1) & mask
             }
             return i
         }
+    }
+
+    @inline(__always) private func home(_ place: Place, _ mask: Int) -> Int {
+        Int(truncatingIfNeeded: place.mixed >> 24) & mask
     }
 
     /// Counts one more `name` in `place` at `now` and says what becomes of it; weirds that
@@ -122,6 +127,48 @@ struct WeirdPlaces<Place: WeirdPlace> {
     mutating func pass(_ name: WeirdName, in place: Place, at now: UInt64) {
         let i = slot(place, UInt16(name.code + 1))
         if slots[i].name != 0 { slots[i].passed = now }
+    }
+
+    /// Remembers `name` in `place` as let through at `now` (its first weird), if there is
+    /// room without sweeping; whether it is remembered.
+    mutating func remember(_ name: WeirdName, in place: Place, at now: UInt64) -> Bool {
+        let code = UInt16(name.code + 1)
+        guard slots[slot(place, code)].name == 0 else {
+            pass(name, in: place, at: now)
+            return true
+        }
+        guard count < bound else { return false }
+        if (count + 1) * 2 > slots.count { rebuild(capacity: slots.count * 2) { _ in true } }
+        slots[slot(place, code)] = Entry(place: place, name: code, seen: 1, since: now, passed: now)
+        count += 1
+        return true
+    }
+
+    /// Forgets every name in `place` (linear probing's deletion: the entries after a freed
+    /// slot move back to where their probe would now find them).
+    mutating func forget(_ place: Place) {
+        let mask = slots.count - 1
+        var i = home(place, mask)
+        while slots[i].name != 0 {
+            guard slots[i].place == place else {
+                i = (i + 1) & mask
+                continue
+            }
+            slots[i] = free
+            count -= 1
+            var j = (i + 1) & mask
+            while slots[j].name != 0 {
+                let want = home(slots[j].place, mask)
+                // Move j back to i when i lies on j's probe path (cyclically, from want to j).
+                if (j > i && (want <= i || want > j)) || (j < i && want <= i && want > j) {
+                    slots[i] = slots[j]
+                    slots[j] = free
+                    i = j
+                }
+                j = (j + 1) & mask
+            }
+            i = home(place, mask) // start again: a moved entry of the place may sit before
+        }
     }
 
     /// Forgets what no longer counts: sampling periods over, repeats no longer held back; at
