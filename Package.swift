@@ -9,6 +9,8 @@ import PackageDescription
 //   Sources/TrawlCLI       the `trawl` command's logic; Sources/trawl is its entry point
 //   Sources/TrawlAnalysis  decoding, connection tracking, conn.log writers
 //   Sources/TrawlCluster   the cluster: layout, the ZeroMQ transport, log batches, node roles
+//   Sources/TrawlControl   trawlctl's logic (Zeek's node.cfg and friends, commands, hosts);
+//                          Sources/trawlctl is its entry point
 //   Sources/TrawlSynth     synthetic traffic for fixtures, the sample trace and benchmarks
 //   Plugins/Pcap           Trawl::Pcap, the default packet source (libpcap); Readers: its own
 //                          pcap and pcapng readers
@@ -31,6 +33,7 @@ let package = Package(
         .library(name: "TrawlPFRing", type: .dynamic, targets: ["TrawlPFRing"]),
         .executable(name: "trawl", targets: ["trawl"]),
         .executable(name: "trawl-mkpcap", targets: ["trawl-mkpcap"]),
+        .executable(name: "trawlctl", targets: ["trawlctl"]),
     ],
     targets: [
         .target(name: "CTrawlABI"),
@@ -73,6 +76,9 @@ let package = Package(
         .target(name: "TrawlPFRing", dependencies: ["TrawlPluginSDK"], path: "Plugins/PFRing"),
         .target(name: "TrawlCLI", dependencies: ["TrawlCore", "TrawlAnalysis", "TrawlCluster", "CTrawlABI"]),
         .executableTarget(name: "trawl", dependencies: ["TrawlCLI"]),
+        // trawlctl: node.cfg, networks.cfg and trawlctl.cfg, and the commands that run a cluster.
+        .target(name: "TrawlControl", dependencies: ["TrawlCore", "TrawlCluster"]),
+        .executableTarget(name: "trawlctl", dependencies: ["TrawlControl"]),
         .executableTarget(
             name: "trawl-mkpcap",
             dependencies: ["TrawlCore", "TrawlSynth"],
@@ -84,7 +90,8 @@ let package = Package(
         // Tests/Fixtures holds the C plugin source.
         .testTarget(
             name: "TrawlTests",
-            dependencies: ["TrawlCLI", "TrawlCore", "TrawlAnalysis", "TrawlCluster", "TrawlSynth", "CTrawlABI", "NetmapInterface", "CNetmap"]
+            dependencies: ["TrawlCLI", "TrawlCore", "TrawlAnalysis", "TrawlCluster", "TrawlControl", "TrawlSynth", "CTrawlABI",
+                           "NetmapInterface", "CNetmap"]
         ),
     ]
 )

@@ -7,7 +7,7 @@ import TrawlCore
 // files (layouts, keys, ledgers, spooled batches) and directories made as needed.
 
 /// The whole of a file, read in chunks (so that /proc files, whose size says 0, work too).
-func readWholeFile(_ path: String) throws(Errno) -> [UInt8] {
+public func readWholeFile(_ path: String) throws(Errno) -> [UInt8] {
     let file = try FileDescriptor.open(path, O_RDONLY)
     defer { try? file.close() }
     var bytes: [UInt8] = []
@@ -21,12 +21,12 @@ func readWholeFile(_ path: String) throws(Errno) -> [UInt8] {
 }
 
 /// The whole of a small file, as text.
-func readFile(_ path: String) throws(Errno) -> String {
+public func readFile(_ path: String) throws(Errno) -> String {
     String(decoding: try readWholeFile(path), as: UTF8.self)
 }
 
 /// `mkdir -p`.
-func makeDirectories(_ path: String) throws(Errno) {
+public func makeDirectories(_ path: String) throws(Errno) {
     var prefix = path.hasPrefix("/") ? "/" : ""
     for part in path.split(separator: "/") {
         prefix += part + "/"
@@ -35,7 +35,7 @@ func makeDirectories(_ path: String) throws(Errno) {
 }
 
 extension FileDescriptor {
-    func writeAll(_ bytes: [UInt8]) throws(Errno) {
+    public func writeAll(_ bytes: [UInt8]) throws(Errno) {
         var failure: Errno?
         bytes.withUnsafeBytes { raw in
             do throws(Errno) { try writeAll(raw) } catch { failure = error }

@@ -35,12 +35,13 @@ final class TestCluster {
     private(set) var nodes: [String: NodeProcess] = [:]
 
     /// `extra` adds settings to the layout (JSON members, without braces).
-    init(basePort: UInt16, workers: Int, loggers: Int = 1, proxies: Int = 0, extra: String = "\"rotation_interval\": 0") throws {
+    init(basePort: UInt16, workers: Int, loggers: Int = 1, proxies: Int = 0, extra: String = "\"rotation_interval\": 0",
+         loggerFields: String = "") throws {
         directory = try TemporaryDirectory()
         self.basePort = basePort
         var members = ["\"manager\": {\"role\": \"manager\", \"host\": \"127.0.0.1\", \"port\": \(basePort)}"]
         for index in 1...max(loggers, 1) where loggers > 0 {
-            members.append("\"logger-\(index)\": {\"role\": \"logger\", \"host\": \"127.0.0.1\", \"port\": \(basePort + 1 + UInt16(index))}")
+            members.append("\"logger-\(index)\": {\"role\": \"logger\", \"host\": \"127.0.0.1\", \"port\": \(basePort + 1 + UInt16(index))\(loggerFields)}")
         }
         for index in 0..<proxies { members.append("\"proxy-\(index + 1)\": {\"role\": \"proxy\", \"host\": \"127.0.0.1\"}") }
         for index in 1...workers { members.append("\"worker-\(index)\": {\"role\": \"worker\", \"host\": \"127.0.0.1\"}") }
@@ -389,7 +390,9 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
     /// time and archived as LOGDIR/YYYY-MM-DD/conn.HH:MM:SS-HH:MM:SS.log.gz; at shutdown the
     /// last one too. Together the archives hold every row once.
     @Test func rotatedLogsAreCompleteAndArchivedUnderZeeksNames() throws {
-        let cluster = try TestCluster(basePort: 28800, workers: 1, extra: "\"rotation_interval\": 1")
+        // archive_dir (as trawlctl sets it): the archives go there, the current logs stay.
+        let cluster = try TestCluster(basePort: 28800, workers: 1, extra: "\"rotation_interval\": 1",
+                                      loggerFields: ", \"archive_dir\": \"archive\"")
         let first = cluster.directory.file("first.pcap"), second = cluster.directory.file("second.pcap")
         try writeClusterTrace(at: first, flows: 300, seed: 1)
         try writeClusterTrace(at: second, flows: 300, seed: 2)
@@ -405,13 +408,15 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         let logs = cluster.directory.file("logs-logger-1")
         let left = try FileManager.default.contentsOfDirectory(atPath: logs).filter { $0.hasSuffix(".log") }
         #expect(left.isEmpty, "not archived: \(left)")
-        let days = try FileManager.default.contentsOfDirectory(atPath: logs).filter { $0.range(of: #"^\d{4}-\d\d-\d\d$"#, options: .regularExpression) != nil }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: logs).allSatisfy { !$0.hasPrefix("20") }, "an archive in the log directory")
+        let archive = cluster.directory.file("archive")
+        let days = try FileManager.default.contentsOfDirectory(atPath: archive).filter { $0.range(of: #"^\d{4}-\d\d-\d\d$"#, options: .regularExpression) != nil }
         var rows: [String] = []
         var archives = 0
         for day in days {
-            for name in try FileManager.default.contentsOfDirectory(atPath: logs + "/" + day) where name.hasPrefix("conn.") {
+            for name in try FileManager.default.contentsOfDirectory(atPath: archive + "/" + day) where name.hasPrefix("conn.") {
                 #expect(name.range(of: #"^conn\.\d\d:\d\d:\d\d-\d\d:\d\d:\d\d\.log\.gz$"#, options: .regularExpression) != nil, "\(name)")
-                let text = try runProcess("/bin/gzip", ["-dc", logs + "/" + day + "/" + name]).stdout
+                let text = try runProcess("/bin/gzip", ["-dc", archive + "/" + day + "/" + name]).stdout
                 #expect(text.hasPrefix("#separator") && text.contains("\n#close\t"), "\(name) is not a whole log")
                 let file = cluster.directory.file("unpacked.log")
                 try text.write(toFile: file, atomically: true, encoding: .utf8)

@@ -21,6 +21,7 @@ enum Paths {
     }()
 
     static var trawl: String { buildDirectory + "/trawl" }
+    static var trawlctl: String { buildDirectory + "/trawlctl" }
     static var pcapPlugin: String { buildDirectory + "/libTrawlPcap.so" }
     static var abiHeaderDirectory: String { packageRoot + "/Sources/CTrawlABI/include" }
     static var counterPluginSource: String { packageRoot + "/Tests/Fixtures/counter_plugin.c" }

@@ -25,6 +25,9 @@ public struct ClusterNode: Equatable, Sendable {
     public var options: [String] = []
     public var pinCPUs: [Int]?
     public var logDirectory: String?
+    /// Where a log writer archives its rotated logs (zeekctl's LogDir, while the logs being
+    /// written stay in its spool directory); its log directory when not given.
+    public var archiveDirectory: String?
 
     public init(name: String, role: NodeRole, host: String, port: UInt16?) {
         self.name = name
@@ -200,7 +203,7 @@ extension ClusterLayout {
                 throw fail("a node name is letters, digits, '-', '_' and '.'", node: name.isEmpty ? "\"\"" : name)
             }
             guard case let .object(fields) = description else { throw fail("expected an object, got \(description.kind)", node: name) }
-            let nodeFields = ["role", "host", "port", "interface", "options", "pin_cpus", "log_dir"]
+            let nodeFields = ["role", "host", "port", "interface", "options", "pin_cpus", "log_dir", "archive_dir"]
             for field in fields where !nodeFields.contains(field.key) {
                 throw fail("unknown field (known: \(nodeFields.joined(separator: ", ")))", node: name, field: field.key)
             }
@@ -261,6 +264,10 @@ extension ClusterLayout {
             if let value = description["log_dir"] {
                 guard case let .string(dir) = value, !dir.isEmpty else { throw fail("expected a directory", node: name, field: "log_dir") }
                 node.logDirectory = dir
+            }
+            if let value = description["archive_dir"] {
+                guard case let .string(dir) = value, !dir.isEmpty else { throw fail("expected a directory", node: name, field: "archive_dir") }
+                node.archiveDirectory = dir
             }
             layout.nodes.append(node)
         }

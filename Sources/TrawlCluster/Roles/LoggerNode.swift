@@ -29,7 +29,7 @@ public final class LoggerNode {
         self.security = security
         self.report = report
         self.layout = layout
-        archiver = Archiver(directory: logDirectory,
+        archiver = Archiver(directory: node.archiveDirectory ?? logDirectory,
                             action: layout.postProcessor.map { .command($0) } ?? .archive(suffix: layout.logWriters.count > 1 ? node.name : nil),
                             report: report)
         logs = try LogDirectory(directory: logDirectory, json: json)

@@ -1,0 +1,133 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TrawlCluster
+import TrawlCore
+
+/// The commands that only read the configuration, and `install`.
+enum Commands {
+    static func check(_ configuration: ControlConfiguration) -> Int32 {
+        let plan = configuration.plan
+        let hosts = plan.hosts
+        let kinds = NodeType.allCases.compactMap { type -> String? in
+            let count = plan.nodes.filter { $0.type == type }.count
+            return count == 0 ? nil : "\(count) \(type.rawValue)\(count == 1 ? "" : "s")"
+        }
+        print("configuration ok: \(plan.nodes.count) node\(plan.nodes.count == 1 ? "" : "s") (\(kinds.joined(separator: ", "))) on \(hosts.count) host\(hosts.count == 1 ? "" : "s") (\(hosts.joined(separator: ", ")))"
+              + (configuration.warnings.isEmpty ? "" : "; \(configuration.warnings.count) warning\(configuration.warnings.count == 1 ? "" : "s")"))
+        if plan.spansHosts {
+            print(plan.encrypted ? "links between hosts: CURVE-encrypted, keys in \(plan.settings.curveDir)"
+                                 : "links between hosts: NOT encrypted (trawlctl.cfg: CurveEncryption = 0)")
+        }
+        return 0
+    }
+
+    static func nodes(_ configuration: ControlConfiguration, json: Bool) -> Int32 {
+        let plan = configuration.plan
+        if json {
+            let items = plan.nodes.map { node -> String in
+                var fields = ["\"name\": \(quoted(node.name))", "\"type\": \(quoted(node.type.rawValue))",
+                              "\"host\": \(quoted(node.node.host))", "\"address\": \(quoted(node.node.address))"]
+                if let interface = node.node.interface { fields.append("\"interface\": \(quoted(interface))") }
+                if let port = node.port { fields.append("\"port\": \(port)") }
+                fields.append("\"metrics_port\": \(node.metricsPort)")
+                if let cpu = node.node.pinCPU { fields.append("\"pin_cpu\": \(cpu)") }
+                fields.append("\"options\": [\(node.node.options.map(quoted).joined(separator: ", "))]")
+                fields.append("\"env\": [\(node.node.environment.map(quoted).joined(separator: ", "))]")
+                return "  {" + fields.joined(separator: ", ") + "}"
+            }
+            print("[\n" + items.joined(separator: ",\n") + "\n]")
+            return 0
+        }
+        var rows = [["Name", "Type", "Host", "Interface", "Port", "Metrics", "CPU", "Options"]]
+        for node in plan.nodes {
+            rows.append([node.name, node.type.rawValue, node.node.host, node.node.interface ?? "-", node.port.map(String.init) ?? "-",
+                         String(node.metricsPort), node.node.pinCPU.map(String.init) ?? "-",
+                         node.node.options.isEmpty ? "-" : node.node.options.joined(separator: " ")])
+        }
+        print(table(rows), terminator: "")
+        return 0
+    }
+
+    static func config(_ configuration: ControlConfiguration) -> Int32 {
+        let s = configuration.plan.settings
+        let pairs: [(String, String)] = [
+            ("configdir", configuration.directory), ("prefix", s.prefix), ("logdir", s.logDir), ("spooldir", s.spoolDir),
+            ("tmpdir", s.tmpDir), ("logrotationinterval", "\(s.logRotationInterval)"), ("logexpireinterval", "\(s.logExpireDays)"),
+            ("compresslogs", s.compressLogs ? "1" : "0"), ("compresscmd", s.compressCmd), ("compressextension", s.compressExtension),
+            ("mindiskspace", "\(s.minDiskSpace)"), ("stoptimeout", "\(s.stopTimeout)"), ("zeekport", "\(s.clusterPort)"),
+            ("metricsport", "\(s.metricsPort)"), ("metricsaddress", s.metricsAddress),
+            ("env_vars", s.environment.joined(separator: ",")), ("crashexpireinterval", "\(s.crashExpireDays)"),
+            ("statslogenable", s.statsLogEnable ? "1" : "0"), ("privateaddressspaceislocal", s.privateAddressSpaceIsLocal ? "1" : "0"),
+            ("pfringclusterid", "\(s.pfRingClusterID)"), ("pfringclustertype", s.pfRingClusterType),
+            ("curveencryption", s.curveEncryption), ("curvedir", s.curveDir), ("trawlargs", s.trawlArgs.joined(separator: " ")),
+        ]
+        for (key, value) in pairs { print("\(key) = \(value)") }
+        return 0
+    }
+
+    /// Writes the layout and makes the directories on this host (the other hosts get them
+    /// with the installed prefix, over ssh, once trawlctl reaches them).
+    static func install(_ configuration: ControlConfiguration) -> Int32 {
+        let plan = configuration.plan
+        do {
+            for directory in [plan.settings.spoolDir, plan.settings.logDir, plan.settings.tmpDir] + plan.nodes.map(\.directory) {
+                try makeDirectories(directory)
+            }
+            if plan.encrypted && !keysExist(plan.settings.curveDir) {
+                _ = try ClusterSecurity.generateKeys(into: plan.settings.curveDir)
+                print("made the cluster's CURVE keys in \(plan.settings.curveDir)")
+            }
+            try writeFileAtomically(plan.layoutPath, plan.layoutJSON())
+        } catch {
+            writeStandardError("trawlctl: install: \(error)\n")
+            return 1
+        }
+        print("installed the layout of \(plan.nodes.count) nodes in \(plan.layoutPath)")
+        return 0
+    }
+
+    private static func keysExist(_ directory: String) -> Bool {
+        access(directory + "/server.secret", R_OK) == 0
+    }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename: never half a file.
+func writeFileAtomically(_ path: String, _ text: String) throws(Errno) {
+    let temporary = path + ".tmp"
+    let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
+    do {
+        try file.writeAll(Array(text.utf8))
+        try file.close()
+    } catch {
+        try? file.close()
+        unlink(temporary)
+        throw error
+    }
+    guard rename(temporary, path) == 0 else { throw Errno.current }
+}
+
+/// A JSON string.
+func quoted(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}
+
+/// Rows as columns padded to their widest cell, as zeekctl prints its tables.
+func table(_ rows: [[String]]) -> String {
+    guard let first = rows.first else { return "" }
+    var widths = first.map(\.count)
+    for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
+    return rows.map { row in
+        row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count) }
+            .joined(separator: " ")
+    }.joined(separator: "\n") + "\n"
+}

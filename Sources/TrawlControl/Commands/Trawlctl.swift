@@ -1,0 +1,94 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TrawlCore
+
+/// trawlctl's command line: `trawlctl [--config-dir DIR] [--prefix DIR] COMMAND [ARGS]`,
+/// with zeekctl's verbs.
+public enum Trawlctl {
+    static let usage = """
+    usage: trawlctl [--config-dir DIR] [--prefix DIR] COMMAND [ARGS]
+
+    Runs a Trawl cluster described as Zeek's zeekctl describes one: node.cfg, networks.cfg
+    and trawlctl.cfg (or zeekctl.cfg) in PREFIX/etc, or --config-dir.
+
+    commands:
+      check            read the configuration and say what is wrong, with file:line
+      nodes [--json]   the nodes, each process of a load-balanced worker apart
+      config           the settings in effect (trawlctl.cfg and its defaults)
+      install          write the cluster's layout and make its directories (and keys)
+      help             this text
+    """
+
+    /// Runs the command in `arguments` (argv, program name first); the exit status.
+    public static func main(_ arguments: [String]) -> Int32 {
+        var rest = Array(arguments.dropFirst())
+        var configDirectory: String?
+        var prefix: String?
+        while let first = rest.first, first.hasPrefix("--") {
+            rest.removeFirst()
+            switch first {
+            case "--config-dir", "--prefix":
+                guard let value = rest.first else { return fail("\(first) needs a directory") }
+                rest.removeFirst()
+                if first == "--config-dir" { configDirectory = value } else { prefix = value }
+            case "--help":
+                print(usage)
+                return 0
+            default:
+                return fail("unknown option \(first)\n\(usage)")
+            }
+        }
+        guard let command = rest.first else {
+            print(usage)
+            return 2
+        }
+        let arguments = Array(rest.dropFirst())
+        let installPrefix = prefix ?? defaultPrefix()
+        let directory = configDirectory ?? installPrefix + "/etc"
+        if command == "help" {
+            print(usage)
+            return 0
+        }
+        guard ["check", "nodes", "config", "install"].contains(command) else {
+            return fail("unknown command '\(command)'\n\(usage)")
+        }
+        let configuration: ControlConfiguration
+        do {
+            configuration = try ControlConfiguration(directory: directory, prefix: installPrefix)
+        } catch {
+            for problem in error.problems { writeStandardError("error: \(problem)\n") }
+            writeStandardError("trawlctl: the configuration in \(directory) has \(error.problems.count) error\(error.problems.count == 1 ? "" : "s"); nothing was done\n")
+            return 1
+        }
+        for warning in configuration.warnings { writeStandardError("warning: \(warning)\n") }
+        switch command {
+        case "check": return Commands.check(configuration)
+        case "nodes": return Commands.nodes(configuration, json: arguments.contains("--json"))
+        case "config": return Commands.config(configuration)
+        case "install": return Commands.install(configuration)
+        default: return 2
+        }
+    }
+
+    /// PREFIX: the directory above the one trawlctl's executable is in.
+    static func defaultPrefix() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return "/usr/local/trawl" }
+        let path = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let bin = path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+        let top = bin.dropLast()
+        return top.isEmpty ? "/" : top.joined(separator: "/")
+    }
+
+    static func fail(_ message: String) -> Int32 {
+        writeStandardError("trawlctl: \(message)\n")
+        return 2
+    }
+}
+
+func writeStandardError(_ text: String) {
+    var bytes = Array(text.utf8)
+    _ = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+}
