@@ -17,7 +17,15 @@ public enum Trawlctl {
       nodes [--json]   the nodes, each process of a load-balanced worker apart
       config           the settings in effect (trawlctl.cfg and its defaults)
       install          write the cluster's layout and make its directories (and keys)
+      start [NODES]    start the nodes (loggers, manager, proxies, then workers)
+      stop [NODES]     stop them (workers first, loggers last): SIGTERM, SIGKILL after StopTimeout
+      restart [NODES]  stop, then start
+      status [--json] [NODES]
+                       Name Type Host Status Pid Started; crashed: meant to run, gone
+      deploy           check, install, then restart everything (a failing check touches nothing)
       help             this text
+
+    NODES: node names, or kinds (workers, proxies, manager, loggers); all when none.
     """
 
     /// Runs the command in `arguments` (argv, program name first); the exit status.
@@ -25,6 +33,8 @@ public enum Trawlctl {
         var rest = Array(arguments.dropFirst())
         var configDirectory: String?
         var prefix: String?
+        // TRAWLCTL_SSH_OPTIONS: more ssh arguments (an identity, a known-hosts file), space-separated.
+        let sshOptions = (getenv("TRAWLCTL_SSH_OPTIONS").map { String(cString: $0) } ?? "").split(separator: " ").map(String.init)
         while let first = rest.first, first.hasPrefix("--") {
             rest.removeFirst()
             switch first {
@@ -50,7 +60,7 @@ public enum Trawlctl {
             print(usage)
             return 0
         }
-        guard ["check", "nodes", "config", "install"].contains(command) else {
+        guard ["check", "nodes", "config", "install", "start", "stop", "restart", "status", "deploy"].contains(command) else {
             return fail("unknown command '\(command)'\n\(usage)")
         }
         let configuration: ControlConfiguration
@@ -67,6 +77,29 @@ public enum Trawlctl {
         case "nodes": return Commands.nodes(configuration, json: arguments.contains("--json"))
         case "config": return Commands.config(configuration)
         case "install": return Commands.install(configuration)
+        default: break
+        }
+        let plan = configuration.plan
+        let shell = HostShell(sshOptions: sshOptions)
+        let nodes: [ClusterPlan.Node]
+        do { nodes = try RunCommands.select(arguments, from: plan) } catch {
+            return fail(error.description)
+        }
+        if command != "deploy" && command != "status" && access(plan.layoutPath, R_OK) != 0 && !plan.isStandalone {
+            return fail("\(plan.layoutPath) is missing: run 'trawlctl install' (or 'trawlctl deploy') first")
+        }
+        switch command {
+        case "start": return RunCommands.start(plan, nodes, shell: shell)
+        case "stop": return RunCommands.stop(plan, nodes, shell: shell)
+        case "restart":
+            let stopped = RunCommands.stop(plan, nodes, shell: shell)
+            return max(stopped, RunCommands.start(plan, nodes, shell: shell))
+        case "status": return RunCommands.status(plan, nodes, shell: shell, json: arguments.contains("--json"))
+        case "deploy":
+            // The check passed (the configuration was read); install, then restart all.
+            guard Commands.install(configuration) == 0 else { return 1 }
+            let stopped = RunCommands.stop(plan, plan.nodes, shell: shell)
+            return max(stopped, RunCommands.start(plan, plan.nodes, shell: shell))
         default: return 2
         }
     }

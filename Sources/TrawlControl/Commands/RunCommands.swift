@@ -1,0 +1,144 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// start, stop, restart, status, deploy: the nodes' processes on their hosts, a phase per
+/// kind of node in zeekctl's order, each phase one script per host, the hosts at once.
+enum RunCommands {
+    static let startPhases: [[NodeType]] = [[.logger], [.manager], [.proxy], [.worker, .standalone]]
+    static let stopPhases: [[NodeType]] = [[.worker, .standalone], [.proxy], [.manager], [.logger]]
+
+    /// The nodes the command's arguments name: node names, or kinds (`workers`, `worker`,
+    /// `manager`, ...); all of them when there are none.
+    static func select(_ arguments: [String], from plan: ClusterPlan) throws(ConfigProblems) -> [ClusterPlan.Node] {
+        let words = arguments.filter { !$0.hasPrefix("--") }
+        guard !words.isEmpty else { return plan.nodes }
+        var chosen: [String] = []
+        for word in words {
+            let kind = word.hasSuffix("s") ? String(word.dropLast()) : word
+            if let type = NodeType(rawValue: kind) {
+                chosen += plan.nodes.filter { $0.type == type }.map(\.name)
+            } else if plan.nodes.contains(where: { $0.name == word }) {
+                chosen.append(word)
+            } else {
+                throw ConfigProblems([ConfigProblem("trawlctl", 0, "no node or kind of node named '\(word)' (nodes: \(plan.nodes.map(\.name).joined(separator: ", ")))")])
+            }
+        }
+        return plan.nodes.filter { chosen.contains($0.name) }
+    }
+
+    static func start(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], shell: HostShell) -> Int32 {
+        var failed = 0
+        for phase in startPhases {
+            let members = nodes.filter { phase.contains($0.type) }
+            guard !members.isEmpty else { continue }
+            for node in members { print("starting \(node.name) ...") }
+            let results = shell.runAll(byHost(members).map { ($0.host, NodeScripts.start($0.nodes, plan: plan)) })
+            for result in results {
+                let reports = NodeReport.parse(result.output)
+                if result.status != 0 && reports.isEmpty {
+                    print("  \(result.host): cannot run the start script (exit \(result.status)): \(result.errors.trimmingCharacters(in: .whitespacesAndNewlines))")
+                    failed += 1
+                }
+                for report in reports {
+                    switch report.state {
+                    case "started", "running" where report.fields["already"] == nil:
+                        break
+                    case "running":
+                        print("  \(report.name) is running already (pid \(report.pid.map(String.init) ?? "?"))")
+                    default:
+                        failed += 1
+                        print("  \(report.name) did not start:")
+                        for line in result.output.split(separator: "\n") where line.hasPrefix("LOG \(report.name) ") {
+                            print("    " + line.dropFirst(5 + report.name.count))
+                        }
+                    }
+                }
+            }
+        }
+        return failed == 0 ? 0 : 1
+    }
+
+    static func stop(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], shell: HostShell) -> Int32 {
+        var failed = 0
+        for phase in stopPhases {
+            let members = nodes.filter { phase.contains($0.type) }
+            guard !members.isEmpty else { continue }
+            for node in members { print("stopping \(node.name) ...") }
+            let results = shell.runAll(byHost(members).map { ($0.host, NodeScripts.stop($0.nodes, timeout: plan.settings.stopTimeout)) })
+            for result in results {
+                if result.status != 0 && NodeReport.parse(result.output).isEmpty {
+                    print("  \(result.host): cannot run the stop script (exit \(result.status)): \(result.errors.trimmingCharacters(in: .whitespacesAndNewlines))")
+                    failed += 1
+                }
+                for report in NodeReport.parse(result.output) where report.state == "killed" {
+                    print("  \(report.name) did not stop within StopTimeout (\(plan.settings.stopTimeout) s): killed")
+                }
+            }
+        }
+        return failed == 0 ? 0 : 1
+    }
+
+    /// Name Type Host Status Pid Started, as zeekctl prints it (or JSON).
+    static func status(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], shell: HostShell, json: Bool) -> Int32 {
+        let reports = statusReports(plan, nodes, shell: shell)
+        if json {
+            let items = nodes.map { node -> String in
+                let report = reports[node.name]
+                var fields = ["\"name\": \(quoted(node.name))", "\"type\": \(quoted(node.type.rawValue))",
+                              "\"host\": \(quoted(node.node.host))", "\"status\": \(quoted(report?.state ?? "unknown"))"]
+                if let pid = report?.pid, report?.state == "running" || report?.state == "crashed" { fields.append("\"pid\": \(pid)") }
+                if let started = report?.started, report?.state == "running" { fields.append("\"started\": \(started)") }
+                return "  {" + fields.joined(separator: ", ") + "}"
+            }
+            print("[\n" + items.joined(separator: ",\n") + "\n]")
+            return 0
+        }
+        var rows = [["Name", "Type", "Host", "Status", "Pid", "Started"]]
+        for node in nodes {
+            let report = reports[node.name]
+            let running = report?.state == "running"
+            rows.append([node.name, node.type.rawValue, node.node.host, report?.state ?? "unknown",
+                         running || report?.state == "crashed" ? report?.pid.map(String.init) ?? "" : "",
+                         running ? report?.started.map(formatTime) ?? "" : ""])
+        }
+        print(table(rows), terminator: "")
+        return 0
+    }
+
+    static func statusReports(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], shell: HostShell) -> [String: NodeReport] {
+        var reports: [String: NodeReport] = [:]
+        for result in shell.runAll(byHost(nodes).map { ($0.host, NodeScripts.status($0.nodes)) }) {
+            for report in NodeReport.parse(result.output) { reports[report.name] = report }
+            if result.status != 0 && NodeReport.parse(result.output).isEmpty {
+                writeStandardError("trawlctl: \(result.host): cannot run the status script (exit \(result.status)): \(result.errors)\n")
+            }
+        }
+        return reports
+    }
+
+    /// The nodes grouped by host (by address: one script per machine), in first-seen order.
+    static func byHost(_ nodes: [ClusterPlan.Node]) -> [(host: String, nodes: [ClusterPlan.Node])] {
+        var order: [String] = []
+        var groups: [String: (host: String, nodes: [ClusterPlan.Node])] = [:]
+        for node in nodes {
+            if groups[node.node.address] == nil {
+                order.append(node.node.address)
+                groups[node.node.address] = (node.node.host, [])
+            }
+            groups[node.node.address]!.nodes.append(node)
+        }
+        return order.map { groups[$0]! }
+    }
+
+    /// zeekctl's TimeFmt, "%d %b %H:%M:%S", in local time.
+    static func formatTime(_ seconds: Int) -> String {
+        var time = time_t(seconds)
+        var parts = tm()
+        localtime_r(&time, &parts)
+        var buffer = [CChar](repeating: 0, count: 64)
+        let count = strftime(&buffer, buffer.count, "%d %b %H:%M:%S", &parts)
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

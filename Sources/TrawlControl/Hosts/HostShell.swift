@@ -1,0 +1,65 @@
+import Foundation
+
+/// Runs shell scripts on the cluster's hosts: this machine's with /bin/sh, the others with
+/// the system's ssh (BatchMode, as zeekctl: no password prompt can hang a command). One
+/// script per host and command, all hosts at once: a command costs one round trip per
+/// host whatever the number of nodes.
+public struct HostShell: Sendable {
+    public struct Result: Sendable {
+        public let host: String
+        public let status: Int32
+        public let output: String
+        public let errors: String
+    }
+
+    /// Extra ssh arguments (a test's key and known-hosts file, say).
+    public var sshOptions: [String]
+    public var connectTimeout: Int
+
+    public init(sshOptions: [String] = [], connectTimeout: Int = 10) {
+        self.sshOptions = sshOptions
+        self.connectTimeout = connectTimeout
+    }
+
+    /// Runs `script` on `host`.
+    public func run(_ script: String, on host: String) -> Result {
+        let result: ChildProcess.Result
+        if isLocalHost(host) {
+            result = ChildProcess.run("/bin/sh", ["-s"], input: Array(script.utf8))
+        } else {
+            result = ChildProcess.run("/usr/bin/ssh", ["-o", "BatchMode=yes", "-o", "ConnectTimeout=\(connectTimeout)"] + sshOptions
+                                          + [host, "/bin/sh", "-s"], input: Array(script.utf8))
+        }
+        return Result(host: host, status: result.status, output: String(decoding: result.output, as: UTF8.self),
+                      errors: String(decoding: result.errors, as: UTF8.self))
+    }
+
+    /// Runs each host's script, all at once; the results in the order given.
+    public func runAll(_ scripts: [(host: String, script: String)]) -> [Result] {
+        final class Results: @unchecked Sendable {
+            var items: [Result?]
+            let lock = NSLock()
+            init(_ count: Int) { items = Array(repeating: nil, count: count) }
+        }
+        let results = Results(scripts.count)
+        let group = DispatchGroup()
+        for index in scripts.indices {
+            // A thread each: the scripts mostly wait (for ssh, for nodes to stop).
+            group.enter()
+            Thread.detachNewThread {
+                let result = run(scripts[index].script, on: scripts[index].host)
+                results.lock.lock()
+                results.items[index] = result
+                results.lock.unlock()
+                group.leave()
+            }
+        }
+        group.wait()
+        return results.items.map { $0! }
+    }
+}
+
+/// A word for a shell script, in single quotes.
+func shellQuoted(_ text: String) -> String {
+    "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
