@@ -4,8 +4,9 @@
 # Debian packages the build and the tests need: libpcap for the Pcap plugin, libzmq for
 # the cluster's transport, a C compiler for the C-ABI tests, iproute2 and python3
 # (traffic) for the live-capture tests on veth pairs, util-linux (setpriv) to test running
-# without privileges.
-TRAWL_APT_PACKAGES="libpcap-dev libzmq3-dev gcc libc6-dev iproute2 bash python3 util-linux"
+# without privileges; openssh (server and client), rsync and tcpreplay for trawlctl's test of
+# a cluster on several hosts (network namespaces with sshd in each).
+TRAWL_APT_PACKAGES="libpcap-dev libzmq3-dev gcc libc6-dev iproute2 bash python3 util-linux openssh-server openssh-client rsync tcpreplay"
 
 trawl_find_swift() {
     if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then

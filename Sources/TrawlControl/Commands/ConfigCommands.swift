@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import TrawlCluster
 import TrawlCore
 
@@ -66,8 +67,54 @@ enum Commands {
         return 0
     }
 
-    /// Writes the layout and makes the directories on this host (the other hosts get them
-    /// with the installed prefix, over ssh, once trawlctl reaches them).
+    /// Writes the layout and makes the directories on this host, then copies the prefix
+    /// (bin, lib, etc), the layout and the keys to every other host (rsync over ssh, the
+    /// hosts at once) and makes the nodes' directories there.
+    static func install(_ configuration: ControlConfiguration, shell: HostShell) -> Int32 {
+        let local = install(configuration)
+        guard local == 0 else { return local }
+        let plan = configuration.plan
+        let remote = RunCommands.byHost(plan.nodes).filter { !isLocalHost($0.host) }
+        guard !remote.isEmpty else { return 0 }
+        let settings = plan.settings
+        let directories = [settings.prefix, settings.spoolDir, settings.logDir, settings.tmpDir]
+        var failed = 0
+        let made = shell.runAll(remote.map { group in
+            (group.host, "mkdir -p " + (directories + group.nodes.map(\.directory)).map(shellQuoted).joined(separator: " ") + "\n")
+        })
+        for result in made where result.status != 0 {
+            print("  \(result.host): cannot make the directories: \(result.errors.trimmingCharacters(in: .whitespacesAndNewlines))")
+            failed += 1
+        }
+        guard failed == 0 else { return 1 }
+        // What each host gets: the prefix's programs and configuration, the layout, the keys.
+        var copies = ["bin", "lib", "etc"].map { settings.prefix + "/" + $0 }.filter { access($0, F_OK) == 0 }.map { ($0, settings.prefix + "/") }
+        copies.append((plan.layoutPath, settings.spoolDir + "/"))
+        if plan.encrypted { copies.append((settings.curveDir, (settings.curveDir as NSString).deletingLastPathComponent + "/")) }
+        let toCopy = copies
+        let results = parallel(remote.map(\.host)) { host -> String? in
+            for (source, target) in toCopy {
+                let result = ChildProcess.run("/usr/bin/rsync", ["-a", "-e", (["ssh", "-o", "BatchMode=yes"] + shell.sshOptions).joined(separator: " "),
+                                                                 source, "\(host):\(target)"])
+                if result.status != 0 {
+                    return "rsync of \(source) failed (exit \(result.status)): " + String(decoding: result.errors, as: UTF8.self)
+                        .trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+            }
+            return nil
+        }
+        for (host, problem) in zip(remote.map(\.host), results) {
+            if let problem {
+                print("  \(host): \(problem)")
+                failed += 1
+            } else {
+                print("installed on \(host)")
+            }
+        }
+        return failed == 0 ? 0 : 1
+    }
+
+    /// Writes the layout and makes the directories on this host.
     static func install(_ configuration: ControlConfiguration) -> Int32 {
         let plan = configuration.plan
         do {
@@ -130,4 +177,31 @@ func table(_ rows: [[String]]) -> String {
         row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count) }
             .joined(separator: " ")
     }.joined(separator: "\n") + "\n"
+}
+
+/// `body` for each item, all at once (a thread each: they mostly wait); the results in order.
+func parallel<Item: Sendable, T: Sendable>(_ items: [Item], _ body: @escaping @Sendable (Item) -> T) -> [T] {
+    let results = ParallelResults<T>(items.count)
+    let group = DispatchGroup()
+    for (index, item) in items.enumerated() {
+        group.enter()
+        Thread.detachNewThread {
+            results.set(index, body(item))
+            group.leave()
+        }
+    }
+    group.wait()
+    return results.values
+}
+
+private final class ParallelResults<T>: @unchecked Sendable {
+    private var items: [T?]
+    private let lock = NSLock()
+    init(_ count: Int) { items = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ value: T) {
+        lock.lock()
+        items[index] = value
+        lock.unlock()
+    }
+    var values: [T] { items.map { $0! } }
 }

@@ -23,6 +23,8 @@ public enum Trawlctl {
       status [--json] [NODES]
                        Name Type Host Status Pid Started; crashed: meant to run, gone
       deploy           check, install, then restart everything (a failing check touches nothing)
+      cron             restart crashed nodes (keeping a crash report), expire logs, check disk space
+      diag [NODES]     crash reports and the end of the nodes' standard error
       help             this text
 
     NODES: node names, or kinds (workers, proxies, manager, loggers); all when none.
@@ -60,7 +62,7 @@ public enum Trawlctl {
             print(usage)
             return 0
         }
-        guard ["check", "nodes", "config", "install", "start", "stop", "restart", "status", "deploy"].contains(command) else {
+        guard ["check", "nodes", "config", "install", "start", "stop", "restart", "status", "deploy", "cron", "diag"].contains(command) else {
             return fail("unknown command '\(command)'\n\(usage)")
         }
         let configuration: ControlConfiguration
@@ -76,16 +78,16 @@ public enum Trawlctl {
         case "check": return Commands.check(configuration)
         case "nodes": return Commands.nodes(configuration, json: arguments.contains("--json"))
         case "config": return Commands.config(configuration)
-        case "install": return Commands.install(configuration)
         default: break
         }
         let plan = configuration.plan
         let shell = HostShell(sshOptions: sshOptions)
+        if command == "install" { return Commands.install(configuration, shell: shell) }
         let nodes: [ClusterPlan.Node]
         do { nodes = try RunCommands.select(arguments, from: plan) } catch {
             return fail(error.description)
         }
-        if command != "deploy" && command != "status" && access(plan.layoutPath, R_OK) != 0 && !plan.isStandalone {
+        if !["deploy", "status", "diag"].contains(command) && access(plan.layoutPath, R_OK) != 0 && !plan.isStandalone {
             return fail("\(plan.layoutPath) is missing: run 'trawlctl install' (or 'trawlctl deploy') first")
         }
         switch command {
@@ -95,9 +97,11 @@ public enum Trawlctl {
             let stopped = RunCommands.stop(plan, nodes, shell: shell)
             return max(stopped, RunCommands.start(plan, nodes, shell: shell))
         case "status": return RunCommands.status(plan, nodes, shell: shell, json: arguments.contains("--json"))
+        case "cron": return CronCommands.cron(plan, shell: shell)
+        case "diag": return CronCommands.diag(plan, nodes, shell: shell)
         case "deploy":
             // The check passed (the configuration was read); install, then restart all.
-            guard Commands.install(configuration) == 0 else { return 1 }
+            guard Commands.install(configuration, shell: shell) == 0 else { return 1 }
             let stopped = RunCommands.stop(plan, plan.nodes, shell: shell)
             return max(stopped, RunCommands.start(plan, plan.nodes, shell: shell))
         default: return 2

@@ -36,26 +36,12 @@ public struct HostShell: Sendable {
 
     /// Runs each host's script, all at once; the results in the order given.
     public func runAll(_ scripts: [(host: String, script: String)]) -> [Result] {
-        final class Results: @unchecked Sendable {
-            var items: [Result?]
-            let lock = NSLock()
-            init(_ count: Int) { items = Array(repeating: nil, count: count) }
-        }
-        let results = Results(scripts.count)
-        let group = DispatchGroup()
-        for index in scripts.indices {
-            // A thread each: the scripts mostly wait (for ssh, for nodes to stop).
-            group.enter()
-            Thread.detachNewThread {
-                let result = run(scripts[index].script, on: scripts[index].host)
-                results.lock.lock()
-                results.items[index] = result
-                results.lock.unlock()
-                group.leave()
-            }
-        }
-        group.wait()
-        return results.items.map { $0! }
+        parallel(scripts.map { Job(host: $0.host, script: $0.script) }) { run($0.script, on: $0.host) }
+    }
+
+    private struct Job: Sendable {
+        let host: String
+        let script: String
     }
 }
 

@@ -17,7 +17,8 @@ enum NodeScripts {
             words = [trawl, "--cluster-layout", plan.layoutPath, "--node", node.name]
         }
         words += ["--no-progress"] + settings.trawlArgs
-        let environment = (settings.environment + node.node.environment + ["CLUSTER_NODE=\(node.name)"])
+        let environment = (["SWIFT_BACKTRACE=enable=yes,interactive=no"] + settings.environment + node.node.environment
+                           + ["CLUSTER_NODE=\(node.name)"])
             .map { pair -> String in
                 let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
                 return parts[0] + "=" + shellQuoted(parts.count > 1 ? parts[1] : "")
@@ -97,6 +98,24 @@ enum NodeScripts {
             if alive "$d"; then echo "NODE $n state=running pid=$p started=$s"
             elif [ "$e" = running ]; then echo "NODE $n state=crashed pid=$p started=$s"
             else echo "NODE $n state=stopped"; fi
+
+            """
+        }
+        return script
+    }
+
+    /// Keeps what a crashed node left (its standard output and error, where a Swift crash
+    /// prints its backtrace, and when it ran) in `SpoolDir/crash/NAME-WHEN/`, as zeekctl keeps
+    /// a crash report; prints `CRASH <name> <directory>`.
+    static func crashReports(_ nodes: [ClusterPlan.Node], spoolDirectory: String) -> String {
+        var script = ""
+        for node in nodes {
+            script += """
+            d=\(shellQuoted(node.directory)); n=\(shellQuoted(node.name))
+            r=\(shellQuoted(spoolDirectory + "/crash/"))"$n-$(date +%Y%m%d-%H%M%S)"
+            mkdir -p "$r" && cp "$d/stderr.log" "$d/stdout.log" "$r/" 2>/dev/null
+            { echo "node $n"; echo "pid $(cat "$d/.pid" 2>/dev/null)"; echo "started $(cat "$d/.started" 2>/dev/null)"; echo "found $(date +%s)"; } >"$r/crash-info"
+            echo "CRASH $n $r"
 
             """
         }
