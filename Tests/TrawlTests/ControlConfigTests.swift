@@ -359,6 +359,21 @@ host=b
         let text = try trawlctl("status").stdout
         #expect(text.hasPrefix("Name"), "\(text)")
         #expect(text.contains("Type") && text.contains("Status") && text.contains("Pid") && text.contains("Started"))
+        // top: each running node with its pid and memory; df; exec on every host; the shell.
+        let top = try trawlctl("top").stdout
+        for name in ["logger-1", "manager", "proxy-1", "worker-1-1", "worker-1-2"] {
+            #expect(top.split(separator: "\n").contains { $0.hasPrefix(name + " ") && $0.contains("%") }, "\(top)")
+        }
+        #expect(try trawlctl("df").stdout.contains(prefix.file("spool")))
+        #expect(try trawlctl("exec", "echo", "hello").stdout == "localhost: hello\n")
+        let shell = try runProcess(Paths.trawlctl, ["--prefix", prefix.path], input: Data("nodes\n\nstatus worker-1-1\nexit\n".utf8))
+        #expect(shell.stdout.contains("Metrics"), "\(shell.stdout)")
+        #expect(shell.stdout.split(separator: "\n").contains { $0.hasPrefix("worker-1-1 ") && $0.contains(" running ") }, "\(shell.stdout)")
+        // systemd: a unit per node of this host, with its command line.
+        #expect(try trawlctl("systemd", prefix.file("units")).status == 0)
+        let unit = try String(contentsOfFile: prefix.file("units/trawl-worker-1-1.service"), encoding: .utf8)
+        #expect(unit.contains("\"--node\" \"worker-1-1\"") && unit.contains("After=network-online.target trawl-logger-1.service trawl-manager.service"), "\(unit)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: prefix.file("units")).count == 5)
         // Flows on lo while it runs: the workers share them (one fanout group).
         let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(socket) }
@@ -383,6 +398,8 @@ host=b
         let order = stop.stdout.split(separator: "\n").filter { $0.hasPrefix("stopping ") }.map { String($0.dropFirst(9).dropLast(4)) }
         #expect(order == ["worker-1-1", "worker-1-2", "proxy-1", "manager", "logger-1"])
         #expect(Set(try states().values) == ["stopped"])
+        #expect(try trawlctl("cleanup", "worker-1-2").stdout == "cleaned worker-1-2\n")
+        #expect(!FileManager.default.fileExists(atPath: prefix.file("spool/worker-1-2")))
         let conn = try String(contentsOfFile: prefix.file("spool/logger-1/conn.log"), encoding: .utf8)
         let ports = Set(conn.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { row -> Int? in
             let fields = row.split(separator: "\t")

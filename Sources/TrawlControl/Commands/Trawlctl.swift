@@ -8,6 +8,7 @@ import TrawlCore
 public enum Trawlctl {
     static let usage = """
     usage: trawlctl [--config-dir DIR] [--prefix DIR] COMMAND [ARGS]
+           trawlctl [--config-dir DIR] [--prefix DIR]      (the commands, one per line)
 
     Runs a Trawl cluster described as Zeek's zeekctl describes one: node.cfg, networks.cfg
     and trawlctl.cfg (or zeekctl.cfg) in PREFIX/etc, or --config-dir.
@@ -25,10 +26,19 @@ public enum Trawlctl {
       deploy           check, install, then restart everything (a failing check touches nothing)
       cron             restart crashed nodes (keeping a crash report), expire logs, check disk space
       diag [NODES]     crash reports and the end of the nodes' standard error
+      top [NODES]      CPU and memory of the running nodes
+      df               free space of LogDir and SpoolDir on every host
+      exec CMD         a shell command on every host
+      cleanup [--all] [NODES]
+                       remove the directories of stopped nodes (--all: TmpDir too)
+      systemd DIR      unit files for the nodes of this host (trawl-NODE.service) in DIR
       help             this text
 
     NODES: node names, or kinds (workers, proxies, manager, loggers); all when none.
     """
+
+    static let commands = ["check", "nodes", "config", "install", "start", "stop", "restart", "status", "deploy", "cron", "diag",
+                           "top", "df", "exec", "cleanup", "systemd"]
 
     /// Runs the command in `arguments` (argv, program name first); the exit status.
     public static func main(_ arguments: [String]) -> Int32 {
@@ -52,8 +62,7 @@ public enum Trawlctl {
             }
         }
         guard let command = rest.first else {
-            print(usage)
-            return 2
+            return shell(globals: Array(arguments.dropFirst().prefix(arguments.count - 1 - rest.count)))
         }
         let arguments = Array(rest.dropFirst())
         let installPrefix = prefix ?? defaultPrefix()
@@ -62,7 +71,7 @@ public enum Trawlctl {
             print(usage)
             return 0
         }
-        guard ["check", "nodes", "config", "install", "start", "stop", "restart", "status", "deploy", "cron", "diag"].contains(command) else {
+        guard Self.commands.contains(command) else {
             return fail("unknown command '\(command)'\n\(usage)")
         }
         let configuration: ControlConfiguration
@@ -83,11 +92,20 @@ public enum Trawlctl {
         let plan = configuration.plan
         let shell = HostShell(sshOptions: sshOptions)
         if command == "install" { return Commands.install(configuration, shell: shell) }
+        if command == "df" { return HostCommands.df(plan, shell: shell) }
+        if command == "systemd" {
+            guard let directory = arguments.first else { return fail("systemd needs a directory for the unit files") }
+            return HostCommands.systemd(plan, into: directory)
+        }
+        if command == "exec" {
+            guard !arguments.isEmpty else { return fail("exec needs a command") }
+            return HostCommands.exec(plan, command: arguments.joined(separator: " "), shell: shell)
+        }
         let nodes: [ClusterPlan.Node]
         do { nodes = try RunCommands.select(arguments, from: plan) } catch {
             return fail(error.description)
         }
-        if !["deploy", "status", "diag"].contains(command) && access(plan.layoutPath, R_OK) != 0 && !plan.isStandalone {
+        if ["start", "restart"].contains(command) && access(plan.layoutPath, R_OK) != 0 && !plan.isStandalone {
             return fail("\(plan.layoutPath) is missing: run 'trawlctl install' (or 'trawlctl deploy') first")
         }
         switch command {
@@ -99,6 +117,8 @@ public enum Trawlctl {
         case "status": return RunCommands.status(plan, nodes, shell: shell, json: arguments.contains("--json"))
         case "cron": return CronCommands.cron(plan, shell: shell)
         case "diag": return CronCommands.diag(plan, nodes, shell: shell)
+        case "top": return HostCommands.top(plan, nodes, shell: shell)
+        case "cleanup": return HostCommands.cleanup(plan, nodes, all: arguments.contains("--all"), shell: shell)
         case "deploy":
             // The check passed (the configuration was read); install, then restart all.
             guard Commands.install(configuration, shell: shell) == 0 else { return 1 }
@@ -106,6 +126,26 @@ public enum Trawlctl {
             return max(stopped, RunCommands.start(plan, plan.nodes, shell: shell))
         default: return 2
         }
+    }
+
+    /// `trawlctl` alone: the same commands, one per line, as zeekctl's shell (`exit` or end
+    /// of input to leave). The configuration is read again for each command.
+    static func shell(globals: [String]) -> Int32 {
+        var last: Int32 = 0
+        let interactive = isatty(STDIN_FILENO) == 1
+        while true {
+            if interactive {
+                print("[TrawlControl] > ", terminator: "")
+                fflush(nil)
+            }
+            guard let line = readLine() else { break }
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard let first = words.first, !first.hasPrefix("#") else { continue }
+            if first == "exit" || first == "quit" { break }
+            last = main(["trawlctl"] + globals + words)
+            fflush(nil)
+        }
+        return last
     }
 
     /// PREFIX: the directory above the one trawlctl's executable is in.

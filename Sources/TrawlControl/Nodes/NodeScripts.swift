@@ -4,8 +4,8 @@
 /// `.started`, and whether it is meant to run in `.expected` (`running` or `stopped`): what
 /// `status` and `cron` go by to tell a crash from a stop.
 enum NodeScripts {
-    /// What a node's process runs, with its environment.
-    static func commandLine(_ node: ClusterPlan.Node, plan: ClusterPlan) -> String {
+    /// What a node's process runs: its environment (`NAME=value`) and its command line.
+    static func command(_ node: ClusterPlan.Node, plan: ClusterPlan) -> (environment: [String], words: [String]) {
         let settings = plan.settings
         let trawl = settings.prefix + "/bin/trawl"
         var words: [String]
@@ -17,13 +17,16 @@ enum NodeScripts {
             words = [trawl, "--cluster-layout", plan.layoutPath, "--node", node.name]
         }
         words += ["--no-progress"] + settings.trawlArgs
-        let environment = (["SWIFT_BACKTRACE=enable=yes,interactive=no"] + settings.environment + node.node.environment
-                           + ["CLUSTER_NODE=\(node.name)"])
-            .map { pair -> String in
-                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                return parts[0] + "=" + shellQuoted(parts.count > 1 ? parts[1] : "")
-            }
-        return (["env"] + environment + words.map(shellQuoted)).joined(separator: " ")
+        // A crash prints its backtrace to standard error (kept in crash reports).
+        let environment = ["SWIFT_BACKTRACE=enable=yes,interactive=no"] + settings.environment + node.node.environment
+            + ["CLUSTER_NODE=\(node.name)"]
+        return (environment, words)
+    }
+
+    /// The same, as one shell command.
+    static func commandLine(_ node: ClusterPlan.Node, plan: ClusterPlan) -> String {
+        let (environment, words) = command(node, plan: plan)
+        return (["env"] + environment.map(shellQuoted) + words.map(shellQuoted)).joined(separator: " ")
     }
 
     /// Starts the nodes (of one host) that are not running, each detached in its directory,

@@ -1,0 +1,150 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TrawlCluster
+
+/// top, df, exec, cleanup: what trawlctl asks of the hosts beyond the nodes' processes.
+enum HostCommands {
+    /// CPU and memory of each running node (ps on each host).
+    static func top(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], shell: HostShell) -> Int32 {
+        let reports = RunCommands.statusReports(plan, nodes, shell: shell)
+        var byHost: [(String, String)] = []
+        for group in RunCommands.byHost(nodes) {
+            let pids = group.nodes.compactMap { node in reports[node.name].flatMap { $0.state == "running" ? $0.pid : nil } }
+            guard !pids.isEmpty else { continue }
+            byHost.append((group.host, "ps -o pid=,vsz=,rss=,pcpu=,etimes= -p \(pids.map(String.init).joined(separator: ","))\n"))
+        }
+        var usage: [Int: [String]] = [:]
+        for result in shell.runAll(byHost) {
+            for line in result.output.split(separator: "\n") {
+                let words = line.split(separator: " ").map(String.init)
+                if words.count == 5, let pid = Int(words[0]) { usage[pid] = Array(words.dropFirst()) }
+            }
+        }
+        var rows = [["Name", "Type", "Host", "Pid", "VSize", "RSS", "CPU", "Running"]]
+        for node in nodes {
+            guard let report = reports[node.name], report.state == "running", let pid = report.pid, let u = usage[pid] else {
+                rows.append([node.name, node.type.rawValue, node.node.host, "-", "-", "-", "-", reports[node.name]?.state ?? "unknown"])
+                continue
+            }
+            rows.append([node.name, node.type.rawValue, node.node.host, String(pid), kibibytes(u[0]), kibibytes(u[1]), u[2] + "%", u[3] + " s"])
+        }
+        print(table(rows), terminator: "")
+        return 0
+    }
+
+    /// Free space where the logs and the spool are, on each host.
+    static func df(_ plan: ClusterPlan, shell: HostShell) -> Int32 {
+        let settings = plan.settings
+        let script = "for d in \(shellQuoted(settings.logDir)) \(shellQuoted(settings.spoolDir)); do df -P -k \"$d\" 2>/dev/null | awk -v d=\"$d\" 'NR==2 { print d, $2, $4, $5 }'; done\n"
+        var rows = [["Host", "Directory", "Size", "Free", "Used"]]
+        var status: Int32 = 0
+        for result in shell.runAll(plan.hosts.map { ($0, script) }) {
+            for line in result.output.split(separator: "\n") {
+                let w = line.split(separator: " ").map(String.init)
+                guard w.count == 4 else { continue }
+                rows.append([result.host, w[0], kibibytes(w[1]), kibibytes(w[2]), w[3]])
+                if let used = Int(w[3].dropLast()), 100 - used < settings.minDiskSpace { status = 1 }
+            }
+            if result.status != 0 && result.output.isEmpty { rows.append([result.host, "-", "-", "-", "unreachable"]) }
+        }
+        print(table(rows), terminator: "")
+        return status
+    }
+
+    /// A shell command on every host, its output prefixed with the host.
+    static func exec(_ plan: ClusterPlan, command: String, shell: HostShell) -> Int32 {
+        var status: Int32 = 0
+        for result in shell.runAll(plan.hosts.map { ($0, command + "\n") }) {
+            for line in (result.output + result.errors).split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+                print("\(result.host): \(line)")
+            }
+            if result.status != 0 {
+                print("\(result.host): exit \(result.status)")
+                status = 1
+            }
+        }
+        return status
+    }
+
+    /// Removes the directories of the stopped nodes (their logs not yet archived, spooled
+    /// batches not yet sent); with --all, TmpDir too. A running node's is kept, and said.
+    static func cleanup(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], all: Bool, shell: HostShell) -> Int32 {
+        let reports = RunCommands.statusReports(plan, nodes, shell: shell)
+        let running = nodes.filter { reports[$0.name]?.state == "running" }
+        for node in running { print("\(node.name) is running: its directory is kept") }
+        let stopped = nodes.filter { reports[$0.name]?.state != "running" }
+        var scripts: [(String, String)] = RunCommands.byHost(stopped).map { group in
+            (group.host, group.nodes.map { "rm -rf \(shellQuoted($0.directory)) && echo CLEANED \(shellQuoted($0.name))\n" }.joined())
+        }
+        if all { scripts += plan.hosts.map { ($0, "rm -rf \(shellQuoted(plan.settings.tmpDir)) && mkdir -p \(shellQuoted(plan.settings.tmpDir))\n") } }
+        for result in shell.runAll(scripts) {
+            for line in result.output.split(separator: "\n") where line.hasPrefix("CLEANED ") { print("cleaned \(line.dropFirst(8))") }
+        }
+        return 0
+    }
+
+    /// A systemd unit per node of this host, for sites that run nodes under systemd: the
+    /// node's command line, directory and environment, restarted when it fails; loggers
+    /// before the manager before the rest, as trawlctl starts them.
+    static func systemd(_ plan: ClusterPlan, into directory: String) -> Int32 {
+        let local = plan.nodes.filter { isLocalHost($0.node.host) }
+        guard !local.isEmpty else {
+            writeStandardError("trawlctl: systemd: no node runs on this host\n")
+            return 1
+        }
+        let unit = { (node: ClusterPlan.Node) in "trawl-\(node.name).service" }
+        let loggers = plan.nodes.filter { $0.type == .logger && isLocalHost($0.node.host) }.map(unit)
+        let manager = plan.nodes.filter { $0.type == .manager && isLocalHost($0.node.host) }.map(unit)
+        do {
+            try makeDirectories(directory)
+            for node in local {
+                var after = ["network-online.target"]
+                if node.type != .logger { after += loggers }
+                if node.type == .proxy || node.type == .worker { after += manager }
+                let (environment, words) = NodeScripts.command(node, plan: plan)
+                // systemd's own quoting: each word in double quotes, % and $ doubled.
+                func unitWord(_ word: String) -> String {
+                    "\"" + word.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                        .replacingOccurrences(of: "%", with: "%%").replacingOccurrences(of: "$", with: "$$") + "\""
+                }
+                let command = (["/usr/bin/env"] + environment + words).map(unitWord).joined(separator: " ")
+                let text = """
+                # Made by trawlctl systemd from \(plan.settings.prefix); made again after a change to node.cfg.
+                [Unit]
+                Description=Trawl \(node.type.rawValue) \(node.name)
+                Wants=network-online.target
+                After=\(after.joined(separator: " "))
+
+                [Service]
+                WorkingDirectory=\(node.directory)
+                ExecStartPre=/bin/mkdir -p \(node.directory)
+                ExecStart=\(command)
+                KillSignal=SIGTERM
+                TimeoutStopSec=\(plan.settings.stopTimeout)
+                Restart=on-failure
+                RestartSec=5
+
+                [Install]
+                WantedBy=multi-user.target
+
+                """
+                try writeFileAtomically(directory + "/" + unit(node), text)
+                print("wrote \(directory)/\(unit(node))")
+            }
+        } catch {
+            writeStandardError("trawlctl: systemd: \(error)\n")
+            return 1
+        }
+        return 0
+    }
+
+    /// ps's KiB, readably.
+    static func kibibytes(_ text: String) -> String {
+        guard let k = Double(text) else { return text }
+        if k >= 1_048_576 { return String(format: "%.1fG", k / 1_048_576) }
+        if k >= 1024 { return String(format: "%.0fM", k / 1024) }
+        return String(format: "%.0fK", k)
+    }
+}
