@@ -316,6 +316,30 @@ host=b
         #expect(try String(contentsOfFile: prefix.file("spool/cluster.json"), encoding: .utf8) == before)
     }
 
+    /// `process TRACE`: a cluster on this machine with node.cfg's workers writes the same
+    /// rows as `trawl -r` into the current directory.
+    @Test func processATraceThroughTheConfiguredWorkers() throws {
+        let prefix = try TemporaryDirectory()
+        for directory in ["etc", "bin", "out"] { try FileManager.default.createDirectory(atPath: prefix.file(directory), withIntermediateDirectories: true) }
+        try FileManager.default.createSymbolicLink(atPath: prefix.file("bin/trawl"), withDestinationPath: Paths.trawl)
+        try (cluster + "[w]\ntype=worker\nhost=127.0.0.1\ninterface=eth0\nlb_method=af_packet\nlb_procs=3\n")
+            .replacingOccurrences(of: "host=a", with: "host=127.0.0.1").replacingOccurrences(of: "host = a", with: "host = 127.0.0.1")
+            .replacingOccurrences(of: "host=b", with: "host=127.0.0.1")
+            .write(toFile: prefix.file("etc/node.cfg"), atomically: true, encoding: .utf8)
+        let trace = prefix.file("trace.pcap")
+        try writeClusterTrace(at: trace, flows: 1000)
+        let result = try runProcess(Paths.trawlctl, ["--prefix", prefix.path, "process", trace], directory: prefix.file("out"))
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("with 3 workers and 1 proxy"), "\(result.stdout)")
+        let single = try TemporaryDirectory()
+        #expect(try runProcess(Paths.trawl, ["-r", trace, "--logdir", single.path]).status == 0)
+        expectSameRows(try connRows(prefix.file("out/conn.log")).rows, try connRows(single.file("conn.log")).rows)
+        #expect(FileManager.default.fileExists(atPath: prefix.file("out/known_hosts.log")))
+        // No trace: said, and a non-zero exit.
+        let missing = try runProcess(Paths.trawlctl, ["--prefix", prefix.path, "process", prefix.file("nope.pcap")])
+        #expect(missing.status == 1 && missing.stderr.contains("cannot read \(prefix.file("nope.pcap"))"), "\(missing.stderr)")
+    }
+
     /// A one-host cluster run by trawlctl: deploy, status, a worker killed shows as crashed,
     /// stop (loggers last), and the flows sent while it ran are in the logger's conn.log.
     @Test(.enabled(if: isRoot, "the workers capture on lo, which needs root"))

@@ -32,13 +32,16 @@ public enum Trawlctl {
       cleanup [--all] [NODES]
                        remove the directories of stopped nodes (--all: TmpDir too)
       systemd DIR      unit files for the nodes of this host (trawl-NODE.service) in DIR
+      process TRACE [-- ARGS]
+                       the trace through a cluster on this machine with node.cfg's workers,
+                       each taking its part of the flows; the merged logs in the current directory
       help             this text
 
     NODES: node names, or kinds (workers, proxies, manager, loggers); all when none.
     """
 
     static let commands = ["check", "nodes", "config", "install", "start", "stop", "restart", "status", "deploy", "cron", "diag",
-                           "top", "df", "exec", "cleanup", "systemd"]
+                           "top", "df", "exec", "cleanup", "systemd", "process"]
 
     /// Runs the command in `arguments` (argv, program name first); the exit status.
     public static func main(_ arguments: [String]) -> Int32 {
@@ -93,6 +96,7 @@ public enum Trawlctl {
         let shell = HostShell(sshOptions: sshOptions)
         if command == "install" { return Commands.install(configuration, shell: shell) }
         if command == "df" { return HostCommands.df(plan, shell: shell) }
+        if command == "process" { return ProcessCommand.run(plan, arguments: arguments) }
         if command == "systemd" {
             guard let directory = arguments.first else { return fail("systemd needs a directory for the unit files") }
             return HostCommands.systemd(plan, into: directory)
