@@ -106,6 +106,29 @@ import TrawlCore
         #expect(throws: ProtocolError.self) { try LogAck(Array(ack.bytes.dropLast())) }
     }
 
+    @Test func eventsRoundTrip() throws {
+        let stats = NodeStatistics(node: "worker-1", time: 1_700_000_000_123_456_789, counters: [("packets", 12), ("dropped", 0)])
+        guard case let .capture(back) = try ClusterEvent(ClusterEvent.capture(stats).bytes) else {
+            Issue.record("a capture event did not come back as one")
+            return
+        }
+        #expect(back == stats)
+        guard case let .statistics(again) = try ClusterEvent(ClusterEvent.statistics(stats).bytes) else {
+            Issue.record("a statistics event did not come back as one")
+            return
+        }
+        #expect(again == stats)
+        let beat = ClusterEvent.Heartbeat(node: "proxy-1", role: .proxy, id: "trawl_proxy-1_h_1_2", stopping: true)
+        guard case let .heartbeat(heard) = try ClusterEvent(ClusterEvent.heartbeat(beat).bytes) else {
+            Issue.record("a heartbeat did not come back as one")
+            return
+        }
+        #expect(heard == beat)
+        var unknown = ClusterEvent.capture(stats).bytes
+        unknown[5] = 9
+        #expect(throws: ProtocolError.self) { try ClusterEvent(unknown) }
+    }
+
     // MARK: Layout
 
     static let goodLayout = """

@@ -410,7 +410,13 @@ host=b
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(socket, "trawl", 5, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
         }
-        usleep(500_000)
+        usleep(1_500_000) // a heartbeat interval and more: the capture counters reach the manager
+        // netstats: each worker's counters, through the manager, as zeekctl prints them.
+        let netstats = try trawlctl("netstats").stdout.split(separator: "\n")
+        #expect(netstats.count == 2 && netstats.allSatisfy { $0.contains(" recvd=") && $0.contains(" dropped=") && $0.contains(" link=") },
+                "\(netstats)")
+        let counted = try JSONSerialization.jsonObject(with: Data(try trawlctl("netstats", "--json").stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(counted.count == 2 && counted.reduce(0) { $0 + (($1["recvd"] as? Int) ?? 0) } >= 20, "\(counted)")
         // A worker killed: crashed, as zeekctl says of a node meant to run that is gone.
         let pid = try String(contentsOfFile: prefix.file("spool/worker-1-2/.pid"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         kill(pid_t(pid)!, SIGKILL)

@@ -10,6 +10,9 @@ public enum ClusterEvent: Equatable, Sendable {
     case statistics(NodeStatistics)
     /// A local host that completed a TCP handshake, for the proxy that owns it.
     case knownHost(node: String, host: IPAddress, time: UInt64)
+    /// A worker's capture counters (packets, bytes, dropped, link), every heartbeat
+    /// interval: what `trawlctl netstats` shows, through the manager.
+    case capture(NodeStatistics)
 
     public struct Heartbeat: Equatable, Sendable {
         public var node: String
@@ -34,6 +37,7 @@ public enum ClusterEvent: Equatable, Sendable {
         case .heartbeat: return 1
         case .statistics: return 2
         case .knownHost: return 3
+        case .capture: return 4
         }
     }
 
@@ -45,7 +49,7 @@ public enum ClusterEvent: Equatable, Sendable {
             bytes.append(UInt8(NodeRole.allCases.firstIndex(of: beat.role)!))
             LogBatchEncoder.putName(beat.id, into: &bytes)
             bytes.append(beat.stopping ? 1 : 0)
-        case let .statistics(stats):
+        case let .statistics(stats), let .capture(stats):
             LogBatchEncoder.putName(stats.node, into: &bytes)
             LogBatchEncoder.put(stats.time, into: &bytes)
             LogBatchEncoder.put(UInt16(stats.counters.count), into: &bytes)
@@ -73,13 +77,14 @@ public enum ClusterEvent: Equatable, Sendable {
             let stopping = try reader.u8("stopping")
             guard stopping <= 1 else { throw .invalid("stopping flag") }
             self = .heartbeat(Heartbeat(node: node, role: NodeRole.allCases[roleIndex], id: id, stopping: stopping == 1))
-        case 2:
+        case 2, 4:
             let node = try reader.name("node")
             let time = try reader.u64("time")
             let count = Int(try reader.u16("counter count"))
             var counters: [(String, UInt64)] = []
             for _ in 0..<count { counters.append((try reader.name("counter"), try reader.u64("value"))) }
-            self = .statistics(NodeStatistics(node: node, time: time, counters: counters))
+            let stats = NodeStatistics(node: node, time: time, counters: counters)
+            self = kind == 2 ? .statistics(stats) : .capture(stats)
         case 3:
             let node = try reader.name("node")
             let high = try reader.integer("address", as: UInt64.self).byteSwapped

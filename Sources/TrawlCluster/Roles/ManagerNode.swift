@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import TrawlAnalysis
 import TrawlCore
 
@@ -76,7 +79,33 @@ public final class ManagerNode {
         }
     }
 
+    /// The workers' latest capture counters, written to `netstats` in the manager's working
+    /// directory as they come (for `trawlctl netstats`): a line per worker,
+    /// `NAME SECONDS recvd=N dropped=N link=N bytes=N` (a count unknown to the source: -).
+    private var capture: [String: NodeStatistics] = [:]
+    public static let netstatsFile = "netstats"
+
+    private func noteCapture(_ stats: NodeStatistics) {
+        capture[stats.node] = stats
+        let lines = capture.keys.sorted().map { name -> String in
+            let s = capture[name]!
+            func v(_ n: String) -> String { s[n].map(String.init) ?? "-" }
+            let seconds = s.time / 1_000_000_000, micro = s.time / 1000 % 1_000_000
+            return "\(name) \(seconds).\(String(repeating: "0", count: 6 - String(micro).count))\(micro) recvd=\(v(NodeStatistics.Name.packets)) "
+                + "dropped=\(v(NodeStatistics.Name.dropped)) link=\(v(NodeStatistics.Name.link)) bytes=\(v(NodeStatistics.Name.bytes))"
+        }
+        let temporary = Self.netstatsFile + ".tmp"
+        guard let file = try? FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC) else { return }
+        let written = (try? file.writeAll(Array((lines.joined(separator: "\n") + "\n").utf8))) != nil
+        try? file.close()
+        if written { rename(temporary, Self.netstatsFile) }
+    }
+
     private func handle(_ event: ClusterEvent) {
+        if case let .capture(stats) = event {
+            noteCapture(stats)
+            return
+        }
         guard case let .statistics(stats) = event else { return }
         defer { previous[stats.node] = stats }
         // The first report of a node is its baseline; a counter that went back means the

@@ -42,6 +42,7 @@ public final class WorkerPresence {
         membership.attach(to: loop, joining: true)
         publishStatistics()
         loop.every(layout.statsInterval) { [unowned self] in publishStatistics() }
+        loop.every(layout.heartbeatInterval) { [unowned self] in publishCapture() }
         if !layout.nodes(.proxy).isEmpty {
             loop.every(200_000_000) { [unowned self] in sendKnownHosts() }
         }
@@ -49,6 +50,15 @@ public final class WorkerPresence {
 
     public func publishStatistics() {
         membership.publish(.statistics(NodeStatistics(node: node.name, time: Clock.wallNanoseconds(), counters: sample())),
+                           topic: ClusterEvent.managerTopic)
+    }
+
+    /// The capture counters alone, for `trawlctl netstats` (through the manager).
+    public func publishCapture() {
+        let wanted: Set<String> = [NodeStatistics.Name.packets, NodeStatistics.Name.bytes, NodeStatistics.Name.dropped,
+                                   NodeStatistics.Name.link]
+        membership.publish(.capture(NodeStatistics(node: node.name, time: Clock.wallNanoseconds(),
+                                                   counters: sample().filter { wanted.contains($0.0) })),
                            topic: ClusterEvent.managerTopic)
     }
 

@@ -34,6 +34,48 @@ enum HostCommands {
         return 0
     }
 
+    /// Each worker's capture counters as the manager last heard them (every heartbeat):
+    /// `NAME: SECONDS recvd=N dropped=N link=N`, as zeekctl prints them (or JSON).
+    static func netstats(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], json: Bool, shell: HostShell) -> Int32 {
+        guard let manager = plan.nodes.first(where: { $0.type == .manager }) else {
+            writeStandardError("trawlctl: netstats: no manager (a standalone node: see its summary)\n")
+            return 1
+        }
+        let workers = nodes.filter { $0.type == .worker }
+        let reports = RunCommands.statusReports(plan, workers, shell: shell)
+        let result = shell.run("cat \(shellQuoted(manager.directory + "/netstats")) 2>/dev/null\n", on: manager.node.host)
+        var lines: [String: [String]] = [:]
+        for line in result.output.split(separator: "\n") {
+            let words = line.split(separator: " ").map(String.init)
+            if words.count >= 2 { lines[words[0]] = Array(words.dropFirst()) }
+        }
+        var items: [String] = []
+        for worker in workers {
+            let running = reports[worker.name]?.state == "running"
+            guard running, let words = lines[worker.name] else {
+                if json {
+                    items.append("  {\"name\": \(quoted(worker.name)), \"status\": \(quoted(reports[worker.name]?.state ?? "unknown"))}")
+                } else {
+                    print("\(worker.name): \(running ? "no counters from it yet" : reports[worker.name]?.state ?? "unknown")")
+                }
+                continue
+            }
+            if json {
+                var fields = ["\"name\": \(quoted(worker.name))", "\"status\": \"running\"", "\"time\": \(words[0])"]
+                for word in words.dropFirst() {
+                    let pair = word.split(separator: "=", maxSplits: 1)
+                    guard pair.count == 2 else { continue }
+                    fields.append("\(quoted(String(pair[0]))): \(pair[1] == "-" ? "null" : String(pair[1]))")
+                }
+                items.append("  {" + fields.joined(separator: ", ") + "}")
+            } else {
+                print("\(worker.name): \(words.filter { !$0.hasPrefix("bytes=") }.joined(separator: " "))")
+            }
+        }
+        if json { print("[\n" + items.joined(separator: ",\n") + "\n]") }
+        return 0
+    }
+
     /// Free space where the logs and the spool are, on each host.
     static func df(_ plan: ClusterPlan, shell: HostShell) -> Int32 {
         let settings = plan.settings

@@ -27,6 +27,8 @@ public enum Trawlctl {
       cron             restart crashed nodes (keeping a crash report), expire logs, check disk space
       diag [NODES]     crash reports and the end of the nodes' standard error
       top [NODES]      CPU and memory of the running nodes
+      netstats [--json] [NODES]
+                       each worker's packets received, dropped and seen on the link (via the manager)
       df               free space of LogDir and SpoolDir on every host
       exec CMD         a shell command on every host
       cleanup [--all] [NODES]
@@ -41,7 +43,7 @@ public enum Trawlctl {
     """
 
     static let commands = ["check", "nodes", "config", "install", "start", "stop", "restart", "status", "deploy", "cron", "diag",
-                           "top", "df", "exec", "cleanup", "systemd", "process"]
+                           "top", "df", "exec", "cleanup", "systemd", "process", "netstats"]
 
     /// Runs the command in `arguments` (argv, program name first); the exit status.
     public static func main(_ arguments: [String]) -> Int32 {
@@ -122,6 +124,7 @@ public enum Trawlctl {
         case "cron": return CronCommands.cron(plan, shell: shell)
         case "diag": return CronCommands.diag(plan, nodes, shell: shell)
         case "top": return HostCommands.top(plan, nodes, shell: shell)
+        case "netstats": return HostCommands.netstats(plan, nodes, json: arguments.contains("--json"), shell: shell)
         case "cleanup": return HostCommands.cleanup(plan, nodes, all: arguments.contains("--all"), shell: shell)
         case "deploy":
             // The check passed (the configuration was read); install, then restart all.
