@@ -94,7 +94,7 @@ enum Commands {
         let toCopy = copies
         let results = parallel(remote.map(\.host)) { host -> String? in
             for (source, target) in toCopy {
-                let result = ChildProcess.run("/usr/bin/rsync", ["-a", "-e", (["ssh", "-o", "BatchMode=yes"] + shell.sshOptions).joined(separator: " "),
+                let result = ChildProcess.run("/usr/bin/rsync", ["-a", "-e", ([shell.ssh, "-o", "BatchMode=yes"] + shell.sshOptions).joined(separator: " "),
                                                                  source, "\(host):\(target)"])
                 if result.status != 0 {
                     return "rsync of \(source) failed (exit \(result.status)): " + String(decoding: result.errors, as: UTF8.self)

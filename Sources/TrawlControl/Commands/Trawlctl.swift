@@ -95,7 +95,8 @@ public enum Trawlctl {
         default: break
         }
         let plan = configuration.plan
-        let shell = HostShell(sshOptions: sshOptions)
+        var shell = HostShell(sshOptions: sshOptions)
+        if let ssh = getenv("TRAWLCTL_SSH") { shell.ssh = String(cString: ssh) }
         if command == "install" { return Commands.install(configuration, shell: shell) }
         if command == "df" { return HostCommands.df(plan, shell: shell) }
         if command == "process" { return ProcessCommand.run(plan, arguments: arguments) }

@@ -14,6 +14,8 @@ public struct HostShell: Sendable {
 
     /// Extra ssh arguments (a test's key and known-hosts file, say).
     public var sshOptions: [String]
+    /// The ssh program (TRAWLCTL_SSH: a wrapper that counts round trips, in the benchmark).
+    public var ssh = "/usr/bin/ssh"
     public var connectTimeout: Int
 
     public init(sshOptions: [String] = [], connectTimeout: Int = 10) {
@@ -27,7 +29,7 @@ public struct HostShell: Sendable {
         if isLocalHost(host) {
             result = ChildProcess.run("/bin/sh", ["-s"], input: Array(script.utf8))
         } else {
-            result = ChildProcess.run("/usr/bin/ssh", ["-o", "BatchMode=yes", "-o", "ConnectTimeout=\(connectTimeout)"] + sshOptions
+            result = ChildProcess.run(ssh, ["-o", "BatchMode=yes", "-o", "ConnectTimeout=\(connectTimeout)"] + sshOptions
                                           + [host, "/bin/sh", "-s"], input: Array(script.utf8))
         }
         return Result(host: host, status: result.status, output: String(decoding: result.output, as: UTF8.self),
