@@ -136,6 +136,13 @@ final class SSHHosts {
             return Dictionary(uniqueKeysWithValues: items.map { ($0["name"] as! String, $0["status"] as! String) })
         }
 
+        // pin_cpus on a CPU host c lacks: said with its line, found over ssh, nothing done.
+        let config = try String(contentsOfFile: prefix.file("etc/node.cfg"), encoding: .utf8)
+        try (config + "\npin_cpus=1000\n").write(toFile: prefix.file("etc/node.cfg"), atomically: true, encoding: .utf8)
+        let pinned = try trawlctl("check")
+        #expect(pinned.status == 1 && pinned.stderr.contains("node.cfg:20: [worker-c] pin_cpus: \(c) has no CPU 1000"), "STDERR: \(pinned.stderr)")
+        try config.write(toFile: prefix.file("etc/node.cfg"), atomically: true, encoding: .utf8)
+
         let deploy = try trawlctl("deploy")
         #expect(deploy.status == 0, "\(deploy.stdout)\n\(deploy.stderr)")
         #expect(deploy.stdout.contains("installed on \(b)") && deploy.stdout.contains("installed on \(c)"), "\(deploy.stdout)")
@@ -165,6 +172,9 @@ final class SSHHosts {
             #expect(replay.status == 0, "\(replay.stderr)")
         }
         usleep(1_000_000)
+        // capstats: the capture interface of each worker host, measured there.
+        let capstats = try trawlctl("capstats", "1").stdout
+        #expect(capstats.contains("\(b) cap0") && capstats.contains("\(c) cap0"), "\(capstats)")
         let stop = try trawlctl("stop")
         #expect(stop.status == 0, "\(stop.stdout)\(stop.stderr)")
         #expect(Set(try states().values) == ["stopped"])

@@ -23,6 +23,24 @@ enum Commands {
         return 0
     }
 
+    /// pin_cpus on other hosts, checked against their CPUs (this host's were checked when
+    /// node.cfg was read): one round trip per host with pinned nodes.
+    static func remoteCPUProblems(_ configuration: ControlConfiguration, shell: HostShell) -> [ConfigProblem] {
+        let pinned = configuration.plan.nodes.filter { $0.node.pinCPU != nil && !isLocalHost($0.node.host) }
+        let groups = RunCommands.byHost(pinned)
+        guard !groups.isEmpty else { return [] }
+        var problems: [ConfigProblem] = []
+        let file = configuration.directory + "/" + ControlConfiguration.nodesFile
+        for (group, result) in zip(groups, shell.runAll(groups.map { ($0.host, "getconf _NPROCESSORS_CONF\n") })) {
+            guard let count = Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines)) else { continue } // unreachable: said by the command
+            var said: Set<String> = []
+            for node in group.nodes where node.node.pinCPU! >= count && said.insert(node.node.section).inserted {
+                problems.append(ConfigProblem(file, node.node.line, "[\(node.node.section)] pin_cpus: \(node.node.host) has no CPU \(node.node.pinCPU!) (it has \(count): 0-\(count - 1))"))
+            }
+        }
+        return problems
+    }
+
     static func nodes(_ configuration: ControlConfiguration, json: Bool) -> Int32 {
         let plan = configuration.plan
         if json {

@@ -76,6 +76,54 @@ enum HostCommands {
         return 0
     }
 
+    /// zeekctl's capstats: packets and bits per second on each worker's interface over
+    /// `seconds`, from the interface's own counters (/sys/class/net/IFACE/statistics).
+    static func capstats(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], seconds: Int, shell: HostShell) -> Int32 {
+        // One measurement per interface and host, however many workers share it.
+        var interfaces: [(host: String, interface: String)] = []
+        for node in nodes where node.type == .worker || node.type == .standalone {
+            guard let source = node.node.interface else { continue }
+            let bare = String(source.split(separator: "::").last ?? Substring(source)).split(separator: "}")[0]
+            if !interfaces.contains(where: { $0.host == node.node.host && $0.interface == String(bare) }) {
+                interfaces.append((node.node.host, String(bare)))
+            }
+        }
+        guard !interfaces.isEmpty else {
+            print("no worker interfaces")
+            return 0
+        }
+        let scripts = RunCommands.byHost(nodes).compactMap { group -> (String, String)? in
+            let mine = interfaces.filter { $0.host == group.host }.map(\.interface)
+            guard !mine.isEmpty else { return nil }
+            let list = mine.map(shellQuoted).joined(separator: " ")
+            return (group.host, """
+            read_all() { for i in \(list); do s=/sys/class/net/$i/statistics; echo "$i $(cat $s/rx_packets 2>/dev/null || echo -) $(cat $s/rx_bytes 2>/dev/null || echo -)"; done; }
+            read_all | sed 's/^/A /'; sleep \(seconds); read_all | sed 's/^/B /'
+
+            """)
+        }
+        var rows = [["Host", "Interface", "kpps", "mbps", "(\(seconds) s)"]]
+        for result in shell.runAll(scripts) {
+            var before: [String: (Double, Double)] = [:]
+            for line in result.output.split(separator: "\n") {
+                let w = line.split(separator: " ").map(String.init)
+                guard w.count == 4 else { continue }
+                guard let packets = Double(w[2]), let bytes = Double(w[3]) else {
+                    if w[0] == "B" { rows.append([result.host, w[1], "-", "-", "no such interface"]) }
+                    continue
+                }
+                if w[0] == "A" {
+                    before[w[1]] = (packets, bytes)
+                } else if let (p0, b0) = before[w[1]] {
+                    let kpps = (packets - p0) / Double(seconds) / 1000, mbps = (bytes - b0) * 8 / Double(seconds) / 1_000_000
+                    rows.append([result.host, w[1], String(format: "%.1f", kpps), String(format: "%.1f", mbps), ""])
+                }
+            }
+        }
+        print(table(rows), terminator: "")
+        return 0
+    }
+
     /// Free space where the logs and the spool are, on each host.
     static func df(_ plan: ClusterPlan, shell: HostShell) -> Int32 {
         let settings = plan.settings

@@ -29,6 +29,8 @@ public enum Trawlctl {
       top [NODES]      CPU and memory of the running nodes
       netstats [--json] [NODES]
                        each worker's packets received, dropped and seen on the link (via the manager)
+      capstats [SECONDS]
+                       packets and bits per second on the workers' interfaces (default 10 s)
       df               free space of LogDir and SpoolDir on every host
       exec CMD         a shell command on every host
       cleanup [--all] [NODES]
@@ -43,7 +45,7 @@ public enum Trawlctl {
     """
 
     static let commands = ["check", "nodes", "config", "install", "start", "stop", "restart", "status", "deploy", "cron", "diag",
-                           "top", "df", "exec", "cleanup", "systemd", "process", "netstats"]
+                           "top", "df", "exec", "cleanup", "systemd", "process", "netstats", "capstats"]
 
     /// Runs the command in `arguments` (argv, program name first); the exit status.
     public static func main(_ arguments: [String]) -> Int32 {
@@ -88,6 +90,16 @@ public enum Trawlctl {
             return 1
         }
         for warning in configuration.warnings { writeStandardError("warning: \(warning)\n") }
+        var shell = HostShell(sshOptions: sshOptions)
+        if let ssh = getenv("TRAWLCTL_SSH") { shell.ssh = String(cString: ssh) }
+        if ["check", "install", "deploy", "start", "restart"].contains(command) {
+            let problems = Commands.remoteCPUProblems(configuration, shell: shell)
+            if !problems.isEmpty {
+                for problem in problems { writeStandardError("error: \(problem)\n") }
+                writeStandardError("trawlctl: the configuration in \(directory) has \(problems.count) error\(problems.count == 1 ? "" : "s"); nothing was done\n")
+                return 1
+            }
+        }
         switch command {
         case "check": return Commands.check(configuration)
         case "nodes": return Commands.nodes(configuration, json: arguments.contains("--json"))
@@ -95,11 +107,14 @@ public enum Trawlctl {
         default: break
         }
         let plan = configuration.plan
-        var shell = HostShell(sshOptions: sshOptions)
-        if let ssh = getenv("TRAWLCTL_SSH") { shell.ssh = String(cString: ssh) }
         if command == "install" { return Commands.install(configuration, shell: shell) }
         if command == "df" { return HostCommands.df(plan, shell: shell) }
         if command == "process" { return ProcessCommand.run(plan, arguments: arguments) }
+        if command == "capstats" {
+            let seconds = arguments.first.flatMap { Int($0) } ?? 10
+            guard seconds > 0 else { return fail("capstats: seconds must be above 0") }
+            return HostCommands.capstats(plan, plan.nodes, seconds: seconds, shell: shell)
+        }
         if command == "systemd" {
             guard let directory = arguments.first else { return fail("systemd needs a directory for the unit files") }
             return HostCommands.systemd(plan, into: directory)

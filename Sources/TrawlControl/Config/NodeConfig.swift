@@ -128,8 +128,8 @@ public struct NodeConfig: Sendable {
             var cpus: [Int] = []
             if let pin = section["pin_cpus"] {
                 let parts = pin.value.split(separator: ",").map { Int($0.trimmingWhitespace) }
-                guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && $0! >= 0 }) else {
-                    fail(pin.line, "[\(section.name)] pin_cpus: '\(pin.value)' is not a list of CPU numbers (0,1,2)")
+                guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && $0! >= 0 && $0! < 4096 }) else {
+                    fail(pin.line, "[\(section.name)] pin_cpus: '\(pin.value)' is not a list of CPU numbers (0,1,2; below 4096)")
                     continue
                 }
                 cpus = parts.map { $0! }
