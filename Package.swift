@@ -35,6 +35,10 @@ let package = Package(
         .executable(name: "trawl-mkpcap", targets: ["trawl-mkpcap"]),
         .executable(name: "trawlctl", targets: ["trawlctl"]),
     ],
+    dependencies: [
+        // The Prometheus text format for the nodes' metrics (a maintained package, not our own writer).
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+    ],
     targets: [
         .target(name: "CTrawlABI"),
         .systemLibrary(
@@ -50,7 +54,8 @@ let package = Package(
             name: "CZeroMQ",
             providers: [.apt(["libzmq3-dev"])]
         ),
-        .target(name: "TrawlCluster", dependencies: ["TrawlCore", "TrawlAnalysis", "CZeroMQ"]),
+        .target(name: "TrawlCluster", dependencies: ["TrawlCore", "TrawlAnalysis", "CZeroMQ",
+                                                     .product(name: "Prometheus", package: "swift-prometheus")]),
         .target(name: "PcapReaders", dependencies: ["TrawlPluginSDK"], path: "Plugins/Pcap/Readers"),
         .target(
             name: "TrawlPcap",

@@ -41,6 +41,11 @@ extension Trawl {
                 let presence = try WorkerPresence(node: node, layout: layout, security: security, context: context, tracker: tracker,
                                                   report: report) { workerCounters(tracker, consumer, sources, shipping) }
                 presence.attach(to: loop)
+                try serveMetrics(node, layout: layout, on: loop) {
+                    workerCounters(tracker, consumer, sources, shipping)
+                        + [("outbox_batches", UInt64(shipping.pending)), ("batches_acknowledged", shipping.counters.acknowledged),
+                           ("log_queue_waits", tracker?.logStage.waits ?? 0)]
+                }
                 return { presence.finish() }
             }
             let left = shipping.pending
@@ -50,6 +55,18 @@ extension Trawl {
             return 0
         case .logger, .manager, .proxy:
             return try runService(node, layout: layout, options: options, security: security, context: context, report: report)
+        }
+    }
+
+    /// Serves the node's Prometheus metrics on its `metrics_port`, when the layout gives one.
+    static func serveMetrics(_ node: ClusterNode, layout: ClusterLayout, on loop: RunLoop,
+                             sample: @escaping () -> [(String, UInt64)]) throws {
+        guard let port = node.metricsPort else { return }
+        do {
+            let server = try MetricsServer(address: layout.metricsAddress, port: port, node: node.name, role: node.role, sample: sample)
+            loop.add(server)
+        } catch {
+            throw FatalError("cannot serve metrics on \(layout.metricsAddress):\(port): \(error)")
         }
     }
 
@@ -107,6 +124,7 @@ extension Trawl {
         } catch {
             throw FatalError("node \(node.name): \(error)")
         }
+        try serveMetrics(node, layout: layout, on: loop) { [(NodeStatistics.Name.memory, WorkerPresence.residentBytes())] }
         var failure: Error?
         do { try loop.run() } catch { failure = error }
         // The manager and proxies send their last records first; a log-writing manager is

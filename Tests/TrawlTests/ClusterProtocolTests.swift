@@ -160,7 +160,7 @@ import TrawlCore
          "c.json: node l: port: a logger needs the port it takes logs on"),
         ("{\"nodes\": {\"m\": {\"role\": \"manager\", \"host\": \"h\"}, \"l\": {\"role\": \"logger\", \"host\": \"h\", \"port\": 27761}}}",
          "c.json: node l: port: port 27761 on h is already m's"),
-        ("{\"nodes\": {\"m\": {\"role\": \"manager\", \"host\": \"h\", \"colour\": 1}}}", "c.json: node m: colour: unknown field (known: role, host, port, interface, options, pin_cpus, log_dir, archive_dir)"),
+        ("{\"nodes\": {\"m\": {\"role\": \"manager\", \"host\": \"h\", \"colour\": 1}}}", "c.json: node m: colour: unknown field (known: role, host, port, interface, options, pin_cpus, log_dir, archive_dir, metrics_port)"),
         ("{\"nodes\": {\"m\": {\"role\": \"manager\"}}}", "c.json: node m: host: missing; the address other nodes reach this node at"),
         ("{\"nodes\": {\n  \"m\": {\"role\": \"manager\", \"host\": \"h\",}}}", "c.json: line 2, column 40: expected a quoted member name"),
         ("{\"nodes\": {}, \"batch_records\": \"many\"}", "c.json: batch_records: expected a number from 1.0 to 100000.0, got a string"),

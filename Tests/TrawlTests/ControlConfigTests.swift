@@ -398,6 +398,15 @@ host=b
         let unit = try String(contentsOfFile: prefix.file("units/trawl-worker-1-1.service"), encoding: .utf8)
         #expect(unit.contains("\"--node\" \"worker-1-1\"") && unit.contains("After=network-online.target trawl-logger-1.service trawl-manager.service"), "\(unit)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: prefix.file("units")).count == 5)
+        // Prometheus metrics: each node on MetricsPort + its place; trawlctl metrics says where.
+        let targets = try JSONSerialization.jsonObject(with: Data(try trawlctl("metrics", "--json").stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(targets.count == 5 && (targets[3]["targets"] as? [String]) == ["127.0.0.1:29403"], "\(targets)")
+        let scraped = try httpGet(port: 29403, path: "/metrics")
+        #expect(scraped.hasPrefix("HTTP/1.1 200 OK"), "\(scraped)")
+        #expect(scraped.contains("trawl_packets_total{node=\"worker-1-1\",role=\"worker\"}") && scraped.contains("trawl_up{"), "\(scraped)")
+        #expect(scraped.contains("# TYPE trawl_active_udp_conns gauge") && scraped.contains("trawl_records_sent_total"))
+        #expect(try httpGet(port: 29400, path: "/metrics").contains("trawl_mem_bytes{node=\"logger-1\",role=\"logger\"}"))
+        #expect(try httpGet(port: 29403, path: "/other").hasPrefix("HTTP/1.1 404"))
         // Flows on lo while it runs: the workers share them (one fanout group).
         let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(socket) }
@@ -440,3 +449,28 @@ host=b
         #expect(ports.count >= 5, "\(ports.sorted())")
     }
 }
+
+/// GET `path` from 127.0.0.1:`port`; the whole response.
+func httpGet(port: UInt16, path: String) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(port.bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw TestFailure("cannot connect to 127.0.0.1:\(port)") }
+    let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+    _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = read(fd, &buffer, buffer.count)
+        guard n > 0 else { break }
+        response += buffer[0..<n]
+    }
+    return String(decoding: response, as: UTF8.self)
+}
+

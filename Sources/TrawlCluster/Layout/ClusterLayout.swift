@@ -28,6 +28,8 @@ public struct ClusterNode: Equatable, Sendable {
     /// Where a log writer archives its rotated logs (zeekctl's LogDir, while the logs being
     /// written stay in its spool directory); its log directory when not given.
     public var archiveDirectory: String?
+    /// Where the node serves its Prometheus metrics (on the layout's `metrics_address`).
+    public var metricsPort: UInt16?
 
     public init(name: String, role: NodeRole, host: String, port: UInt16?) {
         self.name = name
@@ -79,6 +81,8 @@ public struct ClusterLayout: Equatable, Sendable {
     public var keyDirectory: String?
     /// Plaintext between hosts, asked for explicitly.
     public var allowPlaintext = false
+    /// The address the nodes serve their metrics on (trawlctl's MetricsAddress).
+    public var metricsAddress = "127.0.0.1"
 
     public func node(named name: String) -> ClusterNode? { nodes.first { $0.name == name } }
     public func nodes(_ role: NodeRole) -> [ClusterNode] { nodes.filter { $0.role == role } }
@@ -130,7 +134,7 @@ extension ClusterLayout {
         guard case let .object(members) = root else { throw fail("the layout is \(root.kind), not an object") }
         var layout = ClusterLayout(nodes: [])
         let known = ["nodes", "batch_records", "flush_interval", "heartbeat_interval", "node_timeout", "memory_limit",
-                     "spool_limit", "spool_dir", "rotation_interval", "shutdown_timeout", "stats_interval", "post_processor", "local_networks", "options", "keys", "plaintext"]
+                     "spool_limit", "spool_dir", "rotation_interval", "shutdown_timeout", "stats_interval", "post_processor", "local_networks", "options", "keys", "plaintext", "metrics_address"]
         for member in members where !known.contains(member.key) {
             throw fail("unknown setting (known: \(known.joined(separator: ", ")))", field: member.key)
         }
@@ -194,6 +198,12 @@ extension ClusterLayout {
             guard case let .bool(flag) = value else { throw fail("expected true or false", field: "plaintext") }
             layout.allowPlaintext = flag
         }
+        if let value = root["metrics_address"] {
+            guard case let .string(address) = value, address.split(separator: ".").count == 4 else {
+                throw fail("expected an IPv4 address", field: "metrics_address")
+            }
+            layout.metricsAddress = address
+        }
 
         guard case let .object(nodeMembers)? = root["nodes"] else {
             throw fail("expected an object naming every node", field: "nodes")
@@ -203,7 +213,7 @@ extension ClusterLayout {
                 throw fail("a node name is letters, digits, '-', '_' and '.'", node: name.isEmpty ? "\"\"" : name)
             }
             guard case let .object(fields) = description else { throw fail("expected an object, got \(description.kind)", node: name) }
-            let nodeFields = ["role", "host", "port", "interface", "options", "pin_cpus", "log_dir", "archive_dir"]
+            let nodeFields = ["role", "host", "port", "interface", "options", "pin_cpus", "log_dir", "archive_dir", "metrics_port"]
             for field in fields where !nodeFields.contains(field.key) {
                 throw fail("unknown field (known: \(nodeFields.joined(separator: ", ")))", node: name, field: field.key)
             }
@@ -264,6 +274,12 @@ extension ClusterLayout {
             if let value = description["log_dir"] {
                 guard case let .string(dir) = value, !dir.isEmpty else { throw fail("expected a directory", node: name, field: "log_dir") }
                 node.logDirectory = dir
+            }
+            if let value = description["metrics_port"] {
+                guard case let .number(number) = value, number >= 1, number <= 65535, number == number.rounded() else {
+                    throw fail("expected a port number from 1 to 65535", node: name, field: "metrics_port")
+                }
+                node.metricsPort = UInt16(number)
             }
             if let value = description["archive_dir"] {
                 guard case let .string(dir) = value, !dir.isEmpty else { throw fail("expected a directory", node: name, field: "archive_dir") }

@@ -68,6 +68,28 @@ enum Commands {
         return 0
     }
 
+    /// Where Prometheus scrapes each node: `NAME TARGET`, or --json as Prometheus's file
+    /// service discovery takes it. With MetricsAddress 0.0.0.0 a target is the node's host;
+    /// otherwise the nodes listen on that address of their own host (127.0.0.1: scraped there).
+    static func metrics(_ configuration: ControlConfiguration, json: Bool) -> Int32 {
+        let plan = configuration.plan
+        let address = plan.settings.metricsAddress
+        let targets = plan.nodes.map { node -> (ClusterPlan.Node, String) in
+            (node, (address == "0.0.0.0" ? node.node.address : address) + ":\(node.metricsPort)")
+        }
+        if json {
+            let items = targets.map { node, target in
+                "  {\"targets\": [\(quoted(target))], \"labels\": {\"node\": \(quoted(node.name)), \"role\": \(quoted(node.type.rawValue)), \"host\": \(quoted(node.node.host))}}"
+            }
+            print("[\n" + items.joined(separator: ",\n") + "\n]")
+        } else {
+            var rows = [["Name", "Host", "Target"]]
+            rows += targets.map { [$0.0.name, $0.0.node.host, $0.1] }
+            print(table(rows), terminator: "")
+        }
+        return 0
+    }
+
     static func config(_ configuration: ControlConfiguration) -> Int32 {
         let s = configuration.plan.settings
         let pairs: [(String, String)] = [

@@ -17,6 +17,7 @@ public enum Trawlctl {
       check            read the configuration and say what is wrong, with file:line
       nodes [--json]   the nodes, each process of a load-balanced worker apart
       config           the settings in effect (trawlctl.cfg and its defaults)
+      metrics [--json] where Prometheus scrapes each node (--json: file service discovery)
       install          write the cluster's layout and make its directories (and keys)
       start [NODES]    start the nodes (loggers, manager, proxies, then workers)
       stop [NODES]     stop them (workers first, loggers last): SIGTERM, SIGKILL after StopTimeout
@@ -44,7 +45,7 @@ public enum Trawlctl {
     NODES: node names, or kinds (workers, proxies, manager, loggers); all when none.
     """
 
-    static let commands = ["check", "nodes", "config", "install", "start", "stop", "restart", "status", "deploy", "cron", "diag",
+    static let commands = ["check", "nodes", "config", "metrics", "install", "start", "stop", "restart", "status", "deploy", "cron", "diag",
                            "top", "df", "exec", "cleanup", "systemd", "process", "netstats", "capstats"]
 
     /// Runs the command in `arguments` (argv, program name first); the exit status.
@@ -104,6 +105,7 @@ public enum Trawlctl {
         case "check": return Commands.check(configuration)
         case "nodes": return Commands.nodes(configuration, json: arguments.contains("--json"))
         case "config": return Commands.config(configuration)
+        case "metrics": return Commands.metrics(configuration, json: arguments.contains("--json"))
         default: break
         }
         let plan = configuration.plan

@@ -94,6 +94,7 @@ public struct ClusterPlan: Sendable {
             if let interface = node.node.interface { fields.append("\"interface\": \(json(interface))") }
             if !node.node.options.isEmpty { fields.append("\"options\": [\(node.node.options.map(json).joined(separator: ", "))]") }
             if let cpu = node.node.pinCPU { fields.append("\"pin_cpus\": [\(cpu)]") }
+            fields.append("\"metrics_port\": \(node.metricsPort)")
             if logWriters.contains(node) {
                 fields.append("\"log_dir\": \(json(node.directory))")
                 fields.append("\"archive_dir\": \(json(settings.logDir))")
@@ -102,6 +103,7 @@ public struct ClusterPlan: Sendable {
         }
         var top = ["  \"nodes\": {\n" + members.joined(separator: ",\n") + "\n  }"]
         top.append("  \"rotation_interval\": \(settings.logRotationInterval)")
+        top.append("  \"metrics_address\": \(json(settings.metricsAddress))")
         top.append("  \"spool_dir\": \(json(settings.spoolDir + "/outbox"))")
         if !networks.isEmpty { top.append("  \"local_networks\": [\(networks.map { json($0.cidr) }.joined(separator: ", "))]") }
         if !settings.privateAddressSpaceIsLocal { top.append("  \"options\": [\"Site::private_address_space_is_local=F\"]") }
