@@ -106,6 +106,30 @@ import TrawlCore
         #expect(throws: ProtocolError.self) { try LogAck(Array(ack.bytes.dropLast())) }
     }
 
+    /// Archives as zeekctl's CompressLogs, CompressCmd and CompressExtension say: gzip by
+    /// default, another command, or none (the rotated file as it is, under `.log`).
+    @Test func archivesAreCompressedAsConfigured() throws {
+        let directory = try TemporaryDirectory()
+        let opened: UInt64 = 1_700_000_000_000_000_000, closed = opened + 3_600_000_000_000
+        for (compressor, ext) in [("gzip", "gz"), (nil, "gz"), ("bzip2", "bz2")] as [(String?, String)] {
+            guard compressor == nil || FileManager.default.isExecutableFile(atPath: "/usr/bin/" + compressor!) || compressor == "gzip" else { continue }
+            let file = directory.file("conn.rotated.log")
+            try "#fields\tts\n1\n".write(toFile: file, atomically: true, encoding: .utf8)
+            let archiver = Archiver(directory: directory.file("archive"), action: .archive(suffix: nil, compressor: compressor, extension: ext),
+                                    report: { Issue.record("\($0)") })
+            let log = RotatedLog(stream: "conn", file: file, opened: opened, closed: closed)
+            archiver.process(log, terminating: true)
+            archiver.wait(timeout: 10_000_000_000)
+            let target = Archiver.archivePath(directory: directory.file("archive"), log, suffix: nil, extension: compressor == nil ? nil : ext)
+            #expect(target.hasSuffix(compressor == nil ? ".log" : ".log." + ext), "\(target)")
+            #expect(FileManager.default.fileExists(atPath: target) && !FileManager.default.fileExists(atPath: file), "\(target)")
+            if compressor == nil { #expect(try String(contentsOfFile: target, encoding: .utf8) == "#fields\tts\n1\n") }
+            try? FileManager.default.removeItem(atPath: target)
+        }
+        let layout = try ClusterLayout.parse("{\"nodes\": {\"m\": {\"role\": \"manager\", \"host\": \"h\"}}, \"compress_command\": \"\"}", file: "c.json")
+        #expect(layout.compressor == nil)
+    }
+
     @Test func eventsRoundTrip() throws {
         let stats = NodeStatistics(node: "worker-1", time: 1_700_000_000_123_456_789, counters: [("packets", 12), ("dropped", 0)])
         guard case let .capture(back) = try ClusterEvent(ClusterEvent.capture(stats).bytes) else {

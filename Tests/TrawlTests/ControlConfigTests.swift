@@ -431,6 +431,17 @@ host=b
         kill(pid_t(pid)!, SIGKILL)
         usleep(200_000)
         #expect(try states()["worker-1-2"] == "crashed")
+        // cron restarts it and appends every node's state and use to SpoolDir/stats.log.
+        let cron = try trawlctl("cron")
+        #expect(cron.stdout.contains("worker-1-2 crashed") && cron.stdout.contains("restarting"), "\(cron.stdout)")
+        let stats = try String(contentsOfFile: prefix.file("spool/stats.log"), encoding: .utf8).split(separator: "\n")
+        #expect(stats.count == 5 && stats.allSatisfy { $0.contains(" running pid=") && $0.contains(" rss=") }, "\(stats)")
+        // restart --clean: its directory made afresh (the old stderr.log gone), then started.
+        try "old".write(toFile: prefix.file("spool/worker-1-2/old-file"), atomically: true, encoding: .utf8)
+        let clean = try trawlctl("restart", "--clean", "worker-1-2")
+        #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: prefix.file("spool/worker-1-2/old-file")))
+        #expect(try states()["worker-1-2"] == "running")
         let stop = try trawlctl("stop")
         #expect(stop.status == 0, "\(stop.stdout)\(stop.stderr)")
         // Workers first, the logger last.

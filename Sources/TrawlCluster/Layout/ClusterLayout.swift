@@ -83,6 +83,9 @@ public struct ClusterLayout: Equatable, Sendable {
     public var allowPlaintext = false
     /// The address the nodes serve their metrics on (trawlctl's MetricsAddress).
     public var metricsAddress = "127.0.0.1"
+    /// How archives are compressed (zeekctl's CompressCmd and CompressExtension); nil: not.
+    public var compressor: String? = "gzip"
+    public var compressExtension = "gz"
 
     public func node(named name: String) -> ClusterNode? { nodes.first { $0.name == name } }
     public func nodes(_ role: NodeRole) -> [ClusterNode] { nodes.filter { $0.role == role } }
@@ -134,7 +137,8 @@ extension ClusterLayout {
         guard case let .object(members) = root else { throw fail("the layout is \(root.kind), not an object") }
         var layout = ClusterLayout(nodes: [])
         let known = ["nodes", "batch_records", "flush_interval", "heartbeat_interval", "node_timeout", "memory_limit",
-                     "spool_limit", "spool_dir", "rotation_interval", "shutdown_timeout", "stats_interval", "post_processor", "local_networks", "options", "keys", "plaintext", "metrics_address"]
+                     "spool_limit", "spool_dir", "rotation_interval", "shutdown_timeout", "stats_interval", "post_processor", "local_networks", "options", "keys", "plaintext", "metrics_address",
+                     "compress_command", "compress_extension"]
         for member in members where !known.contains(member.key) {
             throw fail("unknown setting (known: \(known.joined(separator: ", ")))", field: member.key)
         }
@@ -197,6 +201,16 @@ extension ClusterLayout {
         if let value = root["plaintext"] {
             guard case let .bool(flag) = value else { throw fail("expected true or false", field: "plaintext") }
             layout.allowPlaintext = flag
+        }
+        if let value = root["compress_command"] {
+            guard case let .string(command) = value else { throw fail("expected a command (\"\" for none)", field: "compress_command") }
+            layout.compressor = command.isEmpty ? nil : command
+        }
+        if let value = root["compress_extension"] {
+            guard case let .string(text) = value, !text.isEmpty, !text.contains("/") else {
+                throw fail("expected a file name extension", field: "compress_extension")
+            }
+            layout.compressExtension = text
         }
         if let value = root["metrics_address"] {
             guard case let .string(address) = value, address.split(separator: ".").count == 4 else {

@@ -39,8 +39,11 @@ public struct RotationSchedule: Equatable, Sendable {
 /// is left where it is, never deleted.
 public final class Archiver {
     public enum Action: Equatable, Sendable {
-        /// gzip into the archive, with the logger's name in the file name when `suffix` is set.
-        case archive(suffix: String?)
+        /// Into the archive, compressed with `compressor` (a command that writes the
+        /// compressed file to its standard output when given `-c FILE`, as gzip; nil: as it
+        /// is) under the name ending `.log.EXTENSION`, with the logger's name in the file
+        /// name when `suffix` is set.
+        case archive(suffix: String?, compressor: String? = "gzip", extension: String = "gz")
         /// `sh -c COMMAND trawl-rotate FILE STREAM OPENED CLOSED TERMINATING`: the rotated file, the stream, the
         /// opening and closing times as YYYY-MM-DD-HH-MM-SS, and 1 at shutdown, else 0.
         case command(String)
@@ -60,12 +63,13 @@ public final class Archiver {
     }
 
     /// The archive name of a rotated log (for `.archive`).
-    public static func archivePath(directory: String, _ log: RotatedLog, suffix: String?) -> String {
+    public static func archivePath(directory: String, _ log: RotatedLog, suffix: String?, extension: String? = "gz") -> String {
         let opened = localParts(log.opened), closed = localParts(log.closed)
         func pad(_ v: Int32) -> String { v < 10 ? "0\(v)" : String(v) }
         let day = "\(opened.tm_year + 1900)-\(pad(opened.tm_mon + 1))-\(pad(opened.tm_mday))"
         let span = "\(pad(opened.tm_hour)):\(pad(opened.tm_min)):\(pad(opened.tm_sec))-\(pad(closed.tm_hour)):\(pad(closed.tm_min)):\(pad(closed.tm_sec))"
-        return directory + "/" + day + "/" + log.stream + "." + span + (suffix.map { "-" + $0 } ?? "") + ".log.gz"
+        return directory + "/" + day + "/" + log.stream + "." + span + (suffix.map { "-" + $0 } ?? "") + ".log"
+            + (`extension`.map { "." + $0 } ?? "")
     }
 
     static func localParts(_ time: UInt64) -> tm {
@@ -79,11 +83,12 @@ public final class Archiver {
     public func process(_ log: RotatedLog, terminating: Bool) {
         let arguments: [String]
         switch action {
-        case let .archive(suffix):
-            let target = Self.archivePath(directory: directory, log, suffix: suffix)
+        case let .archive(suffix, compressor, `extension`):
+            let target = Self.archivePath(directory: directory, log, suffix: suffix, extension: compressor == nil ? nil : `extension`)
             let folder = String(target[..<target.lastIndex(of: "/")!])
             // A partial archive never has the final name; the rotated file goes once it is safe.
-            arguments = ["/bin/sh", "-c", "mkdir -p \"$1\" && gzip -c \"$2\" > \"$3.tmp\" && mv \"$3.tmp\" \"$3\" && rm -f \"$2\"",
+            let copy = compressor.map { "\($0) -c \"$2\" > \"$3.tmp\"" } ?? "cp \"$2\" \"$3.tmp\""
+            arguments = ["/bin/sh", "-c", "mkdir -p \"$1\" && \(copy) && mv \"$3.tmp\" \"$3\" && rm -f \"$2\"",
                          "trawl-archive", folder, log.file, target]
         case let .command(command):
             arguments = ["/bin/sh", "-c", command + " \"$@\"", "trawl-rotate", log.file, log.stream,

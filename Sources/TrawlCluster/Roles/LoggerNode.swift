@@ -30,7 +30,9 @@ public final class LoggerNode {
         self.report = report
         self.layout = layout
         archiver = Archiver(directory: node.archiveDirectory ?? logDirectory,
-                            action: layout.postProcessor.map { .command($0) } ?? .archive(suffix: layout.logWriters.count > 1 ? node.name : nil),
+                            action: layout.postProcessor.map { .command($0) }
+                                ?? .archive(suffix: layout.logWriters.count > 1 ? node.name : nil,
+                                            compressor: layout.compressor, extension: layout.compressExtension),
                             report: report)
         logs = try LogDirectory(directory: logDirectory, json: json)
         for (stream, size) in logs.ledger.recovered {

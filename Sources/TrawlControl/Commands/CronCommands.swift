@@ -29,6 +29,30 @@ enum CronCommands {
             }
             status = max(status, RunCommands.start(plan, crashed, shell: shell))
         }
+        // The nodes' state and use, appended to SpoolDir/stats.log (as zeekctl's cron does):
+        // `SECONDS NODE STATE pid=N vsize=KiB rss=KiB cpu=PERCENT` per node.
+        if plan.settings.statsLogEnable {
+            let (reports, usage) = HostCommands.usage(plan, plan.nodes, shell: shell)
+            let now = Int(time(nil))
+            var lines = ""
+            for node in plan.nodes {
+                let report = reports[node.name]
+                var line = "\(now) \(node.name) \(report?.state ?? "unknown")"
+                if report?.state == "running", let pid = report?.pid, let u = usage[pid] {
+                    line += " pid=\(pid) vsize=\(u[0]) rss=\(u[1]) cpu=\(u[2])"
+                }
+                lines += line + "\n"
+            }
+            let path = plan.settings.spoolDir + "/stats.log"
+            if let handle = FileHandle(forWritingAtPath: path) ?? (FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil) {
+                handle.seekToEndOfFile()
+                handle.write(Data(lines.utf8))
+                handle.closeFile()
+            } else {
+                print("cannot append to \(path)")
+                status = max(status, 1)
+            }
+        }
         // Expiry and disk space, on every host at once.
         let settings = plan.settings
         var script = ""

@@ -6,8 +6,9 @@ import TrawlCluster
 
 /// top, df, exec, cleanup: what trawlctl asks of the hosts beyond the nodes' processes.
 enum HostCommands {
-    /// CPU and memory of each running node (ps on each host).
-    static func top(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], shell: HostShell) -> Int32 {
+    /// What `ps` says of each running node: its pid and [vsize KiB, rss KiB, %cpu, seconds].
+    static func usage(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], shell: HostShell)
+        -> (reports: [String: NodeReport], usage: [Int: [String]]) {
         let reports = RunCommands.statusReports(plan, nodes, shell: shell)
         var byHost: [(String, String)] = []
         for group in RunCommands.byHost(nodes) {
@@ -22,6 +23,12 @@ enum HostCommands {
                 if words.count == 5, let pid = Int(words[0]) { usage[pid] = Array(words.dropFirst()) }
             }
         }
+        return (reports, usage)
+    }
+
+    /// CPU and memory of each running node (ps on each host).
+    static func top(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], shell: HostShell) -> Int32 {
+        let (reports, usage) = self.usage(plan, nodes, shell: shell)
         var rows = [["Name", "Type", "Host", "Pid", "VSize", "RSS", "CPU", "Running"]]
         for node in nodes {
             guard let report = reports[node.name], report.state == "running", let pid = report.pid, let u = usage[pid] else {

@@ -21,7 +21,8 @@ public enum Trawlctl {
       install          write the cluster's layout and make its directories (and keys)
       start [NODES]    start the nodes (loggers, manager, proxies, then workers)
       stop [NODES]     stop them (workers first, loggers last): SIGTERM, SIGKILL after StopTimeout
-      restart [NODES]  stop, then start
+      restart [--clean] [NODES]
+                       stop, then start (--clean: remove their directories and install again between)
       status [--json] [NODES]
                        Name Type Host Status Pid Started; crashed: meant to run, gone
       deploy           check, install, then restart everything (a failing check touches nothing)
@@ -137,6 +138,12 @@ public enum Trawlctl {
         case "stop": return RunCommands.stop(plan, nodes, shell: shell)
         case "restart":
             let stopped = RunCommands.stop(plan, nodes, shell: shell)
+            if arguments.contains("--clean") {
+                // As zeekctl's: the nodes' directories (and what was left in them) go, the
+                // installation is made again, then the nodes start afresh.
+                _ = HostCommands.cleanup(plan, nodes, all: false, shell: shell)
+                guard Commands.install(configuration, shell: shell) == 0 else { return 1 }
+            }
             return max(stopped, RunCommands.start(plan, nodes, shell: shell))
         case "status": return RunCommands.status(plan, nodes, shell: shell, json: arguments.contains("--json"))
         case "cron": return CronCommands.cron(plan, shell: shell)

@@ -104,6 +104,8 @@ public struct ClusterPlan: Sendable {
         var top = ["  \"nodes\": {\n" + members.joined(separator: ",\n") + "\n  }"]
         top.append("  \"rotation_interval\": \(settings.logRotationInterval)")
         top.append("  \"metrics_address\": \(json(settings.metricsAddress))")
+        top.append("  \"compress_command\": \(json(settings.compressLogs ? settings.compressCmd : ""))")
+        top.append("  \"compress_extension\": \(json(settings.compressExtension))")
         top.append("  \"spool_dir\": \(json(settings.spoolDir + "/outbox"))")
         if !networks.isEmpty { top.append("  \"local_networks\": [\(networks.map { json($0.cidr) }.joined(separator: ", "))]") }
         if !settings.privateAddressSpaceIsLocal { top.append("  \"options\": [\"Site::private_address_space_is_local=F\"]") }
