@@ -171,7 +171,15 @@ final class SSHHosts {
             let replay = try runProcess("/usr/bin/tcpreplay", ["-q", "--pps=5000", "-i", feed, trace])
             #expect(replay.status == 0, "\(replay.stderr)")
         }
-        usleep(1_000_000)
+        usleep(1_500_000)
+        // netstats: the four workers' counters, through the manager on host a; between them
+        // they received every replayed packet.
+        let netstats = try trawlctl("netstats").stdout.split(separator: "\n")
+        #expect(netstats.count == 4 && netstats.allSatisfy { $0.contains(" recvd=") && $0.contains(" dropped=0") }, "\(netstats)")
+        let received = netstats.compactMap { line in line.split(separator: " ").first { $0.hasPrefix("recvd=") }.flatMap { Int($0.dropFirst(6)) } }
+        let replayed = try [traceB, traceC].map { try runProcess(Paths.trawl, ["-r", $0, "--no-analysis"]).stdout }
+            .compactMap { summaryFields($0)["packets"].flatMap { Int($0) } }.reduce(0, +)
+        #expect(received.reduce(0, +) >= replayed, "received \(received), replayed \(replayed)")
         // capstats: the capture interface of each worker host, measured there.
         let capstats = try trawlctl("capstats", "1").stdout
         #expect(capstats.contains("\(b) cap0") && capstats.contains("\(c) cap0"), "\(capstats)")
