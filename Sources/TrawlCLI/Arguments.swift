@@ -157,7 +157,7 @@ usage: trawl [options] [Namespace::option=value ...]
   -w FILE        write the packets read to a pcap file ("-" is standard output)
   -C             ignore checksums
   -b             bare mode: no well-known-port guesses of which side is the server
-  --logdir DIR   write conn.log into DIR (default: the current directory)
+  --logdir DIR   write conn.log into DIR, made if missing (default: the current directory)
   LogAscii::use_json=T   write the logs as JSON lines instead of Zeek's TSV
   --no-analysis  only read packets: no connection analysis, no conn.log
   -N [NAME]      list the packet-source plugins (or one of them); -NN adds components and options

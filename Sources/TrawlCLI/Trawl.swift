@@ -151,7 +151,10 @@ public enum Trawl {
             do {
                 let manager: LogManager
                 switch logs {
-                case .files: manager = LogManager(.files(directory: options.logDirectory, json: options.jsonLogs))
+                case .files:
+                    // --logdir is made when missing (mkdir -p), as a logger's directory is.
+                    try makeDirectories(options.logDirectory)
+                    manager = LogManager(.files(directory: options.logDirectory, json: options.jsonLogs))
                 case let .cluster(shipping): manager = LogManager(.writers { shipping.writer(for: $0) })
                 }
                 let writer = try manager.register(.conn)

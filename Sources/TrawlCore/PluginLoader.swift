@@ -34,10 +34,13 @@ public struct PluginDirectory: Equatable, Sendable {
     /// When set, only files whose name starts with this (case-insensitively) are plugins;
     /// used beside the executable, where other libraries may live.
     public let namePrefix: String?
+    /// Named by TRAWL_PLUGIN_PATH: then its absence is said (the standard places may be missing).
+    public let named: Bool
 
-    public init(path: String, namePrefix: String? = nil) {
+    public init(path: String, namePrefix: String? = nil, named: Bool = false) {
         self.path = path
         self.namePrefix = namePrefix
+        self.named = named
     }
 }
 
@@ -60,7 +63,7 @@ public struct PluginLoader {
                                 executablePath: String? = currentExecutablePath()) -> PluginLoader {
         var entries: [PluginDirectory] = []
         for item in (pluginPath ?? "").split(separator: ":") where !item.isEmpty {
-            entries.append(PluginDirectory(path: String(item)))
+            entries.append(PluginDirectory(path: String(item), named: true))
         }
         if let executablePath, let slash = executablePath.lastIndex(of: "/") {
             let directory = String(executablePath[..<slash])
@@ -106,6 +109,9 @@ public struct PluginLoader {
     /// a prefix claimed twice stops loading with an error.
     public func load(into registry: SourceRegistry) throws(RegistryError) -> [PluginDiagnostic] {
         var diagnostics: [PluginDiagnostic] = []
+        for entry in entries where entry.named && access(entry.path, F_OK) != 0 {
+            diagnostics.append(PluginDiagnostic(path: entry.path, message: "\(Self.pathVariable) names it, but it does not exist; ignored"))
+        }
         for path in candidateFiles() {
             switch Self.loadLibrary(at: path) {
             case let .failure(error):

@@ -311,4 +311,20 @@ private func weirdRows(_ frames: [[UInt8]], linkType: UInt32 = 1, spacing: UInt6
         let uid = conn.map { String($0.split(separator: "\t")[1]) }
         #expect(rows.first.map { Array($0[1...10]) } == [uid ?? "?", "10.1.1.1", "40000", "192.0.2.80", "80", "bad_TCP_checksum", "-", "F", "zeek", "TCP"])
     }
+
+    @Test func logdirIsMadeAndAMissingPluginPathEntryIsSaid() throws {
+        let dir = try TemporaryDirectory()
+        let trace = dir.file("t.pcap")
+        let writer = try TraceWriter(path: trace, linkType: 1)
+        let frame = b.tcp(fromClient: true, flags: TCPFlag.syn, seq: 1)
+        try frame.withUnsafeBytes { try writer.write(timestampNanoseconds: 1_600_000_000_000_000_000, wireLength: frame.count, bytes: $0) }
+        try writer.finish()
+        let result = try trawl(["-r", trace, "--logdir", dir.file("new/deeper")],
+                               environment: ["TRAWL_PLUGIN_PATH": dir.file("no-such-plugins")])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir.file("new/deeper/conn.log")))
+        #expect(result.stderr.contains("warning: plugin \(dir.file("no-such-plugins")): TRAWL_PLUGIN_PATH names it, but it does not exist; ignored"),
+                "\(result.stderr)")
+    }
 }
+
