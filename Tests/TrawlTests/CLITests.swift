@@ -156,6 +156,10 @@ import TrawlCore
             #expect(result.stdout.isEmpty, "\(arguments) wrote to stdout")
             #expect(result.stderr.hasPrefix(message), "\(arguments): \(result.stderr)")
         }
+        // An unknown prefix: after Zeek's words, the prefixes there are and where plugins are searched.
+        let unknown = try trawl(["-i", "foo::eth0"]).stderr
+        #expect(unknown.contains("the prefixes the loaded plugins give: ") && unknown.contains("af_packet")
+                && unknown.contains("a plugin for 'foo' is searched in $TRAWL_PLUGIN_PATH"), "\(unknown)")
         let listed = try trawl(["-r", text, "Pcap::nope=1"])
         #expect(listed.stderr.contains("valid options are:\n"))
         #expect(listed.stderr.contains("\n    Pcap::snaplen (count, default 262144)\n"))
