@@ -104,10 +104,3 @@ func formatDuration(_ nanoseconds: UInt64) -> String {
     return "\(nanoseconds / 1_000_000_000)." + String(repeating: "0", count: 9 - fraction.count) + fraction + " s"
 }
 
-/// Writes to file descriptor 2 directly: unbuffered, and free of C's shared `stderr` global.
-func writeStandardError(_ text: String) {
-    var copy = text
-    copy.withUTF8 { bytes in
-        _ = try? FileDescriptor(rawValue: STDERR_FILENO).writeAll(UnsafeRawBufferPointer(bytes))
-    }
-}

@@ -129,7 +129,7 @@ public enum Trawl {
                 let source = try registry.open(name, mode: live ? .live : .offline, settings: settings, timeoutMilliseconds: timeout)
                 sources.append(source)
                 if let filter = options.filter { try source.setFilter(filter) }
-            } catch let error as PacketSourceError {
+            } catch {
                 // Zeek's words first; then where a plugin for the prefix would have been found.
                 if case let .unsupportedSourceType(prefix, _) = error, registry.component(prefix: prefix) == nil {
                     let known = registry.plugins.flatMap { $0.components.map(\.prefix) }.sorted()
@@ -137,8 +137,6 @@ public enum Trawl {
                         + "; a plugin for '\(prefix)' is searched in $\(PluginLoader.pathVariable), beside trawl, and in"
                         + " PREFIX/lib/trawl/plugins (trawl -N lists what was loaded)")
                 }
-                throw FatalError(error)
-            } catch {
                 throw FatalError(error)
             }
         }

@@ -34,6 +34,32 @@ public func makeDirectories(_ path: String) throws(Errno) {
     }
 }
 
+/// Writes `bytes` to `path` through a temporary file beside it (`temporary`, or PATH.tmp)
+/// and a rename: a reader sees the old file or the whole new one, never half of it; nothing
+/// is left behind on failure.
+public func writeFileAtomically(_ path: String, _ bytes: [UInt8], permissions: mode_t = 0o644,
+                                temporary: String? = nil) throws(Errno) {
+    let temporary = temporary ?? path + ".tmp"
+    let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, permissions: permissions)
+    do {
+        try file.writeAll(bytes)
+        try file.close()
+    } catch {
+        try? file.close()
+        unlink(temporary)
+        throw error
+    }
+    guard rename(temporary, path) == 0 else {
+        let error = Errno.current
+        unlink(temporary)
+        throw error
+    }
+}
+
+public func writeFileAtomically(_ path: String, _ text: String, permissions: mode_t = 0o644) throws(Errno) {
+    try writeFileAtomically(path, Array(text.utf8), permissions: permissions)
+}
+
 extension FileDescriptor {
     public func writeAll(_ bytes: [UInt8]) throws(Errno) {
         var failure: Errno?

@@ -58,3 +58,12 @@ public struct FileDescriptor: Sendable, Equatable {
         guard Glibc.close(rawValue) == 0 else { throw Errno.current }
     }
 }
+
+/// Writes to file descriptor 2 directly: unbuffered, and free of C's shared `stderr` global
+/// (for trawl and trawlctl alike).
+public func writeStandardError(_ text: String) {
+    var copy = text
+    copy.withUTF8 { bytes in
+        _ = try? FileDescriptor(rawValue: STDERR_FILENO).writeAll(UnsafeRawBufferPointer(bytes))
+    }
+}

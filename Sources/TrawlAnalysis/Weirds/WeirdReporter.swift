@@ -1,9 +1,8 @@
 /// Turns the weirds the analysis notes into weird.log rows as Zeek does: the core's
 /// sampling (per name for the whole sensor, per flow, per connection), then weird.zeek's
-/// policy, then the row, handed to the tracker's log stage. Runs on the packet thread, only when a weird
-/// happens.
+/// policy, then the row, handed to the tracker's log stage. Runs on the packet thread, only
+/// when a weird happens.
 final class WeirdReporter {
-    private let settings: WeirdSettings
     private let decoded: UnsafeMutablePointer<DecodedPacket>
     @exclusivity(unchecked) private var policy: WeirdPolicy
     @exclusivity(unchecked) private var netPlaces: WeirdPlaces<UInt64>
@@ -22,9 +21,7 @@ final class WeirdReporter {
     @exclusivity(unchecked) private(set) var logged: UInt64 = 0
     @exclusivity(unchecked) private(set) var sampledOut: UInt64 = 0
 
-
     init(settings: WeirdSettings, decoded: UnsafeMutablePointer<DecodedPacket>) {
-        self.settings = settings
         self.decoded = decoded
         enabled = settings.enabled
         sampling = settings.sampling

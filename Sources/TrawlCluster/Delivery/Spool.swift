@@ -31,21 +31,8 @@ final class Spool {
     func store(_ batch: [UInt8], order: (start: UInt64, sequence: UInt64)) throws(Errno) -> String {
         let name = Self.pad(order.start) + "-" + Self.pad(order.sequence) + ".batch"
         let path = directory + "/" + name
-        let temporary = directory + "/.incoming-" + name
-        let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, permissions: 0o600)
-        do {
-            try file.writeAll(batch)
-            try file.close()
-        } catch {
-            try? file.close()
-            unlink(temporary)
-            throw error
-        }
-        guard rename(temporary, path) == 0 else {
-            let error = Errno.current
-            unlink(temporary)
-            throw error
-        }
+        // Written as a hidden name first, so that a batch cut short is never read as one.
+        try writeFileAtomically(path, batch, permissions: 0o600, temporary: directory + "/.incoming-" + name)
         bytes += batch.count
         files += 1
         return path

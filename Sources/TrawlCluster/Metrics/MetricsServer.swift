@@ -28,7 +28,7 @@ public final class MetricsServer: IOSource {
                 sample: @escaping () -> [(String, UInt64)]) throws(Errno) {
         labels = [("node", node), ("role", role.rawValue)]
         self.sample = sample
-        up = registry.makeGauge(name: "trawl_up", labels: labels)
+        up = registry.makeGauge(descriptor: Self.descriptor("up", help: "1 while the node runs"), labels: labels)
         up.set(Double(1))
         listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listener >= 0 else { throw Errno.current }
@@ -96,16 +96,21 @@ public final class MetricsServer: IOSource {
         }
     }
 
+    /// `trawl_NAME`, with its help line.
+    static func descriptor(_ name: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "trawl", metricName: name, unitName: "", helpText: help)
+    }
+
     /// The node's counters now, in Prometheus's text format.
     func exposition() -> [UInt8] {
         for (name, value) in sample() {
-            let metric = "trawl_" + name.map { $0.isLetter || $0.isNumber ? $0 : "_" }.reduce(into: "") { $0.append($1) }
+            let metric = name.map { $0.isLetter || $0.isNumber ? $0 : "_" }.reduce(into: "") { $0.append($1) }
             if Self.present.contains(name) {
-                let gauge = gauges[name] ?? registry.makeGauge(name: metric, labels: labels)
+                let gauge = gauges[name] ?? registry.makeGauge(descriptor: Self.descriptor(metric, help: "the node's \(name) now"), labels: labels)
                 gauges[name] = gauge
                 gauge.set(Double(value))
             } else {
-                var entry = counters[name] ?? (registry.makeCounter(name: metric + "_total", labels: labels), 0)
+                var entry = counters[name] ?? (registry.makeCounter(descriptor: Self.descriptor(metric + "_total", help: "the node's \(name) since it started"), labels: labels), 0)
                 // A total that went back (a restarted source): counted on from there.
                 entry.counter.increment(by: Int64(clamping: value >= entry.last ? value - entry.last : value))
                 entry.last = value

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import TrawlAnalysis
 import TrawlCore
 
@@ -94,11 +91,8 @@ public final class ManagerNode {
             return "\(name) \(seconds).\(String(repeating: "0", count: 6 - String(micro).count))\(micro) recvd=\(v(NodeStatistics.Name.packets)) "
                 + "dropped=\(v(NodeStatistics.Name.dropped)) link=\(v(NodeStatistics.Name.link)) bytes=\(v(NodeStatistics.Name.bytes))"
         }
-        let temporary = Self.netstatsFile + ".tmp"
-        guard let file = try? FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC) else { return }
-        let written = (try? file.writeAll(Array((lines.joined(separator: "\n") + "\n").utf8))) != nil
-        try? file.close()
-        if written { rename(temporary, Self.netstatsFile) }
+        // Best effort: the next capture report writes it again.
+        try? writeFileAtomically(Self.netstatsFile, lines.joined(separator: "\n") + "\n")
     }
 
     private func handle(_ event: ClusterEvent) {

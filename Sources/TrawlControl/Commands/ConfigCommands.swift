@@ -179,21 +179,6 @@ enum Commands {
     }
 }
 
-/// Writes `text` to `path` through a temporary file and a rename: never half a file.
-func writeFileAtomically(_ path: String, _ text: String) throws(Errno) {
-    let temporary = path + ".tmp"
-    let file = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC)
-    do {
-        try file.writeAll(Array(text.utf8))
-        try file.close()
-    } catch {
-        try? file.close()
-        unlink(temporary)
-        throw error
-    }
-    guard rename(temporary, path) == 0 else { throw Errno.current }
-}
-
 /// A JSON string.
 func quoted(_ text: String) -> String {
     var out = "\""
@@ -202,7 +187,9 @@ func quoted(_ text: String) -> String {
         case "\"": out += "\\\""
         case "\\": out += "\\\\"
         case "\n": out += "\\n"
-        default: out.unicodeScalars.append(scalar)
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
         }
     }
     return out + "\""

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import TrawlCore
 import TrawlCluster
 
 /// top, df, exec, cleanup: what trawlctl asks of the hosts beyond the nodes' processes.

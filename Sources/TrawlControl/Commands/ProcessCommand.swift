@@ -46,8 +46,8 @@ enum ProcessCommand {
         }
         defer { removeTree(scratch) }
         func start(_ name: String, _ more: [String]) -> pid_t? {
-            spawn(trawl, ["--cluster-layout", scratch + "/cluster.json", "--node", name, "--no-progress"] + more,
-                  directory: scratch, output: scratch + "/\(name).out", errors: scratch + "/\(name).err")
+            ChildProcess.start(trawl, ["--cluster-layout", scratch + "/cluster.json", "--node", name, "--no-progress"] + more,
+                               directory: scratch, output: scratch + "/\(name).out", errors: scratch + "/\(name).err")
         }
         // The logger and manager, then the proxies, each once it listens (its banner).
         var services: [(String, pid_t)] = []
@@ -70,14 +70,14 @@ enum ProcessCommand {
             workerPIDs.append((name, pid))
         }
         var failed = false
-        for (name, pid) in workerPIDs where wait(pid) != 0 {
+        for (name, pid) in workerPIDs where ChildProcess.wait(pid) != 0 {
             failed = true
             writeStandardError("trawlctl: process: \(name) failed:\n" + ((try? readFile(scratch + "/\(name).err")) ?? ""))
         }
         // Loggers last, so that they take everything.
         for (name, pid) in services.reversed() {
             kill(pid, SIGTERM)
-            if wait(pid) != 0 {
+            if ChildProcess.wait(pid) != 0 {
                 failed = true
                 writeStandardError("trawlctl: process: \(name) failed:\n" + ((try? readFile(scratch + "/\(name).err")) ?? ""))
             }
@@ -91,7 +91,7 @@ enum ProcessCommand {
         writeStandardError("trawlctl: process: \(name) did not start:\n" + ((try? readFile(scratch + "/\(name).err")) ?? ""))
         for (_, pid) in started.reversed() {
             kill(pid, SIGTERM)
-            _ = wait(pid)
+            _ = ChildProcess.wait(pid)
         }
         return 1
     }
@@ -105,32 +105,6 @@ enum ProcessCommand {
             usleep(50_000)
         }
         return false
-    }
-
-    /// A process in the background, its output and errors in files; its pid.
-    private static func spawn(_ path: String, _ arguments: [String], directory: String, output: String, errors: String) -> pid_t? {
-        ChildProcess.keepDescriptorsFromChildren()
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        let previous = FileManager.default.currentDirectoryPath
-        guard chdir(directory) == 0 else { return nil }
-        defer { _ = chdir(previous) }
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else { return nil }
-        return pid
-    }
-
-    /// The exit status of `pid`, once it ends.
-    private static func wait(_ pid: pid_t) -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
     /// The first of `count` consecutive ports free on 127.0.0.1 (from 40000 up).

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import TrawlCore
 
 /// start, stop, restart, status, deploy: the nodes' processes on their hosts, a phase per
 /// kind of node in zeekctl's order, each phase one script per host, the hosts at once.
@@ -37,13 +38,15 @@ enum RunCommands {
             let results = shell.runAll(byHost(members).map { ($0.host, NodeScripts.start($0.nodes, plan: plan)) })
             for result in results {
                 let reports = NodeReport.parse(result.output)
-                if result.status != 0 && reports.isEmpty {
-                    print("  \(result.host): cannot run the start script (exit \(result.status)): \(result.errors.trimmingCharacters(in: .whitespacesAndNewlines))")
+                if let problem = unreachable(result, "start") {
+                    print("  " + problem)
                     failed += 1
                 }
                 for report in reports {
                     switch report.state {
-                    case "started", "running" where report.fields["already"] == nil:
+                    case "started":
+                        break
+                    case "running" where report.fields["already"] == nil:
                         break
                     case "running":
                         print("  \(report.name) is running already (pid \(report.pid.map(String.init) ?? "?"))")
@@ -68,8 +71,8 @@ enum RunCommands {
             for node in members { print("stopping \(node.name) ...") }
             let results = shell.runAll(byHost(members).map { ($0.host, NodeScripts.stop($0.nodes, timeout: plan.settings.stopTimeout)) })
             for result in results {
-                if result.status != 0 && NodeReport.parse(result.output).isEmpty {
-                    print("  \(result.host): cannot run the stop script (exit \(result.status)): \(result.errors.trimmingCharacters(in: .whitespacesAndNewlines))")
+                if let problem = unreachable(result, "stop") {
+                    print("  " + problem)
                     failed += 1
                 }
                 for report in NodeReport.parse(result.output) where report.state == "killed" {
@@ -111,11 +114,16 @@ enum RunCommands {
         var reports: [String: NodeReport] = [:]
         for result in shell.runAll(byHost(nodes).map { ($0.host, NodeScripts.status($0.nodes)) }) {
             for report in NodeReport.parse(result.output) { reports[report.name] = report }
-            if result.status != 0 && NodeReport.parse(result.output).isEmpty {
-                writeStandardError("trawlctl: \(result.host): cannot run the status script (exit \(result.status)): \(result.errors)\n")
-            }
+            if let problem = unreachable(result, "status") { writeStandardError("trawlctl: \(problem)\n") }
         }
         return reports
+    }
+
+    /// What to say when a host's script did not run at all (ssh failed, say): nothing
+    /// reported and a non-zero exit; nil when it ran.
+    static func unreachable(_ result: HostShell.Result, _ what: String) -> String? {
+        guard result.status != 0 && NodeReport.parse(result.output).isEmpty else { return nil }
+        return "\(result.host): cannot run the \(what) script (exit \(result.status)): \(result.errors.trimmingCharacters(in: .whitespacesAndNewlines))"
     }
 
     /// The nodes grouped by host (by address: one script per machine), in first-seen order.

@@ -196,8 +196,3 @@ public enum Trawlctl {
         return 2
     }
 }
-
-func writeStandardError(_ text: String) {
-    var bytes = Array(text.utf8)
-    _ = bytes.withUnsafeMutableBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-}

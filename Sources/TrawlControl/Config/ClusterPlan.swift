@@ -89,46 +89,31 @@ public struct ClusterPlan: Sendable {
         var members: [String] = []
         let logWriters = nodes.contains { $0.type == .logger } ? nodes.filter { $0.type == .logger } : nodes.filter { $0.type == .manager }
         for node in nodes where node.type != .standalone {
-            var fields = ["\"role\": \(json(node.type.rawValue))", "\"host\": \(json(node.node.address))"]
+            var fields = ["\"role\": \(quoted(node.type.rawValue))", "\"host\": \(quoted(node.node.address))"]
             if let port = node.port { fields.append("\"port\": \(port)") }
-            if let interface = node.node.interface { fields.append("\"interface\": \(json(interface))") }
-            if !node.node.options.isEmpty { fields.append("\"options\": [\(node.node.options.map(json).joined(separator: ", "))]") }
+            if let interface = node.node.interface { fields.append("\"interface\": \(quoted(interface))") }
+            if !node.node.options.isEmpty { fields.append("\"options\": [\(node.node.options.map(quoted).joined(separator: ", "))]") }
             if let cpu = node.node.pinCPU { fields.append("\"pin_cpus\": [\(cpu)]") }
             fields.append("\"metrics_port\": \(node.metricsPort)")
             if logWriters.contains(node) {
-                fields.append("\"log_dir\": \(json(node.directory))")
-                fields.append("\"archive_dir\": \(json(settings.logDir))")
+                fields.append("\"log_dir\": \(quoted(node.directory))")
+                fields.append("\"archive_dir\": \(quoted(settings.logDir))")
             }
-            members.append("    \(json(node.name)): {\(fields.joined(separator: ", "))}")
+            members.append("    \(quoted(node.name)): {\(fields.joined(separator: ", "))}")
         }
         var top = ["  \"nodes\": {\n" + members.joined(separator: ",\n") + "\n  }"]
         top.append("  \"rotation_interval\": \(settings.logRotationInterval)")
-        top.append("  \"metrics_address\": \(json(settings.metricsAddress))")
-        top.append("  \"compress_command\": \(json(settings.compressLogs ? settings.compressCmd : ""))")
-        top.append("  \"compress_extension\": \(json(settings.compressExtension))")
-        top.append("  \"spool_dir\": \(json(settings.spoolDir + "/outbox"))")
-        if !networks.isEmpty { top.append("  \"local_networks\": [\(networks.map { json($0.cidr) }.joined(separator: ", "))]") }
+        top.append("  \"metrics_address\": \(quoted(settings.metricsAddress))")
+        top.append("  \"compress_command\": \(quoted(settings.compressLogs ? settings.compressCmd : ""))")
+        top.append("  \"compress_extension\": \(quoted(settings.compressExtension))")
+        top.append("  \"spool_dir\": \(quoted(settings.spoolDir + "/outbox"))")
+        if !networks.isEmpty { top.append("  \"local_networks\": [\(networks.map { quoted($0.cidr) }.joined(separator: ", "))]") }
         if !settings.privateAddressSpaceIsLocal { top.append("  \"options\": [\"Site::private_address_space_is_local=F\"]") }
         if encrypted {
-            top.append("  \"keys\": \(json(settings.curveDir))")
+            top.append("  \"keys\": \(quoted(settings.curveDir))")
         } else if spansHosts {
             top.append("  \"plaintext\": true")
         }
         return "{\n" + top.joined(separator: ",\n") + "\n}\n"
-    }
-
-    private func json(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
     }
 }

@@ -70,10 +70,7 @@ public func resolveHost(_ host: String) -> String? {
     var addresses: [String] = []
     var cursor: UnsafeMutablePointer<addrinfo>? = first
     while let entry = cursor {
-        var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-        if getnameinfo(entry.pointee.ai_addr, entry.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 {
-            addresses.append(String(cString: buffer))
-        }
+        if let address = numericAddress(entry.pointee.ai_addr, entry.pointee.ai_addrlen) { addresses.append(address) }
         cursor = entry.pointee.ai_next
     }
     let chosen = addresses.first { !$0.contains(":") } ?? addresses.first
@@ -97,13 +94,18 @@ public func localAddresses() -> Set<String> {
     var cursor: UnsafeMutablePointer<ifaddrs>? = first
     while let entry = cursor {
         if let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) || address.pointee.sa_family == sa_family_t(AF_INET6) {
-            var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
             let length = socklen_t(address.pointee.sa_family == sa_family_t(AF_INET) ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
-            if getnameinfo(address, length, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 {
-                addresses.insert(String(String(cString: buffer).split(separator: "%")[0]))
-            }
+            if let text = numericAddress(address, length) { addresses.insert(String(text.split(separator: "%")[0])) }
         }
         cursor = entry.pointee.ifa_next
     }
     return addresses
 }
+
+/// A socket address as text (getnameinfo's numeric form).
+private func numericAddress(_ address: UnsafePointer<sockaddr>?, _ length: socklen_t) -> String? {
+    var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+    guard getnameinfo(address, length, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 else { return nil }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+

@@ -27,10 +27,8 @@ struct ChildProcess {
         posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
         posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        let spawned = spawn(&pid, path, arguments, &actions)
         for fd in [stdinPipe[0], stdoutPipe[1], stderrPipe[1]] { close(fd) }
         guard spawned == 0 else {
             for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0]] { close(fd) }
@@ -75,10 +73,37 @@ struct ChildProcess {
                 }
             }
         }
+        return Result(status: wait(pid), output: output, errors: errors)
+    }
+
+    /// A process left running in `directory`, its standard output and error in files; its pid.
+    static func start(_ path: String, _ arguments: [String], directory: String, output: String, errors: String) -> pid_t? {
+        keepDescriptorsFromChildren()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil, chdir(directory) == 0 else { return nil }
+        defer { _ = chdir(buffer) }
+        var pid: pid_t = 0
+        return spawn(&pid, path, arguments, &actions) == 0 ? pid : nil
+    }
+
+    /// The exit status of `pid` once it ends (128 + the signal that ended it, as a shell says).
+    static func wait(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Result(status: exit, output: output, errors: errors)
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    private static func spawn(_ pid: inout pid_t, _ path: String, _ arguments: [String],
+                              _ actions: inout posix_spawn_file_actions_t) -> Int32 {
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        return posix_spawn(&pid, path, &actions, nil, argv, environ)
     }
 
     /// Marks every descriptor trawlctl has beyond 0-2 close-on-exec: what it was given by
