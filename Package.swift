@@ -6,6 +6,7 @@ import PackageDescription
 //   Sources/CTrawlABI      the versioned C header: the only core <-> plugin contract
 //   Sources/TrawlCore      PacketSource protocol, registry, plugin loader, options, trace I/O
 //   Sources/TrawlPluginSDK writes a Swift plugin as one type plus one export line
+//   Sources/TrawlPluginSupport  BPF filters (libpcap) and the interruptible wait, for capture plugins
 //   Sources/TrawlCLI       the `trawl` command's logic; Sources/trawl is its entry point
 //   Sources/TrawlAnalysis  decoding, connection tracking, conn.log writers
 //   Sources/TrawlCluster   the cluster: layout, the ZeroMQ transport, log batches, node roles
@@ -22,6 +23,7 @@ let package = Package(
     products: [
         .library(name: "TrawlCore", targets: ["TrawlCore"]),
         .library(name: "TrawlPluginSDK", targets: ["TrawlPluginSDK"]),
+        .library(name: "TrawlPluginSupport", targets: ["TrawlPluginSupport"]),
         .library(name: "TrawlSynth", targets: ["TrawlSynth"]),
         .library(name: "TrawlAnalysis", targets: ["TrawlAnalysis"]),
         .library(name: "TrawlCluster", targets: ["TrawlCluster"]),
@@ -48,6 +50,9 @@ let package = Package(
         .target(name: "CTrawlSystem"),
         .target(name: "TrawlCore", dependencies: ["CTrawlABI", "CTrawlSystem"]),
         .target(name: "TrawlPluginSDK", dependencies: ["CTrawlABI"]),
+        // What capture plugins share beside the SDK: libpcap's filter compiler and matcher,
+        // the interruptible wait. Linked with libpcap, so apart from the SDK.
+        .target(name: "TrawlPluginSupport", dependencies: ["TrawlPluginSDK", "CLibpcap", "CTrawlSystem"]),
         .target(name: "TrawlSynth", dependencies: ["TrawlCore"]),
         .target(name: "TrawlAnalysis", dependencies: ["TrawlCore"]),
         .systemLibrary(
@@ -59,13 +64,13 @@ let package = Package(
         .target(name: "PcapReaders", dependencies: ["TrawlPluginSDK"], path: "Plugins/Pcap/Readers"),
         .target(
             name: "TrawlPcap",
-            dependencies: ["TrawlPluginSDK", "CLibpcap", "PcapReaders"],
+            dependencies: ["TrawlPluginSDK", "TrawlPluginSupport", "CLibpcap", "PcapReaders"],
             path: "Plugins/Pcap/Source"
         ),
         .target(name: "CLinuxPacket"),
         .target(
             name: "TrawlAFPacket",
-            dependencies: ["TrawlPluginSDK", "CLibpcap", "CLinuxPacket"],
+            dependencies: ["TrawlPluginSDK", "TrawlPluginSupport", "CLibpcap", "CLinuxPacket"],
             path: "Plugins/AFPacket"
         ),
         // Trawl::Netmap: the kernel interface (C layouts, port names, ring walking) apart
@@ -74,11 +79,11 @@ let package = Package(
         .target(name: "NetmapInterface", dependencies: ["CNetmap"], path: "Plugins/Netmap/Interface"),
         .target(
             name: "TrawlNetmap",
-            dependencies: ["TrawlPluginSDK", "CLibpcap", "CNetmap", "NetmapInterface"],
+            dependencies: ["TrawlPluginSDK", "TrawlPluginSupport", "CNetmap", "NetmapInterface"],
             path: "Plugins/Netmap/Source"
         ),
         // Trawl::PF_Ring: libpfring is loaded at run time, so nothing of PF_RING is needed to build.
-        .target(name: "TrawlPFRing", dependencies: ["TrawlPluginSDK"], path: "Plugins/PFRing"),
+        .target(name: "TrawlPFRing", dependencies: ["TrawlPluginSDK", "TrawlPluginSupport"], path: "Plugins/PFRing"),
         .target(name: "TrawlCLI", dependencies: ["TrawlCore", "TrawlAnalysis", "TrawlCluster", "CTrawlABI"]),
         .executableTarget(name: "trawl", dependencies: ["TrawlCLI"]),
         // trawlctl: node.cfg, networks.cfg and trawlctl.cfg, and the commands that run a cluster.

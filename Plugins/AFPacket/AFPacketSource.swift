@@ -1,6 +1,7 @@
 import CLibpcap
 import CLinuxPacket
 import TrawlPluginSDK
+import TrawlPluginSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,26 +20,34 @@ public final class AFPacketSource: SourcePlugin {
         componentName: "AF_PacketReader",
         prefix: "af_packet",
         modes: [.live],
-        options: [
-            PluginOption("buffer_size", .count(default: 128 * 1024 * 1024), "Size of the ring, in bytes"),
-            PluginOption("block_size", .count(default: 1024 * 1024), "Size of one ring block, in bytes (a power of two, at least a page)"),
-            PluginOption("block_timeout", .count(default: 10), "Milliseconds after which the kernel hands over a block that is not full"),
-            PluginOption("enable_fanout", .bool(default: true), "Join a fanout group so that processes on one interface share its flows"),
-            PluginOption("fanout_mode", .enum(default: "hash", choices: FanoutMode.names), "How the kernel spreads packets over the group's members"),
-            PluginOption("fanout_id", .count(default: 23), "Fanout group id; unique per interface within a network namespace"),
-            PluginOption("enable_defrag", .bool(default: false), "Let the kernel reassemble IP fragments before hashing, so fragments follow their flow"),
-            PluginOption("promiscuous", .bool(default: true), "Receive all packets on the link (PACKET_MR_PROMISC; the interface's IFF_PROMISC flag is not touched)"),
-            PluginOption("link_type", .count(default: 1), "Link type reported for the interface (1 = Ethernet); raw-IP interfaces report 101"),
-            PluginOption("enable_hw_timestamping", .bool(default: false), "Timestamp packets in the NIC (SIOCSHWTSTAMP)"),
-            PluginOption("checksum_validation_mode", .enum(default: "on", choices: ChecksumMode.names),
-                         "on: analysis verifies checksums; off: it trusts them all; kernel: it trusts what the kernel or NIC verified"),
-        ]
+        options: Options.all
     )
+
+    /// The options, each with its default, stated here once.
+    enum Options {
+        static let bufferSize = SourceOption("buffer_size", default: UInt64(128 * 1024 * 1024), "Size of the ring, in bytes")
+        static let blockSize = SourceOption("block_size", default: UInt64(1024 * 1024), "Size of one ring block, in bytes (a power of two, at least a page)")
+        static let blockTimeout = SourceOption("block_timeout", default: UInt64(10), "Milliseconds after which the kernel hands over a block that is not full")
+        static let enableFanout = SourceOption("enable_fanout", default: true, "Join a fanout group so that processes on one interface share its flows")
+        static let fanoutMode = SourceOption("fanout_mode", default: FanoutMode.hash, "How the kernel spreads packets over the group's members")
+        static let fanoutID = SourceOption("fanout_id", default: UInt64(23), "Fanout group id; unique per interface within a network namespace")
+        static let enableDefrag = SourceOption("enable_defrag", default: false, "Let the kernel reassemble IP fragments before hashing, so fragments follow their flow")
+        static let promiscuous = SourceOption("promiscuous", default: true, "Receive all packets on the link (PACKET_MR_PROMISC; the interface's IFF_PROMISC flag is not touched)")
+        static let linkType = SourceOption("link_type", default: UInt64(1), "Link type reported for the interface (1 = Ethernet); raw-IP interfaces report 101")
+        static let hardwareTimestamps = SourceOption("enable_hw_timestamping", default: false, "Timestamp packets in the NIC (SIOCSHWTSTAMP)")
+        static let checksumMode = SourceOption("checksum_validation_mode", default: ChecksumMode.on,
+                                               "on: analysis verifies checksums; off: it trusts them all; kernel: it trusts what the kernel or NIC verified")
+        static let all: [PluginOption] = [
+            bufferSize.declaration, blockSize.declaration, blockTimeout.declaration, enableFanout.declaration,
+            fanoutMode.declaration, fanoutID.declaration, enableDefrag.declaration, promiscuous.declaration,
+            linkType.declaration, hardwareTimestamps.declaration, checksumMode.declaration,
+        ]
+    }
 
     public let info: PluginSourceInfo
     private let interface: String
     private let socket: Int32
-    private let wakeup: Int32 // eventfd written by interrupt()
+    private let wait: WakeupWait // the socket, or interrupt()
     private let ring: Ring
     private let timeoutMilliseconds: Int32
     private let checksumMode: ChecksumMode
@@ -50,13 +59,13 @@ public final class AFPacketSource: SourcePlugin {
     public init(request: OpenRequest) throws(PluginError) {
         interface = request.path
         timeoutMilliseconds = request.timeoutMilliseconds == 0 ? 0 : Int32(clamping: request.timeoutMilliseconds)
-        checksumMode = ChecksumMode(rawValue: request.string("checksum_validation_mode") ?? "on") ?? .on
+        checksumMode = request[Options.checksumMode]
         let ifindex = if_nametoindex(interface)
-        guard ifindex != 0 else { throw PluginError("No such device") }
+        guard ifindex != 0 else { throw PluginError("No such device", code: .noSuchDevice) }
 
         // Protocol 0: no packet reaches the socket until it is bound below.
         let fd = Glibc.socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
-        guard fd >= 0 else { throw PluginError(Self.socketFailure(errno)) }
+        guard fd >= 0 else { throw Self.socketFailure(errno) }
         var cleanup = Cleanup(fd: fd)
         defer { cleanup.run() }
 
@@ -69,19 +78,19 @@ public final class AFPacketSource: SourcePlugin {
         let isEthernet = arpType == ARPHRD_ETHER || arpType == ARPHRD_LOOPBACK
         reinsertVLANTags = isEthernet
 
-        let blockSize = request.count("block_size") ?? (1 << 20)
-        let bufferSize = request.count("buffer_size") ?? (128 << 20)
-        let layout = try RingLayout(blockSize: blockSize, bufferSize: bufferSize,
-                                    blockTimeout: request.count("block_timeout") ?? 10)
+        let blockSize = request[Options.blockSize]
+        let bufferSize = request[Options.bufferSize]
+        let layout = try RingLayout(blockSize: blockSize, bufferSize: bufferSize, blockTimeout: request[Options.blockTimeout])
         var ringRequest = layout.request
         guard setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &ringRequest, socklen_t(MemoryLayout<tpacket_req3>.size)) == 0 else {
-            throw PluginError("cannot create a ring of \(layout.blockCount) blocks of \(blockSize) bytes: \(Self.describe(errno)); try a smaller AF_Packet::buffer_size or AF_Packet::block_size")
+            throw PluginError("cannot create a ring of \(layout.blockCount) blocks of \(blockSize) bytes: \(Self.describe(errno)); try a smaller AF_Packet::buffer_size or AF_Packet::block_size",
+                              code: PluginErrorCode(errno: errno), errno: errno)
         }
         let ring = try Ring(fd: fd, layout: layout)
         cleanup.ring = ring
 
         // Deliver nothing until a filter is installed, or the first read opens the tap.
-        try Self.attach(fd, program: BPFProgram.dropAll, "install the initial filter")
+        try Self.attach(fd, program: .dropAll, "install the initial filter")
 
         var address = sockaddr_ll()
         address.sll_family = UInt16(AF_PACKET)
@@ -90,34 +99,32 @@ public final class AFPacketSource: SourcePlugin {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_ll>.size)) }
         }
-        guard bound == 0 else { throw PluginError("cannot bind to \(interface): \(Self.describe(errno))") }
+        guard bound == 0 else { throw PluginError.system("cannot bind to \(interface)", errno: errno) }
 
-        if request.bool("promiscuous") ?? true {
+        if request[Options.promiscuous] {
             var membership = packet_mreq()
             membership.mr_ifindex = Int32(ifindex)
             membership.mr_type = UInt16(PACKET_MR_PROMISC)
             guard setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, socklen_t(MemoryLayout<packet_mreq>.size)) == 0 else {
-                throw PluginError("cannot enter promiscuous mode: \(Self.describe(errno))")
+                throw PluginError.system("cannot enter promiscuous mode", errno: errno)
             }
         }
 
-        if request.bool("enable_hw_timestamping") ?? false {
+        if request[Options.hardwareTimestamps] {
             guard trawl_enable_hw_timestamping(fd, interface) == 0 else {
-                throw PluginError("hardware timestamping is not available on \(interface): \(Self.describe(errno))")
+                throw PluginError("hardware timestamping is not available on \(interface): \(Self.describe(errno))", code: .notSupported, errno: errno)
             }
             try Self.set(fd, PACKET_TIMESTAMP, Int32(SOF_TIMESTAMPING_RAW_HARDWARE), "select hardware timestamps")
         }
 
-        if request.bool("enable_fanout") ?? true {
-            let mode = FanoutMode(rawValue: request.string("fanout_mode") ?? "hash") ?? .hash
-            let id = request.count("fanout_id") ?? 23
-            try Fanout.join(fd, id: id, mode: mode, defragment: request.bool("enable_defrag") ?? false, interface: interface)
+        if request[Options.enableFanout] {
+            try Fanout.join(fd, id: request[Options.fanoutID], mode: request[Options.fanoutMode],
+                            defragment: request[Options.enableDefrag], interface: interface)
         }
 
-        let wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        guard wake >= 0 else { throw PluginError("eventfd: \(Self.describe(errno))") }
+        wait = try WakeupWait(watching: fd)
 
-        var linkType = UInt32(clamping: request.count("link_type") ?? 1)
+        var linkType = UInt32(clamping: request[Options.linkType])
         if arpType == ARPHRD_NONE { linkType = 101 } // tun and other raw-IP devices: no link header
         var network: bpf_u_int32 = 0, netmask: bpf_u_int32 = 0
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
@@ -126,7 +133,6 @@ public final class AFPacketSource: SourcePlugin {
         info = PluginSourceInfo(linkType: linkType, snaplen: UInt32(layout.maximumFrame),
                                 netmask: UInt32(bigEndian: netmask), selectableFD: fd, isLive: true)
         socket = fd
-        wakeup = wake
         self.ring = ring
         interfaceDrops = InterfaceDrops(interface: interface)
         cleanup.disarm()
@@ -135,7 +141,6 @@ public final class AFPacketSource: SourcePlugin {
     deinit {
         ring.unmap()
         close(socket)
-        close(wakeup)
     }
 
     // MARK: Reading
@@ -180,35 +185,27 @@ public final class AFPacketSource: SourcePlugin {
                      flags: checksumMode.flags(status: h.tp_status))
     }
 
-    /// Polls the socket and the wake-up descriptor. False when interrupted.
+    /// Waits for the socket or an interrupt. False when interrupted.
     private func waitForBlock() throws(PluginError) -> Bool {
-        var descriptors = [pollfd(fd: socket, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)]
-        let ready = poll(&descriptors, 2, timeoutMilliseconds)
-        if ready < 0 && errno != EINTR { throw PluginError("poll: \(Self.describe(errno))") }
-        if descriptors[0].revents & Int16(POLLERR) != 0 {
+        guard case let .polled(revents) = try wait.wait(timeoutMilliseconds: timeoutMilliseconds) else { return false }
+        if revents & Int16(POLLERR) != 0 {
             var pending: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(socket, SOL_SOCKET, SO_ERROR, &pending, &length)
-            if pending == ENETDOWN { throw PluginError("interface \(interface) went down") }
-            if pending != 0 { throw PluginError(Self.describe(pending)) }
-        }
-        if descriptors[1].revents & Int16(POLLIN) != 0 {
-            var counter: UInt64 = 0
-            _ = read(wakeup, &counter, 8)
-            return false
+            if pending == ENETDOWN { throw PluginError("interface \(interface) went down", code: .noSuchDevice, errno: pending) }
+            if pending != 0 { throw PluginError(Self.describe(pending), code: PluginErrorCode(errno: pending), errno: pending) }
         }
         return true
     }
 
     /// Replaces the initial drop-all filter with one that takes everything.
     private func openTap() throws(PluginError) {
-        try Self.attach(socket, program: BPFProgram.acceptAll, "open the capture")
+        try Self.attach(socket, program: .acceptAll, "open the capture")
         filterInstalled = true
     }
 
     public func setFilter(_ expression: String) throws(PluginError) {
-        let program = try BPFProgram(compiling: expression, linkType: info.linkType, netmask: info.netmask)
+        let program = BPFProgram(try PacketFilter(compiling: expression, linkType: info.linkType, netmask: info.netmask))
         try Self.attach(socket, program: program, "install the filter")
         filterInstalled = true
     }
@@ -218,7 +215,7 @@ public final class AFPacketSource: SourcePlugin {
         var kernel = tpacket_stats_v3()
         var length = socklen_t(MemoryLayout<tpacket_stats_v3>.size)
         guard getsockopt(socket, SOL_PACKET, PACKET_STATISTICS, &kernel, &length) == 0 else {
-            throw PluginError("cannot read PACKET_STATISTICS: \(Self.describe(errno))")
+            throw PluginError.system("cannot read PACKET_STATISTICS", errno: errno)
         }
         counters.received &+= UInt64(kernel.tp_packets)
         counters.dropped &+= UInt64(kernel.tp_drops)
@@ -227,25 +224,23 @@ public final class AFPacketSource: SourcePlugin {
         return counters
     }
 
-    public func interrupt() {
-        var one: UInt64 = 1
-        _ = write(wakeup, &one, 8) // async-signal-safe
-    }
+    public func interrupt() { wait.interrupt() }
 
     // MARK: Helpers
 
     static func describe(_ code: Int32) -> String { String(cString: strerror(code)) }
 
-    static func socketFailure(_ code: Int32) -> String {
+    static func socketFailure(_ code: Int32) -> PluginError {
         code == EPERM || code == EACCES
-            ? "permission denied: AF_PACKET capture needs CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode and fanout); run as root or grant them with 'setcap cap_net_raw,cap_net_admin=eip PATH/TO/trawl'"
-            : "cannot open an AF_PACKET socket: \(describe(code))"
+            ? PluginError("permission denied: AF_PACKET capture needs CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode and fanout)",
+                          code: .permission, errno: code)
+            : PluginError.system("cannot open an AF_PACKET socket", errno: code)
     }
 
     static func set<T: BitwiseCopyable>(_ fd: Int32, _ option: Int32, _ value: T, _ what: String) throws(PluginError) {
         var value = value
         guard setsockopt(fd, SOL_PACKET, option, &value, socklen_t(MemoryLayout<T>.size)) == 0 else {
-            throw PluginError("cannot \(what): \(describe(errno))")
+            throw PluginError.system("cannot \(what)", errno: errno)
         }
     }
 
@@ -253,7 +248,7 @@ public final class AFPacketSource: SourcePlugin {
         let failed = program.withSocketProgram { (fprog: inout sock_fprog) -> Bool in
             setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, socklen_t(MemoryLayout<sock_fprog>.size)) != 0
         }
-        if failed { throw PluginError("cannot \(what): \(describe(errno))") }
+        if failed { throw PluginError.system("cannot \(what)", errno: errno) }
     }
 }
 
@@ -271,6 +266,5 @@ private struct Cleanup {
     }
 }
 
-/// The interface's receive-drop counter from sysfs, for the "dropped by interface" figure.
 @_cdecl("trawl_plugin_entry")
 public func trawlPluginEntry() -> UnsafeRawPointer { exportPlugin(AFPacketSource.self) }

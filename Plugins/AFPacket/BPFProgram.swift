@@ -1,8 +1,7 @@
-import CLibpcap
 import CLinuxPacket
-import TrawlPluginSDK
+import TrawlPluginSupport
 
-/// A classic BPF program for SO_ATTACH_FILTER, compiled by libpcap from tcpdump syntax.
+/// A classic BPF program for SO_ATTACH_FILTER: one libpcap compiled, or a fixed one.
 struct BPFProgram {
     private let instructions: [sock_filter]
 
@@ -13,22 +12,9 @@ struct BPFProgram {
 
     private init(instructions: [sock_filter]) { self.instructions = instructions }
 
-    init(compiling expression: String, linkType: UInt32, netmask: UInt32) throws(PluginError) {
-        guard let dead = pcap_open_dead(Int32(bitPattern: linkType == 101 ? 12 : linkType), 262_144) else {
-            throw PluginError("libpcap could not prepare a filter compiler")
-        }
-        defer { pcap_close(dead) }
-        var program = bpf_program()
-        let mask = netmask == 0 ? PCAP_NETMASK_UNKNOWN : bpf_u_int32(netmask).bigEndian
-        guard pcap_compile(dead, &program, expression, 1, mask) == 0 else {
-            throw PluginError("invalid filter '\(expression)': " + String(cString: pcap_geterr(dead)))
-        }
-        defer { pcap_freecode(&program) }
-        // libpcap's bpf_insn and the kernel's sock_filter have the same layout.
-        instructions = (0..<Int(program.bf_len)).map { i in
-            let insn = program.bf_insns[i]
-            return sock_filter(code: insn.code, jt: insn.jt, jf: insn.jf, k: insn.k)
-        }
+    /// The kernel's copy of a compiled filter (libpcap's bpf_insn has sock_filter's layout).
+    init(_ filter: PacketFilter) {
+        instructions = filter.instructions.map { sock_filter(code: $0.code, jt: $0.jt, jf: $0.jf, k: $0.k) }
     }
 
     func withSocketProgram<T>(_ body: (inout sock_fprog) -> T) -> T {

@@ -5,15 +5,13 @@ import Glibc
 #endif
 
 /// How the kernel spreads a fanout group's packets over its members.
-enum FanoutMode: String, CaseIterable {
+enum FanoutMode: String, SourceOptionChoice {
     case hash      // by a symmetric flow hash: both directions of a flow go to one member
     case lb        // round robin
     case cpu       // by the CPU that received the packet
     case rollover  // fill one member, then the next
     case random
     case qm        // by the NIC's receive queue
-
-    static var names: [String] { allCases.map(\.rawValue) }
 
     var kernelValue: Int32 {
         switch self {
@@ -35,7 +33,7 @@ enum Fanout {
     }
 
     static func join(_ fd: Int32, id: UInt64, mode: FanoutMode, defragment: Bool, interface: String) throws(PluginError) {
-        guard id <= 0xffff else { throw PluginError("AF_Packet::fanout_id must be 0..65535, not \(id)") }
+        guard id <= 0xffff else { throw PluginError("AF_Packet::fanout_id must be 0..65535, not \(id)", code: .invalid) }
         var value = argument(id: id, mode: mode, defragment: defragment)
         guard setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &value, socklen_t(MemoryLayout<UInt32>.size)) != 0 else { return }
         let code = errno
@@ -43,20 +41,18 @@ enum Fanout {
         case EINVAL, EEXIST:
             // The kernel refuses to join a group that exists on another interface, or with
             // another mode or flags, in this network namespace.
-            throw PluginError("cannot join fanout group \(id) on \(interface) (\(String(cString: strerror(code)))): the group already exists in this network namespace on another interface or with another mode; each interface needs its own AF_Packet::fanout_id, e.g. AF_Packet::fanout_id=\(id == 0xffff ? id - 1 : id + 1)")
+            throw PluginError("cannot join fanout group \(id) on \(interface) (\(String(cString: strerror(code)))): the group already exists in this network namespace on another interface or with another mode; each interface needs its own AF_Packet::fanout_id, e.g. AF_Packet::fanout_id=\(id == 0xffff ? id - 1 : id + 1)", code: .busy, errno: code)
         case ENOMEM, ENOSPC:
-            throw PluginError("cannot join fanout group \(id): the group is full (\(String(cString: strerror(code))))")
+            throw PluginError("cannot join fanout group \(id): the group is full (\(String(cString: strerror(code))))", code: .busy, errno: code)
         default:
-            throw PluginError("cannot join fanout group \(id): \(String(cString: strerror(code)))")
+            throw PluginError("cannot join fanout group \(id): \(String(cString: strerror(code)))", code: PluginErrorCode(errno: code), errno: code)
         }
     }
 }
 
 /// What the analysis is told about checksums, from the kernel's packet status.
-enum ChecksumMode: String, CaseIterable {
+enum ChecksumMode: String, SourceOptionChoice {
     case on, off, kernel
-
-    static var names: [String] { allCases.map(\.rawValue) }
 
     @inline(__always)
     func flags(status: UInt32) -> UInt32 {

@@ -56,7 +56,7 @@ struct PFRingLibrary {
         var path = ""
         if let explicit = getenv(environmentVariable).map({ String(cString: $0) }), !explicit.isEmpty {
             guard let opened = dlopen(explicit, RTLD_NOW | RTLD_LOCAL) else {
-                throw PluginError("PF_RING is not available: cannot load \(explicit) (\(environmentVariable)): \(dlerror().map { String(cString: $0) } ?? "unknown error")")
+                throw PluginError("PF_RING is not available: cannot load \(explicit) (\(environmentVariable)): \(dlerror().map { String(cString: $0) } ?? "unknown error")", code: .unavailable)
             }
             handle = opened
             path = explicit
@@ -70,10 +70,10 @@ struct PFRingLibrary {
             }
         }
         guard let handle else {
-            throw PluginError("PF_RING is not available: libpfring.so not found; install PF_RING (its library and pf_ring kernel module), or set \(environmentVariable) to the library's path")
+            throw PluginError("PF_RING is not available: libpfring.so not found; install PF_RING (its library and pf_ring kernel module), or set \(environmentVariable) to the library's path", code: .unavailable)
         }
         func symbol<T>(_ name: String, as type: T.Type) throws(PluginError) -> T {
-            guard let address = dlsym(handle, name) else { throw PluginError("\(path) is not a usable libpfring: it lacks \(name)") }
+            guard let address = dlsym(handle, name) else { throw PluginError("\(path) is not a usable libpfring: it lacks \(name)", code: .unavailable) }
             return unsafeBitCast(address, to: type)
         }
         func optional<T>(_ name: String, as type: T.Type) -> T? { dlsym(handle, name).map { unsafeBitCast($0, to: type) } }

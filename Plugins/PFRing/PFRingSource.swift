@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 import TrawlPluginSDK
 
 /// Trawl::PF_Ring: live capture through PF_RING's library, loaded at run time. A cluster id
@@ -10,11 +11,24 @@ import TrawlPluginSDK
 /// Packets are copied once, by the library, into a batch arena: a zero-copy packet from
 /// pfring_recv is valid only until the next call, and a batch holds many.
 public final class PFRingSource: SourcePlugin {
-    /// PF_RING's cluster_type enum, by the names the option takes.
-    static let clusterTypes: [(name: String, value: UInt32)] = [
-        ("flow", 0), ("round_robin", 1), ("2_tuple", 2), ("4_tuple", 3), ("5_tuple", 4), ("tcp_5_tuple", 5),
-        ("inner_flow", 6), ("inner_2_tuple", 7), ("inner_4_tuple", 8), ("inner_5_tuple", 9), ("inner_tcp_5_tuple", 10),
-    ]
+    /// PF_RING's cluster_type enum, by the names the option takes, in its order.
+    enum ClusterType: String, SourceOptionChoice {
+        case flow, roundRobin = "round_robin", twoTuple = "2_tuple", fourTuple = "4_tuple", fiveTuple = "5_tuple"
+        case tcpFiveTuple = "tcp_5_tuple", innerFlow = "inner_flow", innerTwoTuple = "inner_2_tuple"
+        case innerFourTuple = "inner_4_tuple", innerFiveTuple = "inner_5_tuple", innerTCPFiveTuple = "inner_tcp_5_tuple"
+
+        /// The value of PF_RING's cluster_type enum.
+        var value: UInt32 { UInt32(Self.allCases.firstIndex(of: self)!) }
+    }
+
+    /// The options, each with its default, stated here once.
+    enum Options {
+        static let clusterID = SourceOption("cluster_id", default: UInt64(0), "PF_RING cluster to join, so that the processes in it share the traffic (0: none)")
+        static let clusterType = SourceOption("cluster_type", default: ClusterType.flow,
+                                              "How a cluster spreads packets: per flow (flow: 6-tuple with VLAN; 2_tuple, 4_tuple, 5_tuple, tcp_5_tuple; inner_*: on tunnel contents) or round_robin")
+        static let snaplen = SourceOption("snaplen", default: UInt64(65_535), "Bytes kept of each packet")
+        static let promiscuous = SourceOption("promiscuous", default: true, "Put the interface into promiscuous mode")
+    }
 
     public static let metadata = PluginMetadata(
         name: "Trawl::PF_Ring",
@@ -24,13 +38,8 @@ public final class PFRingSource: SourcePlugin {
         componentName: "PF_RingReader",
         prefix: "pf_ring",
         modes: [.live],
-        options: [
-            PluginOption("cluster_id", .count(default: 0), "PF_RING cluster to join, so that the processes in it share the traffic (0: none)"),
-            PluginOption("cluster_type", .enum(default: "flow", choices: clusterTypes.map(\.name)),
-                         "How a cluster spreads packets: per flow (flow: 6-tuple with VLAN; 2_tuple, 4_tuple, 5_tuple, tcp_5_tuple; inner_*: on tunnel contents) or round_robin"),
-            PluginOption("snaplen", .count(default: 65_535), "Bytes kept of each packet"),
-            PluginOption("promiscuous", .bool(default: true), "Put the interface into promiscuous mode"),
-        ]
+        options: [Options.clusterID.declaration, Options.clusterType.declaration, Options.snaplen.declaration,
+                  Options.promiscuous.declaration]
     )
 
     public let info: PluginSourceInfo
@@ -43,20 +52,23 @@ public final class PFRingSource: SourcePlugin {
     private let arena: UnsafeMutablePointer<UInt8>
     private let arenaSize: Int
     private var enabled = false
-    private var interrupted = false
+    /// Set by interrupt() on another thread while nextBatch may run: an atomic.
+    private let interrupted = Atomic<Bool>(false)
 
     public init(request: OpenRequest) throws(PluginError) {
         library = try PFRingLibrary.shared()
         device = request.path
-        snaplen = Int(clamping: request.count("snaplen") ?? 65_535)
-        guard snaplen > 0 && snaplen <= 262_144 else { throw PluginError("PF_Ring::snaplen must be from 1 to 262144, not \(snaplen)") }
+        snaplen = Int(clamping: request[Options.snaplen])
+        guard snaplen > 0 && snaplen <= 262_144 else {
+            throw PluginError("PF_Ring::snaplen must be from 1 to 262144, not \(snaplen)", code: .invalid)
+        }
         timeoutMilliseconds = UInt32(clamping: request.timeoutMilliseconds)
         var flags = PFRingLibrary.longHeader | PFRingLibrary.timestamp
-        if request.bool("promiscuous") ?? true { flags |= PFRingLibrary.promiscuous }
+        if request[Options.promiscuous] { flags |= PFRingLibrary.promiscuous }
         errno = 0
         guard let opened = library.open(device, UInt32(snaplen), flags) else {
             let code = errno
-            throw PluginError(Self.describeOpen(code, library: library.path))
+            throw Self.describeOpen(code, library: library.path)
         }
         ring = opened
         arenaSize = 1 << 20
@@ -66,18 +78,17 @@ public final class PFRingSource: SourcePlugin {
             _ = setName(opened, &name)
         }
         if let setMode = library.setSocketMode { _ = setMode(opened, 1) } // receive only
-        let clusterID = request.count("cluster_id") ?? 0
+        let clusterID = request[Options.clusterID]
         if clusterID > 0 {
-            let typeName = request.string("cluster_type") ?? "flow"
-            let type = Self.clusterTypes.first { $0.name == typeName }?.value ?? 0
+            let type = request[Options.clusterType]
             guard clusterID <= UInt64(UInt32.max) else {
                 library.close(opened)
-                throw PluginError("PF_Ring::cluster_id must be below 2^32")
+                throw PluginError("PF_Ring::cluster_id must be below 2^32", code: .invalid)
             }
-            let status = library.setCluster(opened, UInt32(clusterID), type)
+            let status = library.setCluster(opened, UInt32(clusterID), type.value)
             guard status == 0 else {
                 library.close(opened)
-                throw PluginError("cannot join PF_RING cluster \(clusterID) (PF_Ring::cluster_type=\(typeName)): error \(status)")
+                throw PluginError("cannot join PF_RING cluster \(clusterID) (PF_Ring::cluster_type=\(type.rawValue)): error \(status)", code: .busy)
             }
         }
         // A descriptor to poll lets trawl wait on several interfaces at once.
@@ -91,12 +102,14 @@ public final class PFRingSource: SourcePlugin {
         arena.deallocate()
     }
 
-    static func describeOpen(_ code: Int32, library: String) -> String {
+    static func describeOpen(_ code: Int32, library: String) -> PluginError {
         switch code {
-        case ENODEV, ENXIO: return "No such device"
-        case EPERM, EACCES: return "permission denied: PF_RING capture needs root (or CAP_NET_ADMIN)"
-        case 0: return "pfring_open failed (\(library)); is the pf_ring kernel module loaded?"
-        default: return "pfring_open failed: \(String(cString: strerror(code))); is the pf_ring kernel module loaded?"
+        case ENODEV, ENXIO: return PluginError("No such device", code: .noSuchDevice, errno: code)
+        case EPERM, EACCES: return PluginError("permission denied: PF_RING capture needs root (or CAP_NET_ADMIN)", code: .permission, errno: code)
+        case 0: return PluginError("pfring_open failed (\(library)); is the pf_ring kernel module loaded?", code: .unavailable)
+        default:
+            return PluginError("pfring_open failed: \(String(cString: strerror(code))); is the pf_ring kernel module loaded?",
+                               code: .unavailable, errno: code)
         }
     }
 
@@ -112,11 +125,11 @@ public final class PFRingSource: SourcePlugin {
         var waited = false
         // The arena has snaplen bytes past arenaSize: a packet always fits while used < arenaSize.
         while !batch.isFull && used < arenaSize {
-            if interrupted { interrupted = false; break }
+            if interrupted.exchange(false, ordering: .acquiringAndReleasing) { break }
             var data: UnsafeMutablePointer<UInt8>? = arena + used
             // A buffer length makes the library copy the packet into the arena.
             let status = library.receive(ring, &data, UInt32(snaplen), header, 0)
-            if status < 0 { throw PluginError("pfring_recv failed on \(device): error \(status)") }
+            if status < 0 { throw PluginError("pfring_recv failed on \(device): error \(status)", code: .io) }
             if status == 0 {
                 if batch.count > 0 || waited || timeoutMilliseconds == 0 { break }
                 waited = true
@@ -140,7 +153,9 @@ public final class PFRingSource: SourcePlugin {
     public func setFilter(_ expression: String) throws(PluginError) {
         var text = Array(expression.utf8CString)
         let status = library.setFilter(ring, &text)
-        guard status == 0 else { throw PluginError("invalid filter '\(expression)': PF_RING could not install it (error \(status))") }
+        guard status == 0 else {
+            throw PluginError("invalid filter '\(expression)': PF_RING could not install it (error \(status))", code: .invalid)
+        }
     }
 
     public func statistics() throws(PluginError) -> trawl_stats {
@@ -155,7 +170,7 @@ public final class PFRingSource: SourcePlugin {
     }
 
     public func interrupt() {
-        interrupted = true
+        interrupted.store(true, ordering: .releasing)
         library.breakLoop(ring)
     }
 }

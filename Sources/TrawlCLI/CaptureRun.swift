@@ -67,6 +67,16 @@ final class PacketConsumer {
         }
         if let progress, progress.due(packets: tally.packets) { progress.report(tally) }
     }
+
+    /// Hands the weirds a source reported to the analysis (Zeek's PktSrc::Weird); without
+    /// analysis they are only counted by the source. Called after each read, cheaply when
+    /// there are none.
+    @inline(__always)
+    func takeReports(of source: any PacketSource) {
+        guard let reports = source.reports, reports.hasPending else { return }
+        let weirds = reports.takeWeirds()
+        if let tracker { weirds.forEach(tracker.sourceWeird) }
+    }
 }
 
 /// Reads every source to its end (or until stopped) on a run loop, feeding the consumer.
@@ -124,9 +134,14 @@ final class SourceReader: IOSource {
         let linkType = source.info.linkType
         for _ in 0..<batchesPerTurn where !isExhausted && !stop.isStopped {
             if try !source.nextBatch(batch) { isExhausted = true }
-            guard batch.count > 0 else { break }
+            guard batch.count > 0 else {
+                consumer.takeReports(of: source)
+                break
+            }
             read = true
             try consumer.consume(batch, from: 0, to: batch.count, linkType: linkType)
+            // After the batch, so that the weirds have its network time.
+            consumer.takeReports(of: source)
         }
         return read
     }
@@ -140,7 +155,7 @@ final class TraceMerger: IOSource {
     private(set) var isExhausted = false
 
     init(_ sources: [any PacketSource], consumer: PacketConsumer, stop: StopToken) {
-        cursors = sources.map { TraceCursor(source: $0) }
+        cursors = sources.map { TraceCursor(source: $0, consumer: consumer) }
         self.consumer = consumer
         self.stop = stop
     }
@@ -167,14 +182,20 @@ final class TraceCursor {
     let batch = PacketBatch(capacity: 64)
     var index = 0
     var exhausted = false
+    /// Where the source's reports go.
+    let consumer: PacketConsumer
 
-    init(source: any PacketSource) { self.source = source }
+    init(source: any PacketSource, consumer: PacketConsumer) {
+        self.source = source
+        self.consumer = consumer
+    }
 
     /// Makes sure a packet is ready at `index`; false once the trace is exhausted.
     func refill() throws -> Bool {
         while !exhausted && index >= batch.count {
             index = 0
             if try !source.nextBatch(batch) { exhausted = true; batch.count = 0 }
+            consumer.takeReports(of: source)
         }
         return !exhausted
     }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 import TrawlCore
 
 /// Turns SIGINT and SIGTERM into a clean stop. The signals are blocked in every thread and
@@ -12,13 +13,13 @@ import TrawlCore
 final class StopSignals: @unchecked Sendable {
     private let sources: [any PacketSource]
     private let stop: StopToken
-    private var lock = pthread_mutex_t()
-    private var armed = true
+    /// Whether interrupts may still reach the sources; a Mutex, which keeps its own stable
+    /// storage (a pthread_mutex_t property passed as &lock has no stable address in Swift).
+    private let armed = Mutex(true)
 
     init(interrupting sources: [any PacketSource], stop: StopToken) {
         self.sources = sources
         self.stop = stop
-        pthread_mutex_init(&lock, nil)
         var set = Self.signals()
         // Also undoes a mask inherited from the parent: sigwait needs the signals blocked.
         pthread_sigmask(SIG_BLOCK, &set, nil)
@@ -44,16 +45,12 @@ final class StopSignals: @unchecked Sendable {
             }
             firstSignal = Progress.now()
             stop.stop()
-            pthread_mutex_lock(&lock)
-            if armed { sources.forEach { $0.interrupt() } }
-            pthread_mutex_unlock(&lock)
+            armed.withLock { armed in if armed { sources.forEach { $0.interrupt() } } }
         }
     }
 
     /// Called before the sources close: no interrupt reaches them after this returns.
     func disarm() {
-        pthread_mutex_lock(&lock)
-        armed = false
-        pthread_mutex_unlock(&lock)
+        armed.withLock { $0 = false }
     }
 }

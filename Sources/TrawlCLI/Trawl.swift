@@ -21,7 +21,7 @@ public enum Trawl {
             print(usageText)
             return 0
         case .version:
-            print("trawl version \(trawlVersion) (plugin ABI \(TRAWL_ABI_VERSION))")
+            print("trawl version \(trawlVersion) (plugin ABI \(PluginABIVersion.host), \(SwiftToolchain.runtime))")
             return 0
         case let .listPlugins(verbose, name, json):
             guard let registry = loadRegistry() else { return 1 }
@@ -67,7 +67,7 @@ public enum Trawl {
             return try body()
         } catch let error as FatalError {
             writeStandardError("fatal error: \(error.message)\n")
-            return 1
+            return error.exitStatus
         } catch {
             writeStandardError("fatal error: \(error)\n")
             return 1
@@ -76,8 +76,17 @@ public enum Trawl {
 
     struct FatalError: Error {
         let message: String
+        var exitStatus: Int32 = 1
         init(_ message: String) { self.message = message }
-        init(_ error: CustomStringConvertible) { message = error.description }
+        init(_ error: CustomStringConvertible) {
+            if let failure = error as? PacketSourceError {
+                // The source said what kind of failure it is: a hint, and a status to tell it by.
+                message = failure.description + (SourceFailureAdvice.hint(failure).map { "\n" + $0 } ?? "")
+                exitStatus = SourceFailureAdvice.exitStatus(failure.code)
+            } else {
+                message = error.description
+            }
+        }
     }
 
     /// `--pin-cpu`: restricts the process to the CPUs given.

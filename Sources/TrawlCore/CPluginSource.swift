@@ -8,9 +8,13 @@ struct CComponentOpener: SourceOpener, @unchecked Sendable {
     // The pointers refer to a loaded library's static data, which is never unloaded.
     let ops: UnsafePointer<trawl_source_ops>
     let context: UnsafeMutableRawPointer?
+    /// The ABI the plugin was built for: what it reads and writes of each struct.
+    let pluginVersion: PluginABIVersion
 
     func open(_ request: SourceOpenRequest) throws(PacketSourceError) -> any PacketSource {
         var error = trawl_error()
+        // The host's services for this source, from open until close (1.1).
+        let host = PluginHostTable(reports: SourceReports(sourceName: request.name))
         var handle: UnsafeMutableRawPointer?
         // Strings handed to the plugin live until open returns.
         var strings: [UnsafeMutablePointer<CChar>] = []
@@ -38,15 +42,20 @@ struct CComponentOpener: SourceOpener, @unchecked Sendable {
                     timeout_ms: request.timeoutMilliseconds,
                     options: UnsafePointer(options.baseAddress),
                     option_count: UInt32(options.count),
-                    reserved: 0
+                    reserved: 0,
+                    host: UnsafePointer(host.table)
                 )
                 return ops.pointee.open(context, &cRequest, &handle, &error)
             }
         }
         guard status == TRAWL_OK.rawValue, let handle else {
-            throw .problem(request.name, mode: request.mode, reason: error.text(or: "the plugin could not open it"))
+            if let failure = host.reports.failure {
+                throw .problem(request.name, mode: request.mode, reason: failure.message, code: failure.code)
+            }
+            throw .problem(request.name, mode: request.mode, reason: error.text(or: "the plugin could not open it"),
+                           code: SourceErrorCode(code: error.code))
         }
-        return CPluginSource(name: request.name, ops: ops, handle: handle)
+        return CPluginSource(name: request.name, ops: ops, handle: handle, host: host)
     }
 }
 
@@ -58,11 +67,14 @@ final class CPluginSource: PacketSource {
     // Touched on every read: kept free of dynamic exclusivity checks.
     @exclusivity(unchecked) private var handle: UnsafeMutableRawPointer?
     private let error = UnsafeMutablePointer<trawl_error>.allocate(capacity: 1)
+    private let host: PluginHostTable
+    var reports: SourceReports? { host.reports }
 
-    init(name: String, ops: UnsafePointer<trawl_source_ops>, handle: UnsafeMutableRawPointer) {
+    init(name: String, ops: UnsafePointer<trawl_source_ops>, handle: UnsafeMutableRawPointer, host: PluginHostTable) {
         self.name = name
         self.ops = ops
         self.handle = handle
+        self.host = host
         error.initialize(to: trawl_error())
         var c = trawl_source_info()
         ops.pointee.info(handle, &c)
@@ -79,9 +91,21 @@ final class CPluginSource: PacketSource {
 
     func nextBatch(_ batch: PacketBatch) throws(PacketSourceError) -> Bool {
         guard let handle else { throw .read(name, reason: "source is closed") }
+        if failureDeferred, let failure = host.reports.failure {
+            batch.count = 0
+            throw .problem(name, mode: mode, reason: failure.message, code: failure.code)
+        }
         var count: UInt32 = 0
         let status = ops.pointee.next_batch(handle, batch.slots, UInt32(batch.capacity), &count, error)
         batch.count = Int(min(count, UInt32(batch.capacity)))
+        if host.reports.hasPending, let failure = host.reports.failure {
+            // The plugin said the source failed (Zeek's PktSrc::Error): what it delivered
+            // with this call still goes out, then nothing more is read.
+            failureDeferred = true
+            if status == TRAWL_OK.rawValue && batch.count > 0 { return true }
+            batch.count = 0
+            throw .problem(name, mode: mode, reason: failure.message, code: failure.code)
+        }
         switch status {
         case TRAWL_OK.rawValue: return true
         case TRAWL_END.rawValue:
@@ -89,23 +113,32 @@ final class CPluginSource: PacketSource {
             return false
         default:
             batch.count = 0
-            throw .problem(name, mode: info.isLive ? .live : .offline, reason: error.pointee.text(or: "read failed"))
+            throw failed(or: "read failed")
         }
+    }
+
+    /// A failure reported with packets still in the batch: they go out first.
+    private var failureDeferred = false
+    private var mode: SourceMode { info.isLive ? .live : .offline }
+
+    /// The plugin's error as a PacketSourceError; clears the buffer for the next call.
+    private func failed(or fallback: String) -> PacketSourceError {
+        defer { error.pointee = trawl_error() }
+        return .problem(name, mode: mode, reason: error.pointee.text(or: fallback), code: SourceErrorCode(code: error.pointee.code))
     }
 
     func setFilter(_ expression: String) throws(PacketSourceError) {
         guard let handle else { throw .read(name, reason: "source is closed") }
         let status = ops.pointee.set_filter(handle, expression, error)
-        guard status == TRAWL_OK.rawValue else {
-            throw .problem(name, mode: info.isLive ? .live : .offline, reason: error.pointee.text(or: "the filter was refused"))
-        }
+        guard status == TRAWL_OK.rawValue else { throw failed(or: "the filter was refused") }
     }
 
     func statistics() throws(PacketSourceError) -> CaptureStatistics {
         guard let handle else { throw .read(name, reason: "source is closed") }
         var c = trawl_stats()
         guard ops.pointee.stats(handle, &c, error) == TRAWL_OK.rawValue else {
-            throw .read(name, reason: error.pointee.text(or: "statistics unavailable"))
+            defer { error.pointee = trawl_error() }
+            throw .read(name, reason: error.pointee.text(or: "statistics unavailable"), code: SourceErrorCode(code: error.pointee.code))
         }
         func field<Bit: BinaryInteger>(_ bit: Bit, _ value: UInt64) -> UInt64? { c.valid & UInt64(bit) != 0 ? value : nil }
         return CaptureStatistics(
@@ -125,6 +158,42 @@ final class CPluginSource: PacketSource {
         if let handle { ops.pointee.close(handle) }
         handle = nil
     }
+}
+
+/// The trawl_host table handed to a plugin at open: its functions take the source's
+/// reports as context. Allocated, so that its address stays put from open until close.
+final class PluginHostTable: @unchecked Sendable {
+    let reports: SourceReports
+    let table: UnsafeMutablePointer<trawl_host>
+
+    init(reports: SourceReports) {
+        self.reports = reports
+        table = .allocate(capacity: 1)
+        table.initialize(to: trawl_host(
+            abi_version: TRAWL_ABI_VERSION, reserved: 0,
+            context: Unmanaged.passUnretained(reports).toOpaque(),
+            warning: { context, message in
+                guard let context, let message else { return }
+                Unmanaged<SourceReports>.fromOpaque(context).takeUnretainedValue().warning(String(cString: message))
+            },
+            weird: { context, name, addl in
+                guard let context, let name else { return }
+                let reports = Unmanaged<SourceReports>.fromOpaque(context).takeUnretainedValue()
+                let text = String(cString: name)
+                guard OptionAssignment.isIdentifier(text), text.utf8.count <= 64 else {
+                    return reports.warning("a weird named '\(text.prefix(80))' was reported; a weird's name is an identifier of up to 64 characters")
+                }
+                reports.weird(text, addl: addl.map { String(cString: $0) })
+            },
+            error: { context, code, message in
+                guard let context else { return }
+                Unmanaged<SourceReports>.fromOpaque(context).takeUnretainedValue()
+                    .fail(message.map { String(cString: $0) } ?? "the source failed", code: SourceErrorCode(code: code))
+            }
+        ))
+    }
+
+    deinit { table.deallocate() }
 }
 
 extension trawl_error {

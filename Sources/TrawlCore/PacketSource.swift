@@ -88,4 +88,11 @@ public protocol PacketSource: AnyObject {
     func interrupt()
 
     func close()
+
+    /// What the source says beside its packets (warnings, weirds, a failure), if it can.
+    var reports: SourceReports? { get }
+}
+
+extension PacketSource {
+    public var reports: SourceReports? { nil }
 }

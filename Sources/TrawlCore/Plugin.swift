@@ -55,12 +55,16 @@ public struct SourceComponent: Sendable {
     public let prefix: String
     public let modes: SourceModes
     public let opener: any SourceOpener
+    /// The first bytes of the trace files it reads (Zeek's components declare theirs too):
+    /// a file named without a prefix goes to the component whose magic it starts with.
+    public let fileMagics: [[UInt8]]
 
-    public init(name: String, prefix: String, modes: SourceModes, opener: any SourceOpener) {
+    public init(name: String, prefix: String, modes: SourceModes, opener: any SourceOpener, fileMagics: [[UInt8]] = []) {
         self.name = name
         self.prefix = prefix
         self.modes = modes
         self.opener = opener
+        self.fileMagics = fileMagics
     }
 }
 
@@ -74,6 +78,8 @@ public struct Plugin: Sendable {
     public let options: [OptionDeclaration]
     public let components: [SourceComponent]
     public let origin: PluginOrigin
+    /// The ABI version the plugin was built for; nil for a plugin built into the program.
+    public var abiVersion: PluginABIVersion?
 
     public init(name: String, description: String, version: String, optionNamespace: String,
                 options: [OptionDeclaration], components: [SourceComponent], origin: PluginOrigin = .builtIn) {

@@ -7,17 +7,44 @@ import Glibc
 public enum PluginLoadError: Error, Equatable, CustomStringConvertible {
     case cannotLoad(dlerror: String)
     case missingEntrySymbol
-    case abiMismatch(found: UInt32)
+    /// Built for an ABI this trawl does not load: another major, or a newer minor.
+    case abiVersion(found: PluginABIVersion)
+    /// A Swift plugin built by another Swift toolchain than this trawl's.
+    case swiftToolchain(plugin: String)
+    /// Needs a runtime beside the C ABI that this trawl does not know.
+    case unknownRuntime(String)
     case invalidDescriptor(String)
+    /// Running as root, the file or a directory on its way can be written by others.
+    case insecure(String)
 
     public var description: String {
+        let host = PluginABIVersion.host
         switch self {
-        case let .cannotLoad(message): return "cannot load: \(message)"
+        case let .cannotLoad(message):
+            guard Self.looksLikeSwift(message) else { return "cannot load: \(message)" }
+            return "cannot load: \(message); this looks like a Swift plugin built with another toolchain: "
+                + "a Swift plugin must be built with the Swift toolchain that built trawl (\(SwiftToolchain.runtime)), "
+                + "as Swift has no stable ABI on Linux"
         case .missingEntrySymbol: return "not a Trawl plugin: no \(TRAWL_PLUGIN_ENTRY_SYMBOL) symbol"
-        case let .abiMismatch(found):
-            return "speaks plugin ABI version \(found), this trawl speaks version \(TRAWL_ABI_VERSION)"
+        case let .abiVersion(found) where found.major == host.major:
+            return "needs plugin ABI \(found), this trawl speaks \(host): use a newer trawl, or build the plugin for \(host)"
+        case let .abiVersion(found):
+            return "speaks plugin ABI \(found), this trawl speaks \(host): rebuild the plugin against this trawl's trawl_plugin.h"
+        case let .swiftToolchain(plugin):
+            return "a Swift plugin built with \(plugin), but this trawl was built with \(SwiftToolchain.runtime): "
+                + "Swift has no stable ABI on Linux, so a Swift plugin must be built with the same toolchain as trawl "
+                + "(a plugin written in C loads into any trawl of its ABI)"
+        case let .unknownRuntime(runtime):
+            return "needs the runtime '\(runtime)', which this trawl does not know"
         case let .invalidDescriptor(reason): return "invalid plugin descriptor: \(reason)"
+        case let .insecure(reason): return "refused: \(reason)"
         }
+    }
+
+    /// Whether a dlopen failure names the Swift runtime or a Swift symbol ($s...).
+    static func looksLikeSwift(_ message: String) -> Bool {
+        message.contains("libswiftCore") || message.contains("libswift_") || message.contains("symbol: $s") || message.contains("symbol: _swift")
+            || message.contains("symbol: swift_")
     }
 }
 
@@ -51,9 +78,12 @@ public struct PluginDirectory: Equatable, Sendable {
 /// works as it is), then `<prefix>/lib/trawl/plugins` for an executable in `<prefix>/bin`.
 public struct PluginLoader {
     public var entries: [PluginDirectory]
+    /// Refuse libraries others could have written (PluginFileSecurity); on when running as root.
+    public var secure: Bool
 
-    public init(entries: [PluginDirectory]) {
+    public init(entries: [PluginDirectory], secure: Bool = geteuid() == 0) {
         self.entries = entries
+        self.secure = secure
     }
 
     public static let pathVariable = "TRAWL_PLUGIN_PATH"
@@ -82,9 +112,12 @@ public struct PluginLoader {
     }
 
     /// The plugin library files to try, in order, each once (by real path).
-    public func candidateFiles() -> [String] {
+    public func candidateFiles() -> [String] { candidates().map(\.path) }
+
+    /// The files to try, and whether each was found by listing a directory.
+    func candidates() -> [(path: String, scanned: Bool)] {
         var seen = Set<String>()
-        var files: [String] = []
+        var files: [(path: String, scanned: Bool)] = []
         for entry in entries {
             var status = stat()
             guard stat(entry.path, &status) == 0 else { continue } // a missing directory is no error
@@ -97,9 +130,10 @@ public struct PluginLoader {
             } else {
                 paths = [entry.path]
             }
+            let scanned = status.st_mode & S_IFMT == S_IFDIR
             for path in paths {
                 let key = Self.realPath(path) ?? path
-                if seen.insert(key).inserted { files.append(path) }
+                if seen.insert(key).inserted { files.append((path, scanned)) }
             }
         }
         return files
@@ -112,7 +146,11 @@ public struct PluginLoader {
         for entry in entries where entry.named && access(entry.path, F_OK) != 0 {
             diagnostics.append(PluginDiagnostic(path: entry.path, message: "\(Self.pathVariable) names it, but it does not exist; ignored"))
         }
-        for path in candidateFiles() {
+        for (path, scanned) in candidates() {
+            if secure, let problem = PluginFileSecurity.problem(with: path, scanned: scanned) {
+                diagnostics.append(PluginDiagnostic(path: path, message: PluginLoadError.insecure(problem).description))
+                continue
+            }
             switch Self.loadLibrary(at: path) {
             case let .failure(error):
                 diagnostics.append(PluginDiagnostic(path: path, message: error.description))
@@ -141,11 +179,7 @@ public struct PluginLoader {
         guard let descriptor = entry() else {
             return .failure(.invalidDescriptor("the entry function returned NULL"))
         }
-        // Only the first two fields are known to exist before the version is checked.
-        guard descriptor.pointee.abi_version == TRAWL_ABI_VERSION else {
-            return .failure(.abiMismatch(found: descriptor.pointee.abi_version))
-        }
-        return PluginDescriptorReader.read(descriptor.pointee, origin: .dynamic(path: path))
+        return PluginDescriptorReader.read(descriptor, origin: .dynamic(path: path))
     }
 
     static func listDirectory(_ path: String) -> [String] {
@@ -165,70 +199,6 @@ public struct PluginLoader {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)
-    }
-}
-
-/// Turns a C descriptor into a `Plugin`, checking every field the core relies on.
-enum PluginDescriptorReader {
-    static func read(_ d: trawl_plugin, origin: PluginOrigin) -> Result<Plugin, PluginLoadError> {
-        func fail(_ reason: String) -> Result<Plugin, PluginLoadError> { .failure(.invalidDescriptor(reason)) }
-        guard d.struct_size >= MemoryLayout<trawl_plugin>.size else {
-            return fail("struct_size \(d.struct_size) is smaller than \(MemoryLayout<trawl_plugin>.size)")
-        }
-        guard let name = string(d.name), !name.isEmpty else { return fail("no plugin name") }
-        guard let namespace = string(d.option_namespace), OptionAssignment.isIdentifier(namespace) else {
-            return fail("\(name): option_namespace must be an identifier")
-        }
-        var options: [OptionDeclaration] = []
-        if d.option_count > 0 {
-            guard let list = d.options else { return fail("\(name): option_count is \(d.option_count) but options is NULL") }
-            for i in 0..<Int(d.option_count) {
-                let o = list[i]
-                guard let optionName = string(o.name), OptionAssignment.isIdentifier(optionName) else {
-                    return fail("\(name): option \(i) has no valid name")
-                }
-                guard let type = OptionType(rawValue: o.type) else {
-                    return fail("\(name): option \(optionName) has unknown type \(o.type)")
-                }
-                let choices = (string(o.choices) ?? "").split(separator: ",").map { $0.trimmingSpaces() }
-                if type == .enum && choices.isEmpty { return fail("\(name): enum option \(optionName) lists no choices") }
-                guard let defaultValue = OptionValue.parse(string(o.default_value) ?? "", as: type, choices: choices) else {
-                    return fail("\(name): option \(optionName) default is not a valid \(type)")
-                }
-                options.append(OptionDeclaration(name: optionName, type: type, defaultValue: defaultValue,
-                                                 documentation: string(o.doc) ?? "", choices: choices))
-            }
-        }
-        var components: [SourceComponent] = []
-        if d.component_count > 0 {
-            guard let list = d.components else { return fail("\(name): component_count is \(d.component_count) but components is NULL") }
-            for i in 0..<Int(d.component_count) {
-                let c = list[i]
-                guard let componentName = string(c.name), !componentName.isEmpty,
-                      let prefix = string(c.prefix), !prefix.isEmpty, !prefix.contains("::") else {
-                    return fail("\(name): component \(i) needs a name and a prefix without '::'")
-                }
-                guard let ops = c.ops else { return fail("\(name): component \(componentName) has no ops table") }
-                // Imported C function pointers are optional; every one but interrupt is required.
-                let o = ops.pointee
-                guard o.open != nil, o.info != nil, o.set_filter != nil, o.next_batch != nil,
-                      o.stats != nil, o.close != nil else {
-                    return fail("\(name): component \(componentName) leaves a required function NULL")
-                }
-                let modes = SourceModes(rawValue: c.modes).intersection([.live, .offline])
-                guard !modes.isEmpty else { return fail("\(name): component \(componentName) supports no mode") }
-                components.append(SourceComponent(name: componentName, prefix: prefix, modes: modes,
-                                                  opener: CComponentOpener(ops: ops, context: c.context)))
-            }
-        }
-        return .success(Plugin(
-            name: name, description: string(d.description) ?? "", version: string(d.version) ?? "",
-            optionNamespace: namespace, options: options, components: components, origin: origin
-        ))
-    }
-
-    static func string(_ pointer: UnsafePointer<CChar>?) -> String? {
-        pointer.map { String(cString: $0) }
     }
 }
 

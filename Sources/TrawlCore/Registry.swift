@@ -1,3 +1,7 @@
+import CTrawlABI
+#if canImport(Glibc)
+import Glibc
+#endif
 /// A source name split at its first "::": `af_packet::eth0` is prefix `af_packet`, path
 /// `eth0`. A name without "::" (including libpcap's own `netmap:em0`) has no prefix.
 public struct SourceSpec: Equatable, Sendable {
@@ -84,24 +88,59 @@ public final class SourceRegistry: @unchecked Sendable {
         componentsByPrefix[prefix]
     }
 
-    /// Finds the component for `name` in `mode`. An offline name without a prefix must be a
-    /// trace file whose format is recognised.
+    /// Finds the component for `name` in `mode`. A trace file named without a prefix goes
+    /// to the component whose declared file magic it starts with (the longest that
+    /// matches); a file no component recognises is an unknown format, as for Zeek.
     public func resolve(_ name: String, mode: SourceMode) throws(PacketSourceError)
         -> (plugin: Plugin, component: SourceComponent, path: String)
     {
         let spec = SourceSpec(name)
+        if spec.prefix == nil, mode == .offline, spec.path != "-" {
+            let head: [UInt8]
+            switch Self.readHead(of: spec.path) {
+            case let .success(bytes): head = bytes
+            case let .failure(error):
+                throw .traceFile(name, reason: "unable to open \(spec.path): \(error)", code: error.sourceErrorCode)
+            }
+            guard let entry = component(reading: head) else { throw .traceFile(name, reason: "unknown file format", code: .format) }
+            return (entry.plugin, entry.component, spec.path)
+        }
         let prefix = spec.prefix ?? defaultPrefix
         guard let entry = componentsByPrefix[prefix], entry.component.modes.contains(mode) else {
             throw .unsupportedSourceType(prefix: prefix, mode: mode)
         }
-        if spec.prefix == nil, mode == .offline, spec.path != "-" {
-            switch TraceFormat.sniff(path: spec.path) {
-            case .success(.unknown): throw .traceFile(name, reason: "unknown file format")
-            case .success: break
-            case let .failure(error): throw .traceFile(name, reason: "unable to open \(spec.path): \(error)")
+        return (entry.plugin, entry.component, spec.path)
+    }
+
+    /// The offline component whose longest file magic `head` starts with.
+    public func component(reading head: [UInt8]) -> (plugin: Plugin, component: SourceComponent)? {
+        var best: (plugin: Plugin, component: SourceComponent)?
+        var bestLength = 0
+        for plugin in plugins {
+            for component in plugin.components where component.modes.contains(.offline) {
+                for magic in component.fileMagics where magic.count > bestLength && head.starts(with: magic) {
+                    best = (plugin, component)
+                    bestLength = magic.count
+                }
             }
         }
-        return (entry.plugin, entry.component, spec.path)
+        return best
+    }
+
+    /// The first bytes of a file, as many as a magic can have.
+    static func readHead(of path: String) -> Result<[UInt8], Errno> {
+        let file: FileDescriptor
+        do { file = try FileDescriptor.open(path, O_RDONLY) } catch { return .failure(error) }
+        defer { try? file.close() }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(TRAWL_MAGIC_SIZE), alignment: 1)
+        defer { buffer.deallocate() }
+        do throws(Errno) {
+            let n = try file.read(into: buffer)
+            return .success(Array(buffer.prefix(n)))
+        } catch {
+            // A directory opens but cannot be read.
+            return .failure(error)
+        }
     }
 
     /// Opens `name` with the options in `settings`.

@@ -1,34 +1,43 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// Builds the C descriptor for `Source` once and returns it, for the plugin's
 /// `trawl_plugin_entry` function. The descriptor lives as long as the library.
 public func exportPlugin<Source: SourcePlugin>(_ source: Source.Type) -> UnsafeRawPointer {
-    ExportedPlugins.lock.withLock {
+    let address = exportedDescriptors.withLock { descriptors in
         let key = ObjectIdentifier(source)
-        if let existing = ExportedPlugins.descriptors[key] { return existing }
-        let descriptor = UnsafeRawPointer(makeDescriptor(Source.self))
-        ExportedPlugins.descriptors[key] = descriptor
+        if let existing = descriptors[key] { return existing }
+        let descriptor = UInt(bitPattern: makeDescriptor(Source.self))
+        descriptors[key] = descriptor
         return descriptor
     }
+    return UnsafeRawPointer(bitPattern: address)!
 }
 
-enum ExportedPlugins {
-    nonisolated(unsafe) static var descriptors: [ObjectIdentifier: UnsafeRawPointer] = [:]
-    static let lock = Mutex()
-}
+/// The descriptors built so far, by source type (their addresses). A Mutex keeps its own
+/// stable storage, which a pthread_mutex_t stored property passed as `&` does not have.
+private let exportedDescriptors = Mutex<[ObjectIdentifier: UInt]>([:])
 
-/// A pthread mutex, enough for the one-time descriptor build.
-final class Mutex: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    func withLock<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return body()
-    }
-}
+/// The Swift toolchain that built this plugin, for `trawl_plugin.runtime`: the Swift
+/// runtime has no stable ABI on Linux, so trawl loads a Swift plugin only when its own
+/// toolchain is the same. (TrawlCore's SwiftToolchain has the same table.)
+let swiftRuntime: String = {
+    #if compiler(>=6.5)
+    return "swift-6.5"
+    #elseif compiler(>=6.4)
+    return "swift-6.4"
+    #elseif compiler(>=6.3)
+    return "swift-6.3"
+    #elseif compiler(>=6.2)
+    return "swift-6.2"
+    #elseif compiler(>=6.1)
+    return "swift-6.1"
+    #else
+    return "swift-6.0"
+    #endif
+}()
 
 /// Opens instances of one source type; the component's context points at it.
 final class SourceFactory {
@@ -43,6 +52,9 @@ final class SourceFactory {
 /// An open source behind a C handle.
 final class SourceHandle {
     let source: any SourcePlugin
+    /// The source said its input ended while delivering packets: those went out with
+    /// TRAWL_OK, and the next call says TRAWL_END.
+    var ended = false
     init(_ source: any SourcePlugin) { self.source = source }
 }
 
@@ -76,18 +88,36 @@ private func makeDescriptor<Source: SourcePlugin>(_: Source.Type) -> UnsafePoint
         modes: metadata.modes.rawValue, reserved: 0, ops: sourceOps,
         context: Unmanaged.passRetained(factory).toOpaque()
     ))
+    let magics = UnsafeMutablePointer<trawl_file_magic>.allocate(capacity: max(metadata.fileMagics.count, 1))
+    for (index, bytes) in metadata.fileMagics.enumerated() {
+        var magic = trawl_file_magic()
+        magic.component = 0
+        magic.length = UInt32(min(bytes.count, Int(TRAWL_MAGIC_SIZE)))
+        withUnsafeMutableBytes(of: &magic.bytes) { $0.copyBytes(from: bytes.prefix(Int(TRAWL_MAGIC_SIZE))) }
+        magics[index] = magic
+    }
     let plugin = UnsafeMutablePointer<trawl_plugin>.allocate(capacity: 1)
     plugin.initialize(to: trawl_plugin(
         abi_version: TRAWL_ABI_VERSION, struct_size: UInt32(MemoryLayout<trawl_plugin>.size),
         name: permanent(metadata.name), description: permanent(metadata.description),
         version: permanent(metadata.version), option_namespace: permanent(metadata.optionNamespace),
         components: UnsafePointer(component), component_count: 1,
-        option_count: UInt32(metadata.options.count), options: UnsafePointer(options)
+        option_count: UInt32(metadata.options.count), options: UnsafePointer(options),
+        runtime: permanent(swiftRuntime),
+        file_magics: UnsafePointer(magics), file_magic_count: UInt32(metadata.fileMagics.count), reserved: 0
     ))
     return UnsafePointer(plugin)
 }
 
-/// Copies `message` into the ABI's fixed error buffer, cut at a character boundary.
+/// Copies the failure into the ABI's error buffer: its code, and its message cut at a
+/// character boundary.
+func report(_ failure: PluginError, into error: UnsafeMutablePointer<trawl_error>?) {
+    guard let error else { return }
+    error.pointee.code = failure.code.rawValue
+    error.pointee.system_errno = failure.systemErrno
+    report(failure.description, into: error)
+}
+
 func report(_ message: String, into error: UnsafeMutablePointer<trawl_error>?) {
     guard let error else { return }
     withUnsafeMutableBytes(of: &error.pointee.message) { raw in
@@ -117,7 +147,7 @@ nonisolated(unsafe) private let sourceOps: UnsafePointer<trawl_source_ops> = {
                 handle!.pointee = Unmanaged.passRetained(SourceHandle(opened)).toOpaque()
                 return TRAWL_OK.rawValue
             } catch let failure {
-                report(failure.description, into: error)
+                report(failure, into: error)
                 return TRAWL_ERROR.rawValue
             }
         },
@@ -131,7 +161,7 @@ nonisolated(unsafe) private let sourceOps: UnsafePointer<trawl_source_ops> = {
                 try source(handle).setFilter(String(cString: expression!))
                 return TRAWL_OK.rawValue
             } catch let failure {
-                report(failure.description, into: error)
+                report(failure, into: error)
                 return TRAWL_ERROR.rawValue
             }
         },
@@ -147,7 +177,7 @@ nonisolated(unsafe) private let sourceOps: UnsafePointer<trawl_source_ops> = {
                 return more ? TRAWL_OK.rawValue : TRAWL_END.rawValue
             } catch let failure {
                 count!.pointee = 0
-                report(failure.description, into: error)
+                report(failure, into: error)
                 return TRAWL_ERROR.rawValue
             }
         },
@@ -156,7 +186,7 @@ nonisolated(unsafe) private let sourceOps: UnsafePointer<trawl_source_ops> = {
                 stats!.pointee = try source(handle).statistics()
                 return TRAWL_OK.rawValue
             } catch let failure {
-                report(failure.description, into: error)
+                report(failure, into: error)
                 return TRAWL_ERROR.rawValue
             }
         },

@@ -1,44 +1,65 @@
-/// What the host asks a plugin to open, with the plugin's option values.
-public struct OpenRequest {
+/// What the host asks a plugin to open, with the plugin's option values. Everything is
+/// copied out of the C request, so a plugin may keep it (and read it) after `init`.
+public struct OpenRequest: Sendable {
     public enum Mode: Sendable { case live, offline }
+
+    /// An option value as the host sent it (ENUM values are strings).
+    public enum Value: Sendable, Equatable {
+        case bool(Bool), count(UInt64), int(Int64), double(Double), string(String)
+    }
 
     /// The interface or file name, without the plugin's prefix.
     public let path: String
     public let mode: Mode
     /// How long a live `nextBatch` may wait for packets; 0 means it must not block.
     public let timeoutMilliseconds: UInt32
-    private let values: [String: trawl_option_value]
+    /// The host's services for this source: warnings, weirds, failures.
+    public let host: SourceHost
+    private let values: [String: Value]
 
     init(_ request: trawl_open_request, declared: [PluginOption]) {
         path = String(cString: request.path)
         mode = request.mode == TRAWL_MODE_LIVE.rawValue ? .live : .offline
         timeoutMilliseconds = request.timeout_ms
-        var values: [String: trawl_option_value] = [:]
+        host = SourceHost(request.host)
+        var values: [String: Value] = [:]
         for (index, option) in declared.enumerated() where index < Int(request.option_count) {
-            values[option.name] = request.options[index]
+            values[option.name] = Self.value(request.options[index])
         }
         self.values = values
     }
 
-    public init(path: String, mode: Mode, timeoutMilliseconds: UInt32 = 100) {
+    /// A request made in Swift (tests, fuzzers): options as given, the rest at their defaults.
+    public init(path: String, mode: Mode, timeoutMilliseconds: UInt32 = 100, options: [String: Value] = [:],
+                host: SourceHost = SourceHost(nil)) {
         self.path = path
         self.mode = mode
         self.timeoutMilliseconds = timeoutMilliseconds
-        values = [:]
+        self.host = host
+        values = options
     }
 
-    private func value(_ name: String, _ type: trawl_option_type) -> trawl_option_value? {
-        guard let value = values[name], value.type == type.rawValue else { return nil }
-        return value
+    static func value(_ c: trawl_option_value) -> Value? {
+        switch c.type {
+        case TRAWL_OPTION_BOOL.rawValue: return .bool(c.value.boolean != 0)
+        case TRAWL_OPTION_COUNT.rawValue: return .count(c.value.count)
+        case TRAWL_OPTION_INT.rawValue: return .int(c.value.integer)
+        case TRAWL_OPTION_DOUBLE.rawValue: return .double(c.value.real)
+        case TRAWL_OPTION_STRING.rawValue, TRAWL_OPTION_ENUM.rawValue: return c.value.string.map { .string(String(cString: $0)) }
+        default: return nil
+        }
     }
 
-    public func bool(_ name: String) -> Bool? { value(name, TRAWL_OPTION_BOOL).map { $0.value.boolean != 0 } }
-    public func count(_ name: String) -> UInt64? { value(name, TRAWL_OPTION_COUNT).map { $0.value.count } }
-    public func int(_ name: String) -> Int64? { value(name, TRAWL_OPTION_INT).map { $0.value.integer } }
-    public func double(_ name: String) -> Double? { value(name, TRAWL_OPTION_DOUBLE).map { $0.value.real } }
-    public func string(_ name: String) -> String? {
-        (value(name, TRAWL_OPTION_STRING) ?? value(name, TRAWL_OPTION_ENUM)).flatMap { $0.value.string.map { String(cString: $0) } }
+    /// The option's value: what the user set, else the default it was declared with.
+    public subscript<V>(option: SourceOption<V>) -> V {
+        values[option.name].flatMap(V.init) ?? option.defaultValue
     }
+
+    public func bool(_ name: String) -> Bool? { values[name].flatMap(Bool.init) }
+    public func count(_ name: String) -> UInt64? { values[name].flatMap(UInt64.init) }
+    public func int(_ name: String) -> Int64? { values[name].flatMap(Int64.init) }
+    public func double(_ name: String) -> Double? { values[name].flatMap(Double.init) }
+    public func string(_ name: String) -> String? { values[name].flatMap(String.init) }
 }
 
 /// The slots of one batch, filled by a plugin's `nextBatch`.

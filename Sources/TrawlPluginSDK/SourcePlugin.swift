@@ -1,4 +1,7 @@
 @_exported import CTrawlABI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The modes a plugin's component supports.
 public struct PluginModes: OptionSet, Sendable {
@@ -40,9 +43,14 @@ public struct PluginMetadata: Sendable {
     public var prefix: String           // "pcap"
     public var modes: PluginModes
     public var options: [PluginOption]
+    /// The first bytes of the trace files the component reads (up to 16 each): a file
+    /// named without a prefix is given to the component whose magic it starts with.
+    public var fileMagics: [[UInt8]]
 
     public init(name: String, description: String, version: String, optionNamespace: String,
-                componentName: String, prefix: String, modes: PluginModes, options: [PluginOption] = []) {
+                componentName: String, prefix: String, modes: PluginModes, options: [PluginOption] = [],
+                fileMagics: [[UInt8]] = []) {
+        self.fileMagics = fileMagics
         self.name = name
         self.description = description
         self.version = version
@@ -54,10 +62,24 @@ public struct PluginMetadata: Sendable {
     }
 }
 
-/// A plugin failure; its message reaches the user inside Zeek's "problem with ..." line.
+/// A plugin failure; its message reaches the user inside Zeek's "problem with ..." line,
+/// its code tells trawl what kind of failure it is.
 public struct PluginError: Error, CustomStringConvertible {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    public let code: PluginErrorCode
+    /// The errno behind it, or 0.
+    public let systemErrno: Int32
+
+    public init(_ description: String, code: PluginErrorCode = .unspecified, errno: Int32 = 0) {
+        self.description = description
+        self.code = code
+        systemErrno = errno
+    }
+
+    /// A failed system call: "what: strerror", its code from errno.
+    public static func system(_ what: String, errno code: Int32) -> PluginError {
+        PluginError("\(what): \(String(cString: strerror(code)))", code: PluginErrorCode(errno: code), errno: code)
+    }
 }
 
 /// Properties of an open source, as the host sees them.
@@ -89,15 +111,17 @@ public protocol SourcePlugin: AnyObject {
 
     var info: PluginSourceInfo { get }
 
-    /// Fills `batch`; returns false once offline input is exhausted. Bytes handed out must
-    /// stay valid until the next call or until the source is closed.
+    /// Fills `batch`; returns false once offline input is exhausted (packets appended in
+    /// that last call are delivered too). Bytes handed out must stay valid until the next
+    /// call or until the source is closed.
     func nextBatch(into batch: inout BatchOutput) throws(PluginError) -> Bool
 
     func setFilter(_ expression: String) throws(PluginError)
 
     func statistics() throws(PluginError) -> trawl_stats
 
-    /// Makes a blocked `nextBatch` return soon; may run in a signal handler.
+    /// Makes a blocked `nextBatch` return soon. Called from another thread (never a signal
+    /// handler), possibly while `nextBatch`, `setFilter` or `statistics` runs.
     func interrupt()
 }
 

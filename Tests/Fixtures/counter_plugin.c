@@ -3,10 +3,21 @@
  * prove the C ABI. `counter::N` delivers N Ethernet frames of Counter::size bytes, one
  * microsecond apart, in batches.
  *
+ * It builds against today's header (ABI 1.1) and against the frozen header of ABI 1.0
+ * (Tests/Fixtures/abi-1.0), which has no TRAWL_ABI_MINOR: what 1.1 added is used only when
+ * the header has it. With 1.1, the path may go on with comma-separated words that make the
+ * plugin talk back: `counter::N,warn` (a warning at open), `,weird=K` (a weird every K
+ * packets), `,fail=K` (the source fails through host->error after K packets), `,code=C`
+ * (open fails with trawl_error_code C); and a file that starts with "TRAWLCNT" and then a
+ * number is read as `counter::NUMBER`, found by its magic when named without a prefix.
+ *
  * Compile-time switches make the broken libraries the loader must refuse:
  *   -DCOUNTER_ABI_VERSION=99          speaks another ABI version
  *   -DCOUNTER_NO_ENTRY                has no entry symbol
  *   -DCOUNTER_NAME='"Other::Counter"' another plugin name (same prefix: a clash)
+ *   -DCOUNTER_RUNTIME='"swift-5.9"'   says it needs another runtime
+ *   -DCOUNTER_RESERVED=1              leaves a reserved field non-zero
+ *   -DCOUNTER_STRUCT_SIZE=64          claims a descriptor smaller than its minor's
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +37,50 @@ typedef struct counter {
     uint64_t total, delivered;
     uint64_t start_ns;
     uint32_t size;
+    uint64_t weird_every, fail_after;
+#ifdef TRAWL_ABI_MINOR
+    const trawl_host *host;
+#endif
     uint8_t frame[2048];
 } counter;
+
+/* The packet count of a "TRAWLCNT<number>" file, or -1. */
+static long long counter_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char magic[9] = {0};
+    long long n = -1;
+    if (fread(magic, 1, 8, f) == 8 && memcmp(magic, "TRAWLCNT", 8) == 0 && fscanf(f, "%lld", &n) != 1) n = -1;
+    fclose(f);
+    return n;
+}
 
 static int32_t counter_open(void *context, const trawl_open_request *request, void **handle, trawl_error *error) {
     (void)context;
     char *end = NULL;
     unsigned long long total = strtoull(request->path, &end, 10);
+    unsigned long long weird_every = 0, fail_after = 0;
+    int warn = 0;
+    long long from_file = counter_file(request->path);
+    if (from_file >= 0) {
+        total = (unsigned long long)from_file;
+        end = "";
+    }
+#ifdef TRAWL_ABI_MINOR
+    while (*end == ',') {
+        if (strncmp(end, ",warn", 5) == 0) { warn = 1; end += 5; }
+        else if (strncmp(end, ",weird=", 7) == 0) weird_every = strtoull(end + 7, &end, 10);
+        else if (strncmp(end, ",fail=", 6) == 0) fail_after = strtoull(end + 6, &end, 10);
+        else if (strncmp(end, ",code=", 6) == 0) {
+            long code = strtol(end + 6, &end, 10);
+            snprintf(error->message, sizeof error->message, "asked to fail with code %ld", code);
+            error->code = (int32_t)code;
+            error->system_errno = 0;
+            return TRAWL_ERROR;
+        }
+        else break;
+    }
+#endif
     if (request->path[0] == '\0' || *end != '\0') {
         snprintf(error->message, sizeof error->message, "'%s' is not a packet count", request->path);
         return TRAWL_ERROR;
@@ -50,6 +98,14 @@ static int32_t counter_open(void *context, const trawl_open_request *request, vo
     if (!c) { snprintf(error->message, sizeof error->message, "out of memory"); return TRAWL_ERROR; }
     c->total = total;
     c->size = (uint32_t)size;
+    c->weird_every = weird_every;
+    c->fail_after = fail_after;
+#ifdef TRAWL_ABI_MINOR
+    c->host = request->host;
+    if (warn) c->host->warning(c->host->context, "counting out synthetic frames");
+#else
+    (void)warn;
+#endif
     c->start_ns = (uint64_t)request->options[OPTION_START].value.integer * 1000000000ull;
     memset(c->frame, 0xff, 6);              /* broadcast destination */
     memcpy(c->frame + 6, "\x02\0\0\0\0\1", 6);
@@ -78,6 +134,14 @@ static int32_t counter_next_batch(void *handle, trawl_packet *packets, uint32_t 
     counter *c = handle;
     uint32_t n = 0;
     while (n < capacity && c->delivered < c->total) {
+#ifdef TRAWL_ABI_MINOR
+        if (c->fail_after && c->delivered == c->fail_after) {
+            c->host->error(c->host->context, TRAWL_ERRC_IO, "the counter broke down");
+            break;
+        }
+        if (c->weird_every && c->delivered % c->weird_every == 0)
+            c->host->weird(c->host->context, "counter_milestone", "a round number");
+#endif
         packets[n].timestamp_ns = c->start_ns + c->delivered * 1000u;
         packets[n].captured_length = c->size;
         packets[n].wire_length = c->size;
@@ -116,6 +180,18 @@ static const trawl_component counter_components[] = {
     { .name = "CounterReader", .prefix = "counter", .modes = TRAWL_MODE_OFFLINE, .ops = &counter_ops, .context = NULL },
 };
 
+#ifdef TRAWL_ABI_MINOR
+static const trawl_file_magic counter_magics[] = {
+    { .component = 0, .length = 8, .bytes = "TRAWLCNT" },
+};
+#endif
+#ifndef COUNTER_RUNTIME
+#define COUNTER_RUNTIME TRAWL_RUNTIME_C
+#endif
+#ifndef COUNTER_RESERVED
+#define COUNTER_RESERVED 0
+#endif
+
 static const trawl_option counter_options[] = {
     [OPTION_SIZE] = { "size", TRAWL_OPTION_COUNT, "64", "Bytes in each frame", NULL },
     [OPTION_START] = { "start", TRAWL_OPTION_INT, "1000000000", "Timestamp of the first frame, in seconds", NULL },
@@ -123,7 +199,11 @@ static const trawl_option counter_options[] = {
 
 static const trawl_plugin counter_plugin = {
     .abi_version = COUNTER_ABI_VERSION,
+#ifdef COUNTER_STRUCT_SIZE
+    .struct_size = COUNTER_STRUCT_SIZE,
+#else
     .struct_size = sizeof(trawl_plugin),
+#endif
     .name = COUNTER_NAME,
     .description = "Counts out synthetic frames (a C plugin)",
     .version = "0.1.0",
@@ -132,6 +212,12 @@ static const trawl_plugin counter_plugin = {
     .component_count = 1,
     .option_count = OPTION_COUNT,
     .options = counter_options,
+#ifdef TRAWL_ABI_MINOR
+    .runtime = COUNTER_RUNTIME,
+    .file_magics = counter_magics,
+    .file_magic_count = 1,
+    .reserved = COUNTER_RESERVED,
+#endif
 };
 
 #ifndef COUNTER_NO_ENTRY

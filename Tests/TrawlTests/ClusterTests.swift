@@ -572,7 +572,7 @@ func writeClusterTrace(at path: String, flows: Int, seed: UInt64 = 5, gap: UInt6
         #expect(logger.waitFor("writing into from-layout"), "\(logger.stderr)")
         let worker = try cluster.start("worker-1")
         let result = worker.finish()
-        #expect(result.status == 1 && worker.stderr.contains("trawl-no-such-if0"), "\(worker.stderr)")
+        #expect(result.status == 66 && worker.stderr.contains("trawl-no-such-if0"), "\(worker.stderr)")
         #expect(logger.stop().status == 0)
         #expect(FileManager.default.fileExists(atPath: cluster.directory.file("from-layout/.trawl-ledger")))
     }

@@ -342,6 +342,26 @@ host=b
 
     /// A one-host cluster run by trawlctl: deploy, status, a worker killed shows as crashed,
     /// stop (loggers last), and the flows sent while it ran are in the logger's conn.log.
+    @Test func aWorkerThatCannotCaptureIsExplainedByItsExitStatus() throws {
+        let prefix = try TemporaryDirectory()
+        for directory in ["etc", "bin"] { try FileManager.default.createDirectory(atPath: prefix.file(directory), withIntermediateDirectories: true) }
+        try FileManager.default.createSymbolicLink(atPath: prefix.file("bin/trawl"), withDestinationPath: Paths.trawl)
+        try "[manager]\ntype=manager\nhost=localhost\n[worker-1]\ntype=worker\nhost=localhost\ninterface=af_packet::trawl-nope0\n"
+            .write(toFile: prefix.file("etc/node.cfg"), atomically: true, encoding: .utf8)
+        try "ZeekPort = 29700\nMetricsPort = 0\nStopTimeout = 5\n".write(toFile: prefix.file("etc/trawlctl.cfg"), atomically: true, encoding: .utf8)
+        func trawlctl(_ arguments: String...) throws -> ProcessResult {
+            try runProcess(Paths.trawlctl, ["--prefix", prefix.path] + arguments)
+        }
+        defer { _ = try? trawlctl("stop") }
+        #expect(try trawlctl("install").status == 0)
+        let start = try trawlctl("start")
+        #expect(start.status == 1)
+        // trawl's exit status (66: no such input) is said in words, then the end of its stderr.
+        #expect(start.stdout.contains("worker-1 did not start (its interface or trace file is not there):"), "\(start.stdout)")
+        #expect(start.stdout.contains("problem with interface af_packet::trawl-nope0 (No such device)"), "\(start.stdout)")
+        #expect(start.stdout.contains("hint: the interfaces of this host are "), "\(start.stdout)")
+    }
+
     @Test(.enabled(if: isRoot, "the workers capture on lo, which needs root"))
     func deployStatusStopOnOneHost() throws {
         let prefix = try TemporaryDirectory()

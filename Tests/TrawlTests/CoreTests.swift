@@ -24,34 +24,41 @@ import Testing
     }
 }
 
-@Suite struct TraceFormatTests {
-    @Test func magicNumbers() {
-        #expect(TraceFormat.identify(magic: 0xa1b2_c3d4) == .pcap(nanosecond: false, swapped: false))
-        #expect(TraceFormat.identify(magic: 0xd4c3_b2a1) == .pcap(nanosecond: false, swapped: true))
-        #expect(TraceFormat.identify(magic: 0xa1b2_3c4d) == .pcap(nanosecond: true, swapped: false))
-        #expect(TraceFormat.identify(magic: 0x4d3c_b2a1) == .pcap(nanosecond: true, swapped: true))
-        #expect(TraceFormat.identify(magic: 0x0a0d_0d0a) == .pcapng)
-        #expect(TraceFormat.identify(magic: 0x7f45_4c46) == .unknown)
-    }
+/// A trace file named without a prefix goes to the component whose declared magic it
+/// starts with (as Zeek's components declare theirs); the longest magic wins.
+@Suite struct FileMagicTests {
+    static let pcapMagics: [[UInt8]] = [[0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0xc3, 0xd4], [0x0a, 0x0d, 0x0d, 0x0a]]
 
-    @Test func sniffsFilesOfEveryKind() throws {
+    @Test func registryPicksTheComponentByItsMagic() throws {
+        let registry = SourceRegistry()
+        try registry.register(makePlugin("Test::Pcap", prefixes: ["pcap"], magics: Self.pcapMagics))
+        // A format that starts like little-endian pcap, but longer: it wins for its files.
+        try registry.register(makePlugin("Test::Special", prefixes: ["special"], magics: [[0xd4, 0xc3, 0xb2, 0xa1, 0x53, 0x50]]))
+        try registry.register(makePlugin("Test::Live", prefixes: ["live"], modes: .live, magics: [[0x7f, 0x45]]))
         let dir = try TemporaryDirectory()
         func write(_ name: String, _ bytes: [UInt8]) -> String {
             let path = dir.file(name)
             FileManager.default.createFile(atPath: path, contents: Data(bytes))
             return path
         }
-        // Bytes as they lie on disk: big-endian files written on a big-endian machine read swapped here.
-        #expect(TraceFormat.sniff(path: write("le.pcap", [0xd4, 0xc3, 0xb2, 0xa1, 2, 0])) == .success(.pcap(nanosecond: false, swapped: false)))
-        #expect(TraceFormat.sniff(path: write("be.pcap", [0xa1, 0xb2, 0xc3, 0xd4, 0, 2])) == .success(.pcap(nanosecond: false, swapped: true)))
-        #expect(TraceFormat.sniff(path: write("ns.pcap", [0x4d, 0x3c, 0xb2, 0xa1])) == .success(.pcap(nanosecond: true, swapped: false)))
-        #expect(TraceFormat.sniff(path: write("nsbe.pcap", [0xa1, 0xb2, 0x3c, 0x4d])) == .success(.pcap(nanosecond: true, swapped: true)))
-        #expect(TraceFormat.sniff(path: write("x.pcapng", [0x0a, 0x0d, 0x0d, 0x0a, 28, 0])) == .success(.pcapng))
-        #expect(TraceFormat.sniff(path: write("text", Array("hello world".utf8))) == .success(.unknown))
-        #expect(TraceFormat.sniff(path: write("short", [0xd4, 0xc3])) == .success(.unknown))
-        #expect(TraceFormat.sniff(path: write("empty", [])) == .success(.unknown))
-        #expect(TraceFormat.sniff(path: dir.file("missing")) == .failure(Errno(rawValue: ENOENT)))
-        #expect(TraceFormat.sniff(path: dir.path) == .failure(Errno(rawValue: EISDIR)))
+        func prefix(_ path: String) throws -> String { try registry.resolve(path, mode: .offline).component.prefix }
+        #expect(try prefix(write("le.pcap", [0xd4, 0xc3, 0xb2, 0xa1, 2, 0])) == "pcap")
+        #expect(try prefix(write("be.pcap", [0xa1, 0xb2, 0xc3, 0xd4, 0, 2])) == "pcap")
+        #expect(try prefix(write("x.pcapng", [0x0a, 0x0d, 0x0d, 0x0a, 28, 0])) == "pcap")
+        #expect(try prefix(write("x.special", [0xd4, 0xc3, 0xb2, 0xa1, 0x53, 0x50, 1])) == "special")
+        let path = try registry.resolve(dir.file("le.pcap"), mode: .offline).path
+        #expect(path == dir.file("le.pcap"))
+        for (name, bytes) in [("text", Array("hello world".utf8)), ("short", [0xd4, 0xc3]), ("empty", []),
+                              ("elf", [0x7f, 0x45, 0x4c, 0x46])] as [(String, [UInt8])] {
+            // A live-only component is never given a file.
+            let file = write(name, bytes)
+            #expect(throws: PacketSourceError.traceFile(file, reason: "unknown file format", code: .format)) { try prefix(file) }
+        }
+        let missing = dir.file("missing")
+        let error = #expect(throws: PacketSourceError.self) { try prefix(missing) }
+        #expect(error?.code == .noSuchFile)
+        #expect(error?.description == "problem with trace file \(missing) (unable to open \(missing): No such file or directory)")
+        #expect(throws: PacketSourceError.self) { try prefix(dir.path) }
     }
 }
 
@@ -68,7 +75,7 @@ final class NullSource: PacketSource {
 }
 
 func makePlugin(_ name: String, prefixes: [String], modes: SourceModes = [.live, .offline],
-                namespace: String = "Test", options: [OptionDeclaration] = [],
+                namespace: String = "Test", options: [OptionDeclaration] = [], magics: [[UInt8]] = FileMagicTests.pcapMagics,
                 opened: (@Sendable (SourceOpenRequest) -> Void)? = nil) -> Plugin {
     Plugin(
         name: name, description: "test", version: "1", optionNamespace: namespace, options: options,
@@ -76,7 +83,7 @@ func makePlugin(_ name: String, prefixes: [String], modes: SourceModes = [.live,
             SourceComponent(name: prefix + "Reader", prefix: prefix, modes: modes, opener: ClosureSourceOpener { request in
                 opened?(request)
                 return NullSource(name: request.name)
-            })
+            }, fileMagics: magics)
         }
     )
 }
@@ -112,7 +119,7 @@ func makePlugin(_ name: String, prefixes: [String], modes: SourceModes = [.live,
         let dir = try TemporaryDirectory()
         let text = dir.file("notes.txt")
         FileManager.default.createFile(atPath: text, contents: Data("not a trace".utf8))
-        #expect(throws: PacketSourceError.traceFile(text, reason: "unknown file format")) {
+        #expect(throws: PacketSourceError.traceFile(text, reason: "unknown file format", code: .format)) {
             try registry.resolve(text, mode: .offline)
         }
         let missing = dir.file("missing.pcap")

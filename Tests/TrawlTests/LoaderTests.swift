@@ -42,8 +42,10 @@ import TrawlCore
     @Test func refusesAnotherABIVersion() throws {
         let dir = try TemporaryDirectory()
         let library = try buildCounterPlugin(into: dir.path, flags: ["-DCOUNTER_ABI_VERSION=99"])
-        #expect(PluginLoader.loadLibrary(at: library).loadError == .abiMismatch(found: 99))
-        #expect(PluginLoadError.abiMismatch(found: 99).description == "speaks plugin ABI version 99, this trawl speaks version 1")
+        let found = PluginABIVersion(major: 99, minor: 0)
+        #expect(PluginLoader.loadLibrary(at: library).loadError == .abiVersion(found: found))
+        #expect(PluginLoadError.abiVersion(found: found).description
+            == "speaks plugin ABI 99.0, this trawl speaks 1.1: rebuild the plugin against this trawl's trawl_plugin.h")
     }
 
     @Test func refusesALibraryWithoutTheEntrySymbol() throws {
@@ -71,7 +73,7 @@ import TrawlCore
         FileManager.default.createFile(atPath: dir.file("d-garbage.so"), contents: Data("nope".utf8))
         FileManager.default.createFile(atPath: dir.file("readme.txt"), contents: Data("not a library".utf8))
 
-        let loader = PluginLoader(entries: [PluginDirectory(path: dir.path), PluginDirectory(path: dir.file("absent"))])
+        let loader = PluginLoader(entries: [PluginDirectory(path: dir.path), PluginDirectory(path: dir.file("absent"))], secure: false)
         #expect(loader.candidateFiles() == [good, duplicate, old, dir.file("d-garbage.so")])
         let registry = SourceRegistry()
         let diagnostics = try loader.load(into: registry)
@@ -79,7 +81,7 @@ import TrawlCore
         #expect(registry.plugins[0].origin == .dynamic(path: good))
         #expect(diagnostics.map(\.path) == [duplicate, old, dir.file("d-garbage.so")])
         #expect(diagnostics[0].message == "plugin Example::Counter is already loaded from \(good); skipped")
-        #expect(diagnostics[1].message.contains("ABI version 0"))
+        #expect(diagnostics[1].message.contains("plugin ABI 0.0"))
         #expect(diagnostics[2].message.hasPrefix("cannot load: "))
     }
 
@@ -89,7 +91,7 @@ import TrawlCore
         let second = try buildCounterPlugin(into: dir.path, name: "b.so", flags: ["-DCOUNTER_NAME=\"Other::Counter\""])
         let registry = SourceRegistry()
         let error = #expect(throws: RegistryError.self) {
-            try PluginLoader(entries: [PluginDirectory(path: dir.path)]).load(into: registry)
+            try PluginLoader(entries: [PluginDirectory(path: dir.path)], secure: false).load(into: registry)
         }
         #expect(error == .prefixClash(prefix: "counter", first: "Example::Counter (\(first))", second: "Other::Counter (\(second))"))
     }

@@ -101,13 +101,13 @@ import TrawlCore
         }
         let missing = try run(["-i", "pf_ring::eth0"], ["TRAWL_PFRING_LIBRARY": ""])
         if !FileManager.default.fileExists(atPath: "/usr/local/lib/libpfring.so") {
-            #expect(missing.status == 1 && missing.stdout.isEmpty)
+            #expect(missing.status == 69 && missing.stdout.isEmpty) // unavailable
             #expect(missing.stderr.contains("problem with interface pf_ring::eth0 (PF_RING is not available: libpfring.so not found"))
         }
         let wrongPath = try run(["-i", "pf_ring::eth0"], ["TRAWL_PFRING_LIBRARY": "/nonexistent/libpfring.so"])
         #expect(wrongPath.stderr.contains("PF_RING is not available: cannot load /nonexistent/libpfring.so (TRAWL_PFRING_LIBRARY)"))
         let noDevice = try run(["-i", "pf_ring::nope0"], double.environment(["PFRING_DOUBLE_FAIL": "open"]))
-        #expect(noDevice.status == 1 && noDevice.stderr.contains("problem with interface pf_ring::nope0 (No such device)"))
+        #expect(noDevice.status == 66 && noDevice.stderr.contains("problem with interface pf_ring::nope0 (No such device)"))
         let cluster = try run(["-i", "pf_ring::eth0", "PF_Ring::cluster_id=5", "PF_Ring::cluster_type=round_robin"],
                               double.environment(["PFRING_DOUBLE_FAIL": "cluster"]))
         #expect(cluster.stderr.contains("cannot join PF_RING cluster 5 (PF_Ring::cluster_type=round_robin)"))

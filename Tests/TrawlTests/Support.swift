@@ -162,9 +162,12 @@ func readPackets(_ name: String, registry: SourceRegistry = pcapRegistry, filter
 
 /// Compiles the C counter plugin into `directory/name`, with extra `cc` flags.
 @discardableResult
-func buildCounterPlugin(into directory: String, name: String = "libcounter.so", flags: [String] = []) throws -> String {
+/// Builds Tests/Fixtures/counter_plugin.c; `header` is the directory of the trawl_plugin.h
+/// it is built against (today's, or the frozen one of ABI 1.0).
+func buildCounterPlugin(into directory: String, name: String = "libcounter.so", flags: [String] = [],
+                        header: String = Paths.abiHeaderDirectory) throws -> String {
     let output = directory + "/" + name
-    let result = try runProcess("/usr/bin/env", ["cc", "-shared", "-fPIC", "-Wall", "-Werror", "-I", Paths.abiHeaderDirectory]
+    let result = try runProcess("/usr/bin/env", ["cc", "-shared", "-fPIC", "-Wall", "-Werror", "-I", header]
         + flags + ["-o", output, Paths.counterPluginSource])
     #expect(result.status == 0, "cc failed: \(result.stderr)")
     return output

@@ -1,7 +1,7 @@
-import CLibpcap
 import CNetmap
 import NetmapInterface
 import TrawlPluginSDK
+import TrawlPluginSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,18 +28,18 @@ public final class NetmapSource: SourcePlugin {
     public let info: PluginSourceInfo
     private let port: NetmapPort
     private let device: Int32
-    private let wakeup: Int32 // eventfd written by interrupt()
+    private let wait: WakeupWait // the port, or interrupt()
     private let region: UnsafeMutableRawPointer
     private let regionSize: Int
     private let reader: NetmapReader
     private let timeoutMilliseconds: Int32
-    private var filter: bpf_program?
+    private var filter: PacketFilter?
     private var received: UInt64 = 0
     /// A NIC's own drop counter; pipes have none.
     private let interfaceDrops: InterfaceDrops?
 
     public init(request: OpenRequest) throws(PluginError) {
-        do { port = try NetmapPort(parsing: request.path) } catch { throw PluginError(error.description) }
+        do { port = try NetmapPort(parsing: request.path) } catch { throw PluginError(error.description, code: .invalid) }
         timeoutMilliseconds = request.timeoutMilliseconds == 0 ? 0 : Int32(clamping: request.timeoutMilliseconds)
 
         let path = Self.devicePath
@@ -47,13 +47,14 @@ public final class NetmapSource: SourcePlugin {
         guard stat(path, &status) == 0 else {
             throw PluginError(errno == ENOENT
                 ? "netmap is not available: \(path) not found; load the netmap kernel module"
-                : "netmap is not available: \(path): \(String(cString: strerror(errno)))")
+                : "netmap is not available: \(path): \(String(cString: strerror(errno)))", code: .unavailable, errno: errno)
         }
         let fd = open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else {
-            throw PluginError(errno == EACCES || errno == EPERM
-                ? "permission denied opening \(path): netmap capture needs root, or read-write access to \(path)"
-                : "cannot open \(path): \(String(cString: strerror(errno)))")
+            throw errno == EACCES || errno == EPERM
+                ? PluginError("permission denied opening \(path): netmap capture needs root, or read-write access to \(path)",
+                              code: .permission, errno: errno)
+                : PluginError.system("cannot open \(path)", errno: errno)
         }
         var registration: Registration
         do { registration = try Self.register(port, on: fd) } catch { close(fd); throw error }
@@ -61,16 +62,14 @@ public final class NetmapSource: SourcePlugin {
               mapped != MAP_FAILED else {
             let reason = String(cString: strerror(errno))
             close(fd)
-            throw PluginError("cannot map netmap's memory (\(registration.memorySize) bytes): \(reason)")
+            throw PluginError("cannot map netmap's memory (\(registration.memorySize) bytes): \(reason)", code: .noMemory)
         }
-        let wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        guard wake >= 0 else {
+        do { wait = try WakeupWait(watching: fd) } catch {
             munmap(mapped, registration.memorySize)
             close(fd)
-            throw PluginError("eventfd: \(String(cString: strerror(errno)))")
+            throw error
         }
         device = fd
-        wakeup = wake
         region = mapped
         regionSize = registration.memorySize
         reader = NetmapReader(rings: ReceiveRings(interface: mapped + registration.interfaceOffset, mode: port.mode.mode,
@@ -81,10 +80,8 @@ public final class NetmapSource: SourcePlugin {
     }
 
     deinit {
-        if var program = filter { pcap_freecode(&program) }
         munmap(region, regionSize)
         close(device)
-        close(wakeup)
     }
 
     // MARK: Registration
@@ -118,7 +115,7 @@ public final class NetmapSource: SourcePlugin {
         }
         let failure = errno
         if failure == ENOTTY || failure == EOPNOTSUPP { return try registerLegacy(port, on: fd) }
-        throw PluginError(describeRegistration(failure, port))
+        throw describeRegistration(failure, port)
     }
 
     private static func registerLegacy(_ port: NetmapPort, on fd: Int32) throws(PluginError) -> Registration {
@@ -143,16 +140,19 @@ public final class NetmapSource: SourcePlugin {
         guard copyName(name, into: &request.name) else {
             throw PluginError("netmap port name '\(name)' is too long for this kernel's netmap (15 bytes at most)")
         }
-        guard ioctl(fd, trawl_netmap_register_legacy_request, &request) == 0 else { throw PluginError(describeRegistration(errno, port)) }
+        guard ioctl(fd, trawl_netmap_register_legacy_request, &request) == 0 else { throw describeRegistration(errno, port) }
         return Registration(interfaceOffset: Int(request.offset), memorySize: Int(request.memory_size), apiVersion: 11)
     }
 
-    private static func describeRegistration(_ code: Int32, _ port: NetmapPort) -> String {
+    private static func describeRegistration(_ code: Int32, _ port: NetmapPort) -> PluginError {
         switch code {
-        case ENXIO, ENODEV, ENOENT: return "No such device"
-        case EBUSY: return "\(port.kernelName) is busy: another process holds these rings exclusively (or asks to)"
-        case EINVAL: return "netmap refused to register \(port.kernelName) (the kernel module's API version or the ring number may not fit)"
-        default: return "cannot register \(port.kernelName) with netmap: \(String(cString: strerror(code)))"
+        case ENXIO, ENODEV, ENOENT: return PluginError("No such device", code: .noSuchDevice, errno: code)
+        case EBUSY:
+            return PluginError("\(port.kernelName) is busy: another process holds these rings exclusively (or asks to)", code: .busy, errno: code)
+        case EINVAL:
+            return PluginError("netmap refused to register \(port.kernelName) (the kernel module's API version or the ring number may not fit)",
+                               code: .notSupported, errno: code)
+        default: return PluginError.system("cannot register \(port.kernelName) with netmap", errno: code)
         }
     }
 
@@ -173,11 +173,8 @@ public final class NetmapSource: SourcePlugin {
         try reader.next(wait: waitForPackets, now: NetmapReader.wallClock) { data, length, stamp in
             guard !batch.isFull else { return false }
             self.received &+= 1
-            if var program = self.filter {
-                var header = pcap_pkthdr()
-                header.caplen = UInt32(length)
-                header.len = UInt32(length)
-                if pcap_offline_filter(&program, &header, data) == 0 { return true } // consumed, not kept
+            if let filter = self.filter, !filter.matches(data, captured: UInt32(length), wire: UInt32(length)) {
+                return true // consumed, not kept
             }
             batch.append(timestampNanoseconds: stamp, capturedLength: UInt32(length), wireLength: UInt32(length), data: data)
             return true
@@ -185,32 +182,17 @@ public final class NetmapSource: SourcePlugin {
         return true
     }
 
-    /// Polls the port (which syncs its receive rings) and the wake-up descriptor.
+    /// Polls the port (which syncs its receive rings), or waits for an interrupt.
     private func waitForPackets() throws(PluginError) -> Bool {
-        var descriptors = [pollfd(fd: device, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)]
-        let ready = poll(&descriptors, 2, timeoutMilliseconds)
-        if ready < 0 && errno != EINTR { throw PluginError("poll: \(String(cString: strerror(errno)))") }
-        if descriptors[0].revents & Int16(POLLERR) != 0 { throw PluginError("netmap reported an error on \(port.kernelName)") }
-        if descriptors[1].revents & Int16(POLLIN) != 0 {
-            var counter: UInt64 = 0
-            _ = read(wakeup, &counter, 8)
-            return false
-        }
+        guard case let .polled(revents) = try wait.wait(timeoutMilliseconds: timeoutMilliseconds) else { return false }
+        if revents & Int16(POLLERR) != 0 { throw PluginError("netmap reported an error on \(port.kernelName)", code: .io) }
         if timeoutMilliseconds == 0 { _ = ioctl(device, trawl_netmap_rx_sync_request) } // no poll wait: sync by hand
         return true
     }
 
     /// Filters run here, in user space, with libpcap's interpreter: netmap has no kernel filter.
     public func setFilter(_ expression: String) throws(PluginError) {
-        guard let dead = pcap_open_dead(1, 65_535) else { throw PluginError("libpcap could not prepare a filter compiler") }
-        defer { pcap_close(dead) }
-        var program = bpf_program()
-        guard pcap_compile(dead, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
-            throw PluginError("invalid filter '\(expression)': " + String(cString: pcap_geterr(dead)))
-        }
-        if var old = filter { pcap_freecode(&old) }
-        filter = program
+        filter = try PacketFilter(compiling: expression, linkType: info.linkType, snaplen: info.snaplen)
     }
 
     public func statistics() throws(PluginError) -> trawl_stats {
@@ -221,10 +203,7 @@ public final class NetmapSource: SourcePlugin {
         return stats
     }
 
-    public func interrupt() {
-        var one: UInt64 = 1
-        _ = write(wakeup, &one, 8) // async-signal-safe
-    }
+    public func interrupt() { wait.interrupt() }
 }
 
 @_cdecl("trawl_plugin_entry")

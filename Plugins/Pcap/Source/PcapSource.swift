@@ -3,6 +3,7 @@ import CLibpcap
 import Glibc
 #endif
 import TrawlPluginSDK
+import TrawlPluginSupport
 import PcapReaders
 
 /// Trawl::Pcap: live interfaces and trace files through libpcap.
@@ -20,13 +21,23 @@ public final class PcapSource: SourcePlugin {
         componentName: "PcapReader",
         prefix: "pcap",
         modes: [.live, .offline],
-        options: [
-            PluginOption("snaplen", .count(default: 262_144), "Bytes kept of each live packet"),
-            PluginOption("buffer_size", .count(default: 128 * 1024 * 1024), "Kernel capture buffer of a live interface, in bytes"),
-            PluginOption("promiscuous", .bool(default: true), "Put a live interface into promiscuous mode"),
-            PluginOption("immediate_mode", .bool(default: false), "Deliver live packets as they arrive instead of in kernel-buffered blocks"),
-        ]
+        options: [Options.snaplen.declaration, Options.bufferSize.declaration, Options.promiscuous.declaration,
+                  Options.immediateMode.declaration],
+        // Classic pcap in both byte orders, micro- and nanosecond, and pcapng's section header.
+        fileMagics: [[0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0xc3, 0xd4], [0x4d, 0x3c, 0xb2, 0xa1], [0xa1, 0xb2, 0x3c, 0x4d],
+                     [0x0a, 0x0d, 0x0d, 0x0a]]
     )
+
+    /// The options, each with its default, stated here once.
+    enum Options {
+        static let snaplen = SourceOption("snaplen", default: UInt64(262_144), "Bytes kept of each live packet")
+        static let bufferSize = SourceOption("buffer_size", default: UInt64(128 * 1024 * 1024), "Kernel capture buffer of a live interface, in bytes")
+        static let promiscuous = SourceOption("promiscuous", default: true, "Put a live interface into promiscuous mode")
+        static let immediateMode = SourceOption("immediate_mode", default: false, "Deliver live packets as they arrive instead of in kernel-buffered blocks")
+    }
+
+    /// Where warnings and failures go beside the calls' errors.
+    private let host: SourceHost
 
     private let handle: OpaquePointer
     private let nanosecond: Bool
@@ -50,22 +61,24 @@ public final class PcapSource: SourcePlugin {
     private var pendingFailure: PluginError?
     /// Set for pcapng files libpcap refuses; `handle` is then a dead handle for filters.
     private let pcapng: PcapngReader?
-    /// The pcapng path's filter, compiled once per link type met (interfaces may differ).
+    /// The pcapng path's filter, compiled once per link type met (interfaces may differ);
+    /// nil for a link type it cannot be compiled for, whose packets are then dropped.
     private var pcapngFilterExpression: String?
-    private var pcapngPrograms: [UInt16: bpf_program] = [:]
+    private var pcapngFilters: [UInt16: PacketFilter?] = [:]
     /// Set for classic pcap files in regular files; `handle` is then a dead handle for filters.
     private let classic: PcapFileReader?
-    @exclusivity(unchecked) private var classicProgram: bpf_program?
+    @exclusivity(unchecked) private var classicFilter: PacketFilter?
 
     public init(request: OpenRequest) throws(PluginError) {
         path = request.path
+        host = request.host
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         switch request.mode {
         case .offline where request.path != "-":
             if let reader = try PcapFileReader.open(request.path) {
-                guard let dead = pcap_open_dead_with_tstamp_precision(Self.dlt(reader.linkType), Int32(clamping: reader.snaplen),
+                guard let dead = pcap_open_dead_with_tstamp_precision(PacketFilter.dlt(reader.linkType), Int32(clamping: reader.snaplen),
                                                                        UInt32(PCAP_TSTAMP_PRECISION_NANO)) else {
-                    throw PluginError("libpcap could not prepare a filter compiler")
+                    throw PluginError("libpcap could not prepare a filter compiler", code: .noMemory)
                 }
                 handle = dead
                 streamBuffer = nil
@@ -83,11 +96,11 @@ public final class PcapSource: SourcePlugin {
             pcapng = reader
             classic = nil
             nanosecond = pcap_get_tstamp_precision(opened) == PCAP_TSTAMP_PRECISION_NANO
-            info = PluginSourceInfo(linkType: Self.linkType(pcap_datalink(opened)),
+            info = PluginSourceInfo(linkType: PacketFilter.linkType(pcap_datalink(opened)),
                                     snaplen: UInt32(clamping: pcap_snapshot(opened)), isLive: false)
         case .live:
             guard let created = pcap_create(request.path, &errorBuffer) else {
-                throw PluginError(Self.text(errorBuffer))
+                throw PluginError(Self.text(errorBuffer), code: .noSuchDevice)
             }
             do {
                 (nanosecond, info) = try Self.activate(created, request: request)
@@ -108,8 +121,6 @@ public final class PcapSource: SourcePlugin {
     }
 
     deinit {
-        for var program in pcapngPrograms.values { pcap_freecode(&program) }
-        if var program = classicProgram { pcap_freecode(&program) }
         pcap_close(handle)
         arena.deallocate()
         streamBuffer?.deallocate()
@@ -121,28 +132,27 @@ public final class PcapSource: SourcePlugin {
 
     /// Configures and activates a live capture; returns its timestamp precision and info.
     private static func activate(_ p: OpaquePointer, request: OpenRequest) throws(PluginError) -> (Bool, PluginSourceInfo) {
-        let snaplen = Int32(clamping: request.count("snaplen") ?? 262_144)
-        pcap_set_snaplen(p, snaplen)
-        pcap_set_promisc(p, (request.bool("promiscuous") ?? true) ? 1 : 0)
-        pcap_set_buffer_size(p, Int32(clamping: request.count("buffer_size") ?? 128 << 20))
-        pcap_set_immediate_mode(p, (request.bool("immediate_mode") ?? false) ? 1 : 0)
+        pcap_set_snaplen(p, Int32(clamping: request[Options.snaplen]))
+        pcap_set_promisc(p, request[Options.promiscuous] ? 1 : 0)
+        pcap_set_buffer_size(p, Int32(clamping: request[Options.bufferSize]))
+        pcap_set_immediate_mode(p, request[Options.immediateMode] ? 1 : 0)
         // A zero timeout means "never block": poll with a short timeout, then non-blocking.
         pcap_set_timeout(p, Int32(clamping: max(request.timeoutMilliseconds, 1)))
         _ = pcap_set_tstamp_precision(p, Int32(PCAP_TSTAMP_PRECISION_NANO)) // microseconds if unsupported
         let status = pcap_activate(p)
         if status < 0 {
-            throw PluginError(liveReason(status, detail: String(cString: pcap_geterr(p))))
+            throw liveFailure(status, detail: String(cString: pcap_geterr(p)))
         }
         if request.timeoutMilliseconds == 0 {
             var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
-            if pcap_setnonblock(p, 1, &errorBuffer) != 0 { throw PluginError(Self.text(errorBuffer)) }
+            if pcap_setnonblock(p, 1, &errorBuffer) != 0 { throw PluginError(Self.text(errorBuffer), code: .io) }
         }
         var network: bpf_u_int32 = 0
         var netmask: bpf_u_int32 = 0
         var errorBuffer = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         if pcap_lookupnet(request.path, &network, &netmask, &errorBuffer) != 0 { netmask = 0 }
         let info = PluginSourceInfo(
-            linkType: linkType(pcap_datalink(p)), snaplen: UInt32(clamping: pcap_snapshot(p)),
+            linkType: PacketFilter.linkType(pcap_datalink(p)), snaplen: UInt32(clamping: pcap_snapshot(p)),
             netmask: UInt32(bigEndian: netmask), selectableFD: pcap_get_selectable_fd(p), isLive: true
         )
         return (pcap_get_tstamp_precision(p) == PCAP_TSTAMP_PRECISION_NANO, info)
@@ -157,12 +167,12 @@ public final class PcapSource: SourcePlugin {
         let precision = UInt32(PCAP_TSTAMP_PRECISION_NANO)
         if path == "-" {
             guard let p = pcap_open_offline_with_tstamp_precision(path, precision, &errorBuffer) else {
-                throw PluginError(text(errorBuffer))
+                throw PluginError(text(errorBuffer), code: .format)
             }
             return (p, nil, nil)
         }
         guard let file = fopen(path, "rb") else {
-            throw PluginError("unable to open \(path): " + String(cString: strerror(errno)))
+            throw PluginError("unable to open \(path): " + String(cString: strerror(errno)), code: PluginErrorCode(errno: errno), errno: errno)
         }
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: streamBufferSize)
         setvbuf(file, buffer, _IOFBF, streamBufferSize) // glibc ignores a size given without a buffer
@@ -172,7 +182,7 @@ public final class PcapSource: SourcePlugin {
             do throws(PluginError) {
                 let reader = try PcapngReader(file: file) // owns the FILE from here
                 guard let dead = pcap_open_dead_with_tstamp_precision(Int32(reader.linkType), Int32(clamping: reader.snaplen), precision) else {
-                    throw PluginError("libpcap could not prepare a filter compiler")
+                    throw PluginError("libpcap could not prepare a filter compiler", code: .noMemory)
                 }
                 return (dead, buffer, reader)
             } catch {
@@ -183,53 +193,29 @@ public final class PcapSource: SourcePlugin {
         guard let p = pcap_fopen_offline_with_tstamp_precision(file, precision, &errorBuffer) else {
             fclose(file) // libpcap leaves the FILE to its caller on failure
             buffer.deallocate()
-            throw PluginError(text(errorBuffer))
+            throw PluginError(text(errorBuffer), code: .format)
         }
         return (p, buffer, nil) // pcap_close closes the FILE; the buffer is freed after it
     }
 
-    static func liveReason(_ status: Int32, detail: String) -> String {
+    static func liveFailure(_ status: Int32, detail: String) -> PluginError {
         switch status {
         case PCAP_ERROR_NO_SUCH_DEVICE:
-            return "No such device"
+            return PluginError("No such device", code: .noSuchDevice)
         case PCAP_ERROR_PERM_DENIED:
-            return "permission denied: live capture needs CAP_NET_RAW and CAP_NET_ADMIN; run as root or grant them with 'setcap cap_net_raw,cap_net_admin=eip PATH/TO/trawl'"
+            return PluginError("permission denied: live capture needs CAP_NET_RAW and CAP_NET_ADMIN", code: .permission)
         case PCAP_ERROR_IFACE_NOT_UP:
-            return "interface is down"
+            return PluginError("interface is down", code: .unavailable)
         default:
             let kind = String(cString: pcap_statustostr(status))
-            return detail.isEmpty ? kind : "\(kind): \(detail)"
-        }
-    }
-
-    /// pcap_datalink gives DLT_ values; files and the ABI use LINKTYPE_ values, which
-    /// differ for a few old types.
-    static func linkType(_ dlt: Int32) -> UInt32 {
-        switch dlt {
-        case 12, 14: return 101 // DLT_RAW -> LINKTYPE_RAW
-        case 11: return 100     // DLT_ATM_RFC1483
-        default: return UInt32(bitPattern: dlt)
-        }
-    }
-
-    /// LINKTYPE_ values of files to the DLT_ values libpcap compiles filters for.
-    static func dlt(_ linkType: UInt32) -> Int32 {
-        switch linkType {
-        case 101: return 12 // LINKTYPE_RAW -> DLT_RAW
-        case 100: return 11 // LINKTYPE_ATM_RFC1483
-        default: return Int32(bitPattern: linkType)
+            return PluginError(detail.isEmpty ? kind : "\(kind): \(detail)")
         }
     }
 
     public func nextBatch(into batch: inout BatchOutput) throws(PluginError) -> Bool {
         if let classic {
-            guard classicProgram != nil else { return try classic.next(into: &batch) { _, _, _ in true } }
-            return try classic.next(into: &batch) { captured, wire, data in
-                var header = pcap_pkthdr()
-                header.caplen = captured
-                header.len = wire
-                return pcap_offline_filter(&classicProgram!, &header, data) != 0
-            }
+            guard let filter = classicFilter else { return try classic.next(into: &batch) { _, _, _ in true } }
+            return try classic.next(into: &batch) { captured, wire, data in filter.matches(data, captured: captured, wire: wire) }
         }
         if let pcapng { return try nextBatch(from: pcapng, into: &batch) }
         if let failure = pendingFailure {
@@ -249,7 +235,7 @@ public final class PcapSource: SourcePlugin {
         case 0..., PCAP_ERROR_BREAK:
             return true // a live timeout, or an interrupt
         default:
-            let failure = PluginError(String(cString: pcap_geterr(handle)))
+            let failure = PluginError(String(cString: pcap_geterr(handle)), code: .io)
             // Hand out what was read before the failure; report it on the next call.
             guard batch.count == 0 else { pendingFailure = failure; return true }
             throw failure
@@ -283,19 +269,18 @@ public final class PcapSource: SourcePlugin {
         }
     }
 
-    /// The filter compiled for packets of `linkType`; a link type it cannot be compiled for
-    /// gets a program that rejects every packet.
-    private func pcapngProgram(for linkType: UInt16) -> bpf_program? {
-        if let program = pcapngPrograms[linkType] { return program }
-        guard let expression = pcapngFilterExpression,
-              let dead = pcap_open_dead(Self.dlt(UInt32(linkType)), 262_144) else { return nil }
-        defer { pcap_close(dead) }
-        var program = bpf_program()
-        if pcap_compile(dead, &program, expression, 1, PCAP_NETMASK_UNKNOWN) != 0 {
-            _ = pcap_compile(dead, &program, "less 0", 1, PCAP_NETMASK_UNKNOWN) // matches nothing
+    /// The filter compiled for packets of `linkType`; nil for a link type it cannot be
+    /// compiled for, whose packets are then dropped, as the host is warned once.
+    private func pcapngFilter(for linkType: UInt16) -> PacketFilter? {
+        if let known = pcapngFilters[linkType] { return known }
+        guard let expression = pcapngFilterExpression else { return nil }
+        var filter: PacketFilter?
+        do { filter = try PacketFilter(compiling: expression, linkType: UInt32(linkType)) } catch {
+            host.warning("the filter '\(expression)' cannot be compiled for link type \(linkType) (\(error)); "
+                         + "the packets of this file's interfaces of that link type are dropped")
         }
-        pcapngPrograms[linkType] = program
-        return program
+        pcapngFilters[linkType] = filter
+        return filter
     }
 
     /// The pcapng fallback: copies packets that pass the filter into the arena.
@@ -316,11 +301,9 @@ public final class PcapSource: SourcePlugin {
             let copy = arena + arenaUsed
             let keep = reader.withBlock { block -> Bool in
                 let data = (block.baseAddress! + record.dataOffset).assumingMemoryBound(to: UInt8.self)
-                if pcapngFilterExpression != nil, var program = pcapngProgram(for: record.linkType) {
-                    var header = pcap_pkthdr()
-                    header.caplen = UInt32(length)
-                    header.len = UInt32(record.wireLength)
-                    if pcap_offline_filter(&program, &header, data) == 0 { return false }
+                if pcapngFilterExpression != nil {
+                    guard let filter = pcapngFilter(for: record.linkType),
+                          filter.matches(data, captured: UInt32(length), wire: UInt32(record.wireLength)) else { return false }
                 }
                 copy.update(from: data, count: length)
                 return true
@@ -335,27 +318,26 @@ public final class PcapSource: SourcePlugin {
     }
 
     public func setFilter(_ expression: String) throws(PluginError) {
+        if pcapng != nil || classic != nil {
+            // Filtered here, in user space. Compiled now for the file's link type, so that
+            // a bad filter is refused at once.
+            let filter = try PacketFilter(compiling: expression, linkType: info.linkType, snaplen: info.snaplen)
+            if pcapng != nil {
+                pcapngFilters = [UInt16(truncatingIfNeeded: info.linkType): filter]
+                pcapngFilterExpression = expression
+            } else {
+                classicFilter = filter // applied by nextBatch
+            }
+            return
+        }
         var program = bpf_program()
         let netmask = info.netmask == 0 ? PCAP_NETMASK_UNKNOWN : bpf_u_int32(info.netmask).bigEndian
         guard pcap_compile(handle, &program, expression, 1, netmask) == 0 else {
-            throw PluginError("invalid filter '\(expression)': " + String(cString: pcap_geterr(handle)))
-        }
-        if pcapng != nil {
-            // Checked now for the message; compiled again per link type as packets need it.
-            pcap_freecode(&program)
-            for var old in pcapngPrograms.values { pcap_freecode(&old) }
-            pcapngPrograms = [:]
-            pcapngFilterExpression = expression
-            return
-        }
-        if classic != nil {
-            if var old = classicProgram { pcap_freecode(&old) }
-            classicProgram = program // applied by nextBatch
-            return
+            throw PluginError("invalid filter '\(expression)': " + String(cString: pcap_geterr(handle)), code: .invalid)
         }
         defer { pcap_freecode(&program) }
         guard pcap_setfilter(handle, &program) == 0 else {
-            throw PluginError("cannot install filter: " + String(cString: pcap_geterr(handle)))
+            throw PluginError("cannot install filter: " + String(cString: pcap_geterr(handle)), code: .io)
         }
     }
 
@@ -363,7 +345,7 @@ public final class PcapSource: SourcePlugin {
         var stats = trawl_stats()
         guard info.isLive else { return stats } // libpcap keeps no counters for files
         var p = pcap_stat()
-        guard pcap_stats(handle, &p) == 0 else { throw PluginError(String(cString: pcap_geterr(handle))) }
+        guard pcap_stats(handle, &p) == 0 else { throw PluginError(String(cString: pcap_geterr(handle)), code: .io) }
         stats.valid = UInt64(TRAWL_STAT_RECEIVED | TRAWL_STAT_DROPPED | TRAWL_STAT_IF_DROPPED)
         stats.received = UInt64(p.ps_recv)
         stats.dropped = UInt64(p.ps_drop)

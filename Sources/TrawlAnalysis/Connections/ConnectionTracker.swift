@@ -49,6 +49,22 @@ public final class ConnectionTracker {
     public var weirdsNotLogged: UInt64 { weirdReporter.sampledOut }
     /// Of those, the weirds not logged because a bounded table of the reporter was full.
     public var weirdsNotRemembered: UInt64 { weirdReporter.overflow }
+    /// The names packet sources reported weirds under, each once, for sampling by name.
+    private var sourceWeirdNames: [String: Int] = [:]
+    static let sourceWeirdNameBound = 256
+
+    /// A weird a packet source reported (Zeek's PktSrc::Weird): counted by its name, and
+    /// logged as a weird about nothing in particular at the current network time. Past
+    /// `sourceWeirdNameBound` names, new names are counted only.
+    public func sourceWeird(_ weird: SourceWeird) {
+        weirdCounter.pointee.note(named: weird.name)
+        var index = sourceWeirdNames[weird.name]
+        if index == nil && sourceWeirdNames.count < Self.sourceWeirdNameBound {
+            index = sourceWeirdNames.count
+            sourceWeirdNames[weird.name] = index
+        }
+        if let index { weirdReporter.sourceWeird(weird, index: index) }
+    }
     @exclusivity(unchecked) public private(set) var packetsAnalyzed: UInt64 = 0
     /// What stats.log, capture_loss.log and known_hosts draw on (TrackerStatistics.swift).
     @exclusivity(unchecked) public internal(set) var statistics = TrackerStatistics()

@@ -107,4 +107,8 @@ public enum Weird: String, CaseIterable, Sendable {
     case unknownProtocol = "unknown_protocol"
     case unknownRoutingType = "unknown_routing_type"
     case vxlanEmptyPacket = "vxlan_empty_packet"
+    /// Stands for every weird a packet source reports under its own name (a plugin's
+    /// host->weird): sampling and the policy treat them all as this one, each name apart.
+    /// Never counted under this name.
+    case sourceReported = "source_weird"
 }

@@ -27,7 +27,7 @@ extension Weird {
         // Trawl's bounds.
         case .connectionEvicted, .excessiveFragments, .fragmentBeyondMaxDatagram, .historyTruncated, .tooManyHoles:
             return .bound
-        case .unknownProtocol:
+        case .unknownProtocol, .sourceReported:
             return .countedOnly
         // IPv6 header chains and fragment reassembly (Zeek's IP_Hdr and FragReassembler).
         case .badHomeAddrLen, .badIpv6DestOptLen, .badRouting2Len, .multipleHomeAddrOpts, .multipleRoutingHeaders,

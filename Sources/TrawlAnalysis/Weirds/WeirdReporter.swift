@@ -1,3 +1,5 @@
+import TrawlCore
+
 /// Turns the weirds the analysis notes into weird.log rows as Zeek does: the core's
 /// sampling (per name for the whole sensor, per flow, per connection), then weird.zeek's
 /// policy, then the row, handed to the tracker's log stage. Runs on the packet thread, only
@@ -52,6 +54,19 @@ final class WeirdReporter {
               let notice = policy.admit(name, about: .none, originator: nil, at: now) else { return dropped() }
         netPlaces.pass(name, in: 0, at: now)
         publish(WeirdEvent(time: now, uid: 0, id: nil, name: name, detail: detail, notice: notice, source: source))
+    }
+
+    /// A weird a packet source reported, under its own name: sampled and held back per
+    /// name as Zeek's core does for a net weird (the name's `index` among the names seen
+    /// stands for it), logged as Zeek's weird.zeek logs a name it has no action for.
+    func sourceWeird(_ weird: SourceWeird, index: Int) {
+        guard enabled else { return }
+        let now = tracker { $0.now }
+        let name = WeirdName(.sourceReported)
+        let place = 1 << 63 | UInt64(index)
+        guard netPlaces.check(name, in: place, at: now, sampling, hold: WeirdPolicy.hold(for: name)) == .passes else { return dropped() }
+        netPlaces.pass(name, in: place, at: now)
+        publish(WeirdEvent(time: now, uid: 0, id: nil, name: name, detail: .none, notice: false, source: nil, reported: weird))
     }
 
     func flowWeird(_ name: WeirdName, _ source: IPAddress, _ destination: IPAddress, detail: WeirdDetail,
@@ -132,10 +147,12 @@ struct WeirdEvent {
     var detail: WeirdDetail
     var notice: Bool
     var source: StaticString?
+    /// A packet source's own weird: its name and addl (then `name` is `.sourceReported`).
+    var reported: SourceWeird?
 
     func record(peer: String) -> WeirdRecord {
-        WeirdRecord(time: time, uid: uid == 0 ? nil : UIDGenerator.format(uid), id: id, name: name.text,
-                    addl: name.weird.addl(detail), notice: notice, peer: peer, source: source?.description)
+        WeirdRecord(time: time, uid: uid == 0 ? nil : UIDGenerator.format(uid), id: id, name: reported?.name ?? name.text,
+                    addl: reported.map(\.addl) ?? name.weird.addl(detail), notice: notice, peer: peer, source: source?.description)
     }
 }
 

@@ -52,7 +52,8 @@ enum RunCommands {
                         print("  \(report.name) is running already (pid \(report.pid.map(String.init) ?? "?"))")
                     default:
                         failed += 1
-                        print("  \(report.name) did not start:")
+                        let meaning = report.fields["status"].flatMap { Int32($0) }.flatMap(Self.exitMeaning)
+                        print("  \(report.name) did not start" + (meaning.map { " (\($0))" } ?? "") + ":")
                         for line in result.output.split(separator: "\n") where line.hasPrefix("LOG \(report.name) ") {
                             print("    " + line.dropFirst(5 + report.name.count))
                         }
@@ -61,6 +62,16 @@ enum RunCommands {
             }
         }
         return failed == 0 ? 0 : 1
+    }
+
+    /// What trawl's exit status says, when it is one of the statuses a failed source gives.
+    static func exitMeaning(_ status: Int32) -> String? {
+        switch status {
+        case 77: return "not permitted to capture there: run the node as root, or give trawl CAP_NET_RAW and CAP_NET_ADMIN with setcap"
+        case 66: return "its interface or trace file is not there"
+        case 69: return "its interface is busy, or something the capture needs is missing"
+        default: return nil
+        }
     }
 
     static func stop(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], shell: HostShell) -> Int32 {

@@ -51,7 +51,8 @@ enum NodeScripts {
         for entry in $started; do
           n=${entry%%:*}; d=${entry#*:}
           if alive "$d"; then echo "NODE $n state=started pid=$(cat "$d/.pid") started=$(cat "$d/.started")"
-          else echo "NODE $n state=failed"; tail -n 5 "$d/stderr.log" 2>/dev/null | sed "s/^/LOG $n /"; fi
+          else wait "$(cat "$d/.pid")" 2>/dev/null; echo "NODE $n state=failed status=$?"
+            tail -n 5 "$d/stderr.log" 2>/dev/null | sed "s/^/LOG $n /"; fi
         done
 
         """
