@@ -19,12 +19,12 @@ struct RingLayout {
     init(blockSize: UInt64, bufferSize: UInt64, blockTimeout: UInt64) throws(PluginError) {
         let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
         guard blockSize >= page, blockSize.nonzeroBitCount == 1 else {
-            throw PluginError("AF_Packet::block_size must be a power of two of at least \(page) bytes, not \(blockSize)")
+            throw PluginError("AF_Packet::block_size must be a power of two of at least \(page) bytes, not \(blockSize)", code: .invalid)
         }
         guard bufferSize >= blockSize else {
-            throw PluginError("AF_Packet::buffer_size (\(bufferSize)) must hold at least one block of AF_Packet::block_size (\(blockSize))")
+            throw PluginError("AF_Packet::buffer_size (\(bufferSize)) must hold at least one block of AF_Packet::block_size (\(blockSize))", code: .invalid)
         }
-        guard blockTimeout <= UInt64(UInt32.max) else { throw PluginError("AF_Packet::block_timeout is too large") }
+        guard blockTimeout <= UInt64(UInt32.max) else { throw PluginError("AF_Packet::block_timeout is too large", code: .invalid) }
         self.blockSize = Int(blockSize)
         blockCount = Int(bufferSize / blockSize)
         self.blockTimeout = UInt32(blockTimeout)
@@ -65,7 +65,7 @@ final class Ring {
         let size = layout.blockSize * layout.blockCount
         let address = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0)
         guard let address, address != MAP_FAILED else {
-            throw PluginError("cannot map the ring (\(size) bytes): \(String(cString: strerror(errno)))")
+            throw PluginError("cannot map the ring (\(size) bytes): \(String(cString: strerror(errno)))", code: .noMemory, errno: errno)
         }
         base = address
         self.layout = layout

@@ -118,7 +118,7 @@ public final class PFRingSource: SourcePlugin {
     public func nextBatch(into batch: inout BatchOutput) throws(PluginError) -> Bool {
         if !enabled {
             let status = library.enable(ring)
-            guard status == 0 else { throw PluginError("cannot enable the PF_RING socket on \(device): error \(status)") }
+            guard status == 0 else { throw PluginError("cannot enable the PF_RING socket on \(device): error \(status)", code: .io) }
             enabled = true
         }
         var used = 0
@@ -161,7 +161,7 @@ public final class PFRingSource: SourcePlugin {
     public func statistics() throws(PluginError) -> trawl_stats {
         var raw = [UInt64](repeating: 0, count: PFRingLibrary.statsSize / 8)
         let status = raw.withUnsafeMutableBytes { library.stats(ring, $0.baseAddress!) }
-        guard status == 0 else { throw PluginError("pfring_stats failed on \(device): error \(status)") }
+        guard status == 0 else { throw PluginError("pfring_stats failed on \(device): error \(status)", code: .io) }
         var stats = trawl_stats()
         stats.received = raw[0]
         stats.dropped = raw[1]

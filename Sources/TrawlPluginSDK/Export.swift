@@ -169,12 +169,18 @@ nonisolated(unsafe) private let sourceOps: UnsafePointer<trawl_source_ops> = {
             var batch = BatchOutput(slots: packets!, capacity: Int(capacity))
             do throws(PluginError) {
                 // The host holds the handle open for the call: no retain needed.
-                let more = try Unmanaged<SourceHandle>.fromOpaque(handle!)._withUnsafeGuaranteedRef { box in
-                    do throws(PluginError) { return Result<Bool, PluginError>.success(try box.source.nextBatch(into: &batch)) }
-                    catch { return .failure(error) }
+                let status = try Unmanaged<SourceHandle>.fromOpaque(handle!)._withUnsafeGuaranteedRef { box in
+                    if box.ended { return Result<Int32, PluginError>.success(TRAWL_END.rawValue) }
+                    do throws(PluginError) {
+                        let more = try box.source.nextBatch(into: &batch)
+                        // The ABI ignores packets sent with TRAWL_END: the last ones go out
+                        // with TRAWL_OK, and the next call says the end.
+                        if !more && batch.count > 0 { box.ended = true }
+                        return .success(more || batch.count > 0 ? TRAWL_OK.rawValue : TRAWL_END.rawValue)
+                    } catch { return .failure(error) }
                 }.get()
                 count!.pointee = UInt32(batch.count)
-                return more ? TRAWL_OK.rawValue : TRAWL_END.rawValue
+                return status
             } catch let failure {
                 count!.pointee = 0
                 report(failure, into: error)

@@ -48,6 +48,13 @@ import TrawlCore
         #expect(both.status == 0, "\(both.stderr)")
         #expect(summaryFields(both.stdout)["packets"] == "3000")
 
+        // The last packets come with the end (false from nextBatch): none is lost, whatever
+        // the last batch holds (2712 = 10 batches of 256 and 152).
+        for count in [2712, 256, 1] {
+            let ending = try trawl(["-r", "gen::end", "Gen::packets=\(count)", "Gen::flows=10"], environment: env)
+            #expect(summaryFields(ending.stdout)["packets"] == "\(count)", "\(ending.stdout)\(ending.stderr)")
+        }
+
         let refused = try trawl(["-r", "gen::x", "Gen::packets=0"], environment: env)
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("Gen::packets=0 (no end) works only for live input"))

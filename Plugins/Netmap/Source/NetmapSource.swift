@@ -104,7 +104,7 @@ public final class NetmapSource: SourcePlugin {
         header.version = UInt16(TRAWL_NETMAP_API)
         header.request_type = UInt16(TRAWL_NETMAP_REQ_REGISTER)
         guard copyName(port.kernelName, into: &header.name) else {
-            throw PluginError("netmap port name '\(port.kernelName)' is too long")
+            throw PluginError("netmap port name '\(port.kernelName)' is too long", code: .invalid)
         }
         let status = withUnsafeMutablePointer(to: &body) { bodyPointer -> Int32 in
             header.body = UInt64(UInt(bitPattern: bodyPointer))
@@ -129,7 +129,7 @@ public final class NetmapSource: SourcePlugin {
         switch port.rings {
         case let .pipeMaster(id), let .pipeSlave(id):
             guard let pipe = UInt16(id), pipe <= 4095 else {
-                throw PluginError("this kernel's netmap names pipes by number (0-4095), not '\(id)'")
+                throw PluginError("this kernel's netmap names pipes by number (0-4095), not '\(id)'", code: .notSupported)
             }
             name = port.interface
             request.ring_id = pipe
@@ -138,7 +138,7 @@ public final class NetmapSource: SourcePlugin {
             break
         }
         guard copyName(name, into: &request.name) else {
-            throw PluginError("netmap port name '\(name)' is too long for this kernel's netmap (15 bytes at most)")
+            throw PluginError("netmap port name '\(name)' is too long for this kernel's netmap (15 bytes at most)", code: .invalid)
         }
         guard ioctl(fd, trawl_netmap_register_legacy_request, &request) == 0 else { throw describeRegistration(errno, port) }
         return Registration(interfaceOffset: Int(request.offset), memorySize: Int(request.memory_size), apiVersion: 11)

@@ -29,7 +29,7 @@ public final class PcapFileReader {
     /// (libpcap then reads it, or says what is wrong with it).
     public static func open(_ path: String) throws(PluginError) -> PcapFileReader? {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw PluginError("unable to open \(path): " + String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw PluginError("unable to open \(path): " + String(cString: strerror(errno)), code: PluginErrorCode(errno: errno), errno: errno) }
         var status = stat()
         var header = [UInt8](repeating: 0, count: 24)
         guard fstat(fd, &status) == 0, status.st_mode & S_IFMT == S_IFREG,
@@ -91,7 +91,7 @@ public final class PcapFileReader {
             let got = read(file, buffer + end, capacity - end)
             if got < 0 {
                 if errno == EINTR { continue }
-                throw PluginError("error reading dump file \(path): " + String(cString: strerror(errno)))
+                throw PluginError("error reading dump file \(path): " + String(cString: strerror(errno)), code: .io, errno: errno)
             }
             if got == 0 { atEnd = true }
             end += got
@@ -143,12 +143,12 @@ public final class PcapFileReader {
     /// when the rest of it is still to be read.
     @usableFromInline func damage(available: Int, captured: Int) -> PluginError? {
         if captured > Self.maximumCaptured {
-            return PluginError("invalid packet capture length \(captured), bigger than maximum of \(Self.maximumCaptured) in \(path)")
+            return PluginError("invalid packet capture length \(captured), bigger than maximum of \(Self.maximumCaptured) in \(path)", code: .format)
         }
         guard atEnd, available > 0 else { return nil }
         if available < 16 {
-            return PluginError("truncated dump file \(path); tried to read 16 header bytes, only got \(available)")
+            return PluginError("truncated dump file \(path); tried to read 16 header bytes, only got \(available)", code: .format)
         }
-        return PluginError("truncated dump file \(path); tried to read \(captured) captured bytes, only got \(available - 16)")
+        return PluginError("truncated dump file \(path); tried to read \(captured) captured bytes, only got \(available - 16)", code: .format)
     }
 }

@@ -41,7 +41,7 @@ public final class PcapngReader {
         self.file = file
         self.owning = owning
         while interfaces.isEmpty {
-            guard try readBlock() != nil else { throw PluginError("pcapng file without an interface description") }
+            guard try readBlock() != nil else { throw PluginError("pcapng file without an interface description", code: .format) }
         }
     }
 
@@ -74,16 +74,16 @@ public final class PcapngReader {
         var header = [UInt8](repeating: 0, count: 8)
         let got = fread(&header, 1, 8, file)
         if got == 0 { return nil }
-        guard got == 8 else { throw PluginError("truncated pcapng block header") }
+        guard got == 8 else { throw PluginError("truncated pcapng block header", code: .format) }
         var type = UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24
         if type == 0x0a0d_0d0a { // section header: its byte-order magic decides how to read the rest
             var magic = [UInt8](repeating: 0, count: 4)
-            guard fread(&magic, 1, 4, file) == 4 else { throw PluginError("truncated pcapng section header") }
+            guard fread(&magic, 1, 4, file) == 4 else { throw PluginError("truncated pcapng section header", code: .format) }
             let value = UInt32(magic[0]) | UInt32(magic[1]) << 8 | UInt32(magic[2]) << 16 | UInt32(magic[3]) << 24
             switch value {
             case 0x1a2b_3c4d: swapped = false
             case 0x4d3c_2b1a: swapped = true
-            default: throw PluginError("pcapng section header with an unknown byte-order magic")
+            default: throw PluginError("pcapng section header with an unknown byte-order magic", code: .format)
             }
             interfaces.removeAll() // interface numbers start again in each section
             fseek(file, -4, SEEK_CUR)
@@ -93,11 +93,11 @@ public final class PcapngReader {
         var length = UInt32(header[4]) | UInt32(header[5]) << 8 | UInt32(header[6]) << 16 | UInt32(header[7]) << 24
         if swapped { length = length.byteSwapped }
         guard length >= 12, length % 4 == 0, length <= 64 << 20 else {
-            throw PluginError("pcapng block of impossible length \(length)")
+            throw PluginError("pcapng block of impossible length \(length)", code: .format)
         }
         let body = Int(length) - 8 // including the trailing length
         if block.count < body { block = [UInt8](repeating: 0, count: body) }
-        guard fread(&block, 1, body, file) == body else { throw PluginError("truncated pcapng block") }
+        guard fread(&block, 1, body, file) == body else { throw PluginError("truncated pcapng block", code: .format) }
         blockLength = body - 4
         if type == 1 { try describeInterface() }
         return type
@@ -107,7 +107,7 @@ public final class PcapngReader {
     public static let maximumSnaplen: UInt32 = 262_144
 
     private func describeInterface() throws(PluginError) {
-        guard blockLength >= 8 else { throw PluginError("truncated pcapng interface description") }
+        guard blockLength >= 8 else { throw PluginError("truncated pcapng interface description", code: .format) }
         let type = u16(0), snap = u32(4)
         var resolution: UInt8 = 6
         var offset: Int64 = 0
@@ -163,10 +163,10 @@ public final class PcapngReader {
     /// Enhanced and obsolete packet blocks share this layout after the interface field:
     /// timestamp high and low words, captured and original length, then the data.
     private func timestampedRecord(interface: Int) throws(PluginError) -> Record {
-        guard blockLength >= 20 else { throw PluginError("truncated pcapng packet block") }
-        guard interface < interfaces.count else { throw PluginError("pcapng packet for an undeclared interface") }
+        guard blockLength >= 20 else { throw PluginError("truncated pcapng packet block", code: .format) }
+        guard interface < interfaces.count else { throw PluginError("pcapng packet for an undeclared interface", code: .format) }
         let captured = Int(u32(12))
-        guard captured <= blockLength - 20 else { throw PluginError("pcapng packet longer than its block") }
+        guard captured <= blockLength - 20 else { throw PluginError("pcapng packet longer than its block", code: .format) }
         let ticks = UInt64(u32(4)) << 32 | UInt64(u32(8))
         let (_, _, resolution, offset) = interfaces[interface]
         return Record(timestampNanoseconds: Self.nanoseconds(ticks, resolution: resolution, offsetSeconds: offset),
@@ -180,14 +180,14 @@ public final class PcapngReader {
         while let type = try readBlock() {
             switch type {
             case 6: // enhanced packet block: a 32-bit interface id
-                guard blockLength >= 4 else { throw PluginError("truncated pcapng packet block") }
+                guard blockLength >= 4 else { throw PluginError("truncated pcapng packet block", code: .format) }
                 return try timestampedRecord(interface: Int(u32(0)))
             case 2: // obsolete packet block: a 16-bit interface id and a drop count
-                guard blockLength >= 4 else { throw PluginError("truncated pcapng packet block") }
+                guard blockLength >= 4 else { throw PluginError("truncated pcapng packet block", code: .format) }
                 return try timestampedRecord(interface: Int(u16(0)))
             case 3: // simple packet block: no timestamp, interface 0
-                guard !interfaces.isEmpty else { throw PluginError("pcapng packet before any interface") }
-                guard blockLength >= 4 else { throw PluginError("truncated pcapng packet block") }
+                guard !interfaces.isEmpty else { throw PluginError("pcapng packet before any interface", code: .format) }
+                guard blockLength >= 4 else { throw PluginError("truncated pcapng packet block", code: .format) }
                 let wire = Int(u32(0))
                 let captured = min(wire, Int(interfaces[0].snaplen), blockLength - 4)
                 return Record(timestampNanoseconds: 0, capturedLength: captured, wireLength: wire, dataOffset: 4,

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 import TrawlPluginSDK
 import TrawlSynth
 
@@ -17,13 +18,16 @@ public final class GenSource: SourcePlugin {
         componentName: "GenSource",
         prefix: "gen",
         modes: [.live, .offline],
-        options: [
-            PluginOption("flows", .count(default: 1000), "Conversations in progress at once"),
-            PluginOption("packets", .count(default: 100_000), "Packets to send in all; 0: no end (live only)"),
-            PluginOption("rate", .count(default: 100_000), "Packets per second; 0: as fast as possible"),
-            PluginOption("seed", .count(default: 1), "Seed of the deterministic generator"),
-        ]
+        options: [Options.flows.declaration, Options.packets.declaration, Options.rate.declaration, Options.seed.declaration]
     )
+
+    /// Each option once, with its default; `request[option]` reads it with its type.
+    enum Options {
+        static let flows = SourceOption("flows", default: UInt64(1000), "Conversations in progress at once")
+        static let packets = SourceOption("packets", default: UInt64(100_000), "Packets to send in all; 0: no end (live only)")
+        static let rate = SourceOption("rate", default: UInt64(100_000), "Packets per second; 0: as fast as possible")
+        static let seed = SourceOption("seed", default: UInt64(1), "Seed of the deterministic generator")
+    }
 
     public let info: PluginSourceInfo
     private var synthesizer: TrafficSynthesizer
@@ -34,18 +38,19 @@ public final class GenSource: SourcePlugin {
     private let arena: UnsafeMutableRawBufferPointer
     private let slots = 256
     private var startedAt: UInt64 = 0
-    private var stopping = false
+    /// Set by interrupt(), which runs on another thread while nextBatch may run.
+    private let stopping = Atomic<Bool>(false)
 
     public init(request: OpenRequest) throws(PluginError) {
-        let rate = request.count("rate") ?? 100_000
-        let flows = request.count("flows") ?? 1000
-        guard flows > 0 else { throw PluginError("Gen::flows must be at least 1") }
+        let rate = request[Options.rate]
+        let flows = request[Options.flows]
+        guard flows > 0 else { throw PluginError("Gen::flows must be at least 1", code: .invalid) }
         live = request.mode == .live
         gap = rate == 0 ? 0 : 1_000_000_000 / rate
-        packetLimit = request.count("packets") ?? 100_000
-        guard live || packetLimit > 0 else { throw PluginError("Gen::packets=0 (no end) works only for live input (-i)") }
+        packetLimit = request[Options.packets]
+        guard live || packetLimit > 0 else { throw PluginError("Gen::packets=0 (no end) works only for live input (-i)", code: .invalid) }
         var configuration = TrafficSynthesizer.Configuration(
-            flows: Int.max, concurrency: Int(clamping: flows), seed: request.count("seed") ?? 1, gapNanoseconds: gap
+            flows: Int.max, concurrency: Int(clamping: flows), seed: request[Options.seed], gapNanoseconds: gap
         )
         if live { configuration.startNanoseconds = Self.now(CLOCK_REALTIME) }
         synthesizer = TrafficSynthesizer(configuration)
@@ -63,7 +68,7 @@ public final class GenSource: SourcePlugin {
     }
 
     public func nextBatch(into batch: inout BatchOutput) throws(PluginError) -> Bool {
-        if stopping { return false }
+        if stopping.load(ordering: .relaxed) { return false }
         var allowed = min(batch.capacity, slots)
         if live && gap > 0 {
             // Hand out only what the schedule has reached; sleep briefly if nothing has.
@@ -82,11 +87,12 @@ public final class GenSource: SourcePlugin {
             batch.append(timestampNanoseconds: clockStamp ?? timestamp, capturedLength: UInt32(length), wireLength: UInt32(length),
                          data: UnsafePointer(frame.baseAddress!.assumingMemoryBound(to: UInt8.self)))
         }
-        return batch.count > 0
+        // The end is said with the last packets: the SDK delivers them, then says the end.
+        return packetLimit == 0 || synthesizer.packetsGenerated < packetLimit
     }
 
     public func setFilter(_ expression: String) throws(PluginError) {
-        throw PluginError("gen:: sources do not filter; generate only what you need")
+        throw PluginError("gen:: sources do not filter; generate only what you need", code: .notSupported)
     }
 
     public func statistics() throws(PluginError) -> trawl_stats {
@@ -96,7 +102,7 @@ public final class GenSource: SourcePlugin {
         return stats
     }
 
-    public func interrupt() { stopping = true }
+    public func interrupt() { stopping.store(true, ordering: .relaxed) }
 }
 
 @_cdecl("trawl_plugin_entry")
