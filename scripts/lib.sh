@@ -5,8 +5,9 @@
 # the cluster's transport, a C compiler for the C-ABI tests, iproute2 and python3
 # (traffic) for the live-capture tests on veth pairs, util-linux (setpriv) to test running
 # without privileges; openssh (server and client), rsync and tcpreplay for trawlctl's test of
-# a cluster on several hosts (network namespaces with sshd in each).
-TRAWL_APT_PACKAGES="libpcap-dev libzmq3-dev gcc libc6-dev iproute2 bash python3 util-linux openssh-server openssh-client rsync tcpreplay"
+# a cluster on several hosts (network namespaces with sshd in each); pkg-config, with which a
+# C plugin is built against the installed header, as docs/writing-a-plugin.md says.
+TRAWL_APT_PACKAGES="libpcap-dev libzmq3-dev gcc libc6-dev iproute2 bash python3 util-linux openssh-server openssh-client rsync tcpreplay pkg-config"
 
 trawl_find_swift() {
     if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then

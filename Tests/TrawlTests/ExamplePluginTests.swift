@@ -60,3 +60,35 @@ import TrawlCore
         #expect(refused.stderr.contains("Gen::packets=0 (no end) works only for live input"))
     }
 }
+
+/// A C plugin written outside the tree, built as docs/writing-a-plugin.md says: against the
+/// header scripts/install put in a prefix, found with pkg-config, installed into the
+/// plugin directory pkg-config names, and run by the installed trawl.
+@Suite struct OutOfTreeCPluginTests {
+    @Test func builtWithPkgConfigAgainstTheInstalledHeader() throws {
+        let prefix = try TemporaryDirectory()
+        let install = try runProcess(Paths.packageRoot + "/scripts/install", ["--from", Paths.buildDirectory, prefix.path])
+        #expect(install.status == 0, "\(install.stderr)")
+        #expect(install.stdout.contains("plugin ABI 1.1 header in \(prefix.path)/include/trawl"))
+
+        let project = try TemporaryDirectory()
+        try FileManager.default.copyItem(atPath: Paths.counterPluginSource, toPath: project.file("counter_plugin.c"))
+        let environment = ["PKG_CONFIG_PATH": prefix.file("share/pkgconfig")]
+        let version = try runProcess("/usr/bin/env", ["pkg-config", "--modversion", "trawl-plugin"], environment: environment)
+        #expect(version.stdout == "1.1\n", "\(version.stderr)")
+        // The docs' lines, as a shell runs them.
+        let build = try runProcess("/bin/sh", ["-c", """
+            cc -shared -fPIC $(pkg-config --cflags trawl-plugin) -o libcounter.so counter_plugin.c &&
+            install -m 755 libcounter.so "$(pkg-config --variable=plugindir trawl-plugin)/"
+            """], environment: environment, directory: project.path)
+        #expect(build.status == 0, "\(build.stderr)")
+
+        let trawl = prefix.file("bin/trawl")
+        let listing = try runProcess(trawl, ["-NN", "Example::Counter"])
+        #expect(listing.status == 0, "\(listing.stderr)")
+        #expect(listing.stdout.hasPrefix("Example::Counter - Counts out synthetic frames (a C plugin) (dynamic, version 0.1.0)"))
+        let run = try runProcess(trawl, ["-r", "counter::1000", "--no-analysis"], directory: project.path)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(summaryFields(run.stdout)["packets"] == "1000")
+    }
+}
