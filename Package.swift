@@ -6,6 +6,7 @@ import PackageDescription
 //   Sources/CTrawlABI      the versioned C header: the only core <-> plugin contract
 //   Sources/TrawlCore      PacketSource protocol, registry, plugin loader, options, trace I/O
 //   Sources/TrawlPluginSDK writes a Swift plugin as one type plus one export line
+//   Sources/TrawlSwiftRuntime  the name of the Swift toolchain compiling it (a plugin must match trawl's)
 //   Sources/TrawlPluginSupport  BPF filters (libpcap) and the interruptible wait, for capture plugins
 //   Sources/TrawlCLI       the `trawl` command's logic; Sources/trawl is its entry point
 //   Sources/TrawlAnalysis  decoding, connection tracking, conn.log writers
@@ -48,8 +49,11 @@ let package = Package(
             providers: [.apt(["libpcap-dev"])]
         ),
         .target(name: "CTrawlSystem"),
-        .target(name: "TrawlCore", dependencies: ["CTrawlABI", "CTrawlSystem"]),
-        .target(name: "TrawlPluginSDK", dependencies: ["CTrawlABI"]),
+        // The name of the Swift toolchain compiling it, for trawl_plugin.runtime: compiled
+        // into trawl by trawl's toolchain and into a Swift plugin by the plugin's.
+        .target(name: "TrawlSwiftRuntime"),
+        .target(name: "TrawlCore", dependencies: ["CTrawlABI", "CTrawlSystem", "TrawlSwiftRuntime"]),
+        .target(name: "TrawlPluginSDK", dependencies: ["CTrawlABI", "TrawlSwiftRuntime"]),
         // What capture plugins share beside the SDK: libpcap's filter compiler and matcher,
         // the interruptible wait. Linked with libpcap, so apart from the SDK.
         .target(name: "TrawlPluginSupport", dependencies: ["TrawlPluginSDK", "CLibpcap", "CTrawlSystem"]),

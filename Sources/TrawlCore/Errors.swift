@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import CTrawlABI
 
 /// What kind of failure a source reported (the ABI's trawl_error_code), so that trawl and
 /// trawlctl can react: name the missing capability, list the interfaces there are.
@@ -59,17 +57,5 @@ public enum PacketSourceError: Error, Equatable, CustomStringConvertible {
 
 extension Errno {
     /// The kind of source failure this errno means.
-    public var sourceErrorCode: SourceErrorCode {
-        switch rawValue {
-        case EPERM, EACCES: return .permission
-        case ENODEV, ENXIO: return .noSuchDevice
-        case ENOENT: return .noSuchFile
-        case EBUSY, EADDRINUSE: return .busy
-        case EOPNOTSUPP, EPROTONOSUPPORT, EAFNOSUPPORT, ENOSYS: return .notSupported
-        case EINVAL, ERANGE, EISDIR: return .invalid
-        case ENOMEM, ENOBUFS: return .noMemory
-        case EIO: return .io
-        default: return .unspecified
-        }
-    }
+    public var sourceErrorCode: SourceErrorCode { SourceErrorCode(code: trawl_error_code_for_errno(rawValue)) }
 }

@@ -1,4 +1,5 @@
 import CTrawlABI
+import TrawlSwiftRuntime
 
 /// A plugin ABI version, major.minor, as `trawl_plugin.abi_version` spells it: the major in
 /// the low 16 bits, the minor in the high 16 (so 1.0 is the plain 1 of the first release).
@@ -40,23 +41,7 @@ public struct PluginABIVersion: Equatable, Comparable, Sendable, CustomStringCon
 }
 
 /// The Swift toolchain this trawl was built with, as a Swift plugin names its own in
-/// `trawl_plugin.runtime` ("swift-6.3"). The Swift runtime has no stable ABI on Linux: a
-/// Swift plugin loads only into a trawl built by the same toolchain. (The SDK has the same
-/// table; a module cannot see another's compiler.)
+/// `trawl_plugin.runtime` ("swift-6.3"); see TrawlSwiftRuntime.
 public enum SwiftToolchain {
-    public static let runtime: String = {
-        #if compiler(>=6.5)
-        return "swift-6.5"
-        #elseif compiler(>=6.4)
-        return "swift-6.4"
-        #elseif compiler(>=6.3)
-        return "swift-6.3"
-        #elseif compiler(>=6.2)
-        return "swift-6.2"
-        #elseif compiler(>=6.1)
-        return "swift-6.1"
-        #else
-        return "swift-6.0"
-        #endif
-    }()
+    public static var runtime: String { swiftRuntimeName }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import TrawlSwiftRuntime
 
 /// Builds the C descriptor for `Source` once and returns it, for the plugin's
 /// `trawl_plugin_entry` function. The descriptor lives as long as the library.
@@ -20,24 +21,6 @@ public func exportPlugin<Source: SourcePlugin>(_ source: Source.Type) -> UnsafeR
 /// stable storage, which a pthread_mutex_t stored property passed as `&` does not have.
 private let exportedDescriptors = Mutex<[ObjectIdentifier: UInt]>([:])
 
-/// The Swift toolchain that built this plugin, for `trawl_plugin.runtime`: the Swift
-/// runtime has no stable ABI on Linux, so trawl loads a Swift plugin only when its own
-/// toolchain is the same. (TrawlCore's SwiftToolchain has the same table.)
-let swiftRuntime: String = {
-    #if compiler(>=6.5)
-    return "swift-6.5"
-    #elseif compiler(>=6.4)
-    return "swift-6.4"
-    #elseif compiler(>=6.3)
-    return "swift-6.3"
-    #elseif compiler(>=6.2)
-    return "swift-6.2"
-    #elseif compiler(>=6.1)
-    return "swift-6.1"
-    #else
-    return "swift-6.0"
-    #endif
-}()
 
 /// Opens instances of one source type; the component's context points at it.
 final class SourceFactory {
@@ -103,7 +86,7 @@ private func makeDescriptor<Source: SourcePlugin>(_: Source.Type) -> UnsafePoint
         version: permanent(metadata.version), option_namespace: permanent(metadata.optionNamespace),
         components: UnsafePointer(component), component_count: 1,
         option_count: UInt32(metadata.options.count), options: UnsafePointer(options),
-        runtime: permanent(swiftRuntime),
+        runtime: permanent(swiftRuntimeName), // the toolchain that built this plugin
         file_magics: UnsafePointer(magics), file_magic_count: UInt32(metadata.fileMagics.count), reserved: 0
     ))
     return UnsafePointer(plugin)

@@ -50,16 +50,6 @@ public enum PluginErrorCode: Int32, Sendable {
 
     /// The kind of failure an errno value means.
     public init(errno code: Int32) {
-        switch code {
-        case EPERM, EACCES: self = .permission
-        case ENODEV, ENXIO: self = .noSuchDevice
-        case ENOENT: self = .noSuchFile
-        case EBUSY, EADDRINUSE: self = .busy
-        case EOPNOTSUPP, EPROTONOSUPPORT, EAFNOSUPPORT, ENOSYS: self = .notSupported
-        case EINVAL, ERANGE: self = .invalid
-        case ENOMEM, ENOBUFS: self = .noMemory
-        case EIO: self = .io
-        default: self = .unspecified
-        }
+        self = PluginErrorCode(rawValue: trawl_error_code_for_errno(code)) ?? .unspecified
     }
 }

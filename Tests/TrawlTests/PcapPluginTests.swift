@@ -160,4 +160,18 @@ import TrawlCore
         let filtered = try trawl(["-r", path, "--no-analysis", "-f", "udp port 53"])
         #expect(summaryFields(filtered.stdout)["packets"] == "1")
     }
+
+    @Test func packetsOfALinkTypeTheFilterCannotBeCompiledForAreDroppedWithAWarning() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("mixed.pcapng")
+        _ = try Self.writeMixed(to: path)
+        // Raw IPv4 has no Ethernet header: the filter compiles for the file's first
+        // interface only, and the raw interface's packet is dropped, said once.
+        let run = try trawl(["-r", path, "--no-analysis", "-f", "ether broadcast or udp"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(summaryFields(run.stdout)["packets"] == "2")
+        let warnings = run.stderr.split(separator: "\n").filter { $0.hasPrefix("warning: \(path): the filter 'ether broadcast or udp' cannot be compiled for link type 228") }
+        #expect(warnings.count == 1, "\(run.stderr)")
+        #expect(warnings.first?.hasSuffix("the packets of this file's interfaces of that link type are dropped") == true)
+    }
 }

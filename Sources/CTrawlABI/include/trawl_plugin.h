@@ -29,6 +29,7 @@
 #ifndef TRAWL_PLUGIN_H
 #define TRAWL_PLUGIN_H
 
+#include <errno.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -86,6 +87,21 @@ typedef enum trawl_error_code {
     TRAWL_ERRC_UNAVAILABLE = 10    /* something the source needs is missing: a kernel
                                       module, a library, a device node */
 } trawl_error_code;
+
+/* The kind of failure an errno value means, for trawl_error.code. */
+static inline int32_t trawl_error_code_for_errno(int e) {
+    switch (e) {
+    case EPERM: case EACCES: return TRAWL_ERRC_PERMISSION;
+    case ENODEV: case ENXIO: return TRAWL_ERRC_NO_SUCH_DEVICE;
+    case ENOENT: return TRAWL_ERRC_NO_SUCH_FILE;
+    case EBUSY: case EADDRINUSE: return TRAWL_ERRC_BUSY;
+    case EOPNOTSUPP: case EPROTONOSUPPORT: case EAFNOSUPPORT: case ENOSYS: return TRAWL_ERRC_NOT_SUPPORTED;
+    case EINVAL: case ERANGE: case EISDIR: return TRAWL_ERRC_INVALID;
+    case ENOMEM: case ENOBUFS: return TRAWL_ERRC_NO_MEMORY;
+    case EIO: return TRAWL_ERRC_IO;
+    default: return TRAWL_ERRC_UNSPECIFIED;
+    }
+}
 
 #define TRAWL_ERROR_SIZE 512
 
