@@ -6,7 +6,7 @@ import PackageDescription
 //   Sources/CTrawlABI      the versioned C header: the only core <-> plugin contract
 //   Sources/TrawlCore      PacketSource protocol, registry, plugin loader, options, trace I/O
 //   Sources/TrawlPluginSDK writes a Swift plugin as one type plus one export line
-//   Sources/TrawlSwiftRuntime  the name of the Swift toolchain compiling it (a plugin must match trawl's)
+//   Sources/TrawlABI       the ABI's Swift side for both: error codes, the compiling toolchain's name
 //   Sources/TrawlPluginSupport  BPF filters (libpcap) and the interruptible wait, for capture plugins
 //   Sources/TrawlCLI       the `trawl` command's logic; Sources/trawl is its entry point
 //   Sources/TrawlAnalysis  decoding, connection tracking, conn.log writers
@@ -49,11 +49,12 @@ let package = Package(
             providers: [.apt(["libpcap-dev"])]
         ),
         .target(name: "CTrawlSystem"),
-        // The name of the Swift toolchain compiling it, for trawl_plugin.runtime: compiled
-        // into trawl by trawl's toolchain and into a Swift plugin by the plugin's.
-        .target(name: "TrawlSwiftRuntime"),
-        .target(name: "TrawlCore", dependencies: ["CTrawlABI", "CTrawlSystem", "TrawlSwiftRuntime"]),
-        .target(name: "TrawlPluginSDK", dependencies: ["CTrawlABI", "TrawlSwiftRuntime"]),
+        // The ABI's Swift side shared by trawl and the SDK: its error codes, and the name of
+        // the Swift toolchain compiling it (trawl_plugin.runtime), compiled into trawl by
+        // trawl's toolchain and into a Swift plugin by the plugin's.
+        .target(name: "TrawlABI", dependencies: ["CTrawlABI"]),
+        .target(name: "TrawlCore", dependencies: ["CTrawlABI", "CTrawlSystem", "TrawlABI"]),
+        .target(name: "TrawlPluginSDK", dependencies: ["CTrawlABI", "TrawlABI"]),
         // What capture plugins share beside the SDK: libpcap's filter compiler and matcher,
         // the interruptible wait. Linked with libpcap, so apart from the SDK.
         .target(name: "TrawlPluginSupport", dependencies: ["TrawlPluginSDK", "CLibpcap", "CTrawlSystem"]),

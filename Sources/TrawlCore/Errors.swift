@@ -1,23 +1,7 @@
-import CTrawlABI
+import TrawlABI
 
-/// What kind of failure a source reported (the ABI's trawl_error_code), so that trawl and
-/// trawlctl can react: name the missing capability, list the interfaces there are.
-public enum SourceErrorCode: Int32, Sendable, Equatable {
-    case unspecified = 0
-    case permission = 1
-    case noSuchDevice = 2
-    case noSuchFile = 3
-    case busy = 4
-    case notSupported = 5
-    case invalid = 6
-    case noMemory = 7
-    case format = 8
-    case io = 9
-    case unavailable = 10
-
-    /// A code a newer plugin may send that this trawl does not know is unspecified.
-    public init(code: Int32) { self = SourceErrorCode(rawValue: code) ?? .unspecified }
-}
+/// What kind of failure a source reported: the ABI's error code.
+public typealias SourceErrorCode = TrawlErrorCode
 
 /// Why a packet source could not be opened or read, worded as Zeek words it so that
 /// scripts written against Zeek's messages keep working; the code beside it says what kind
@@ -57,5 +41,5 @@ public enum PacketSourceError: Error, Equatable, CustomStringConvertible {
 
 extension Errno {
     /// The kind of source failure this errno means.
-    public var sourceErrorCode: SourceErrorCode { SourceErrorCode(code: trawl_error_code_for_errno(rawValue)) }
+    public var sourceErrorCode: SourceErrorCode { SourceErrorCode(errno: rawValue) }
 }

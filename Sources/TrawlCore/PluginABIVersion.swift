@@ -1,5 +1,5 @@
 import CTrawlABI
-import TrawlSwiftRuntime
+import TrawlABI
 
 /// A plugin ABI version, major.minor, as `trawl_plugin.abi_version` spells it: the major in
 /// the low 16 bits, the minor in the high 16 (so 1.0 is the plain 1 of the first release).
@@ -41,7 +41,7 @@ public struct PluginABIVersion: Equatable, Comparable, Sendable, CustomStringCon
 }
 
 /// The Swift toolchain this trawl was built with, as a Swift plugin names its own in
-/// `trawl_plugin.runtime` ("swift-6.3"); see TrawlSwiftRuntime.
+/// `trawl_plugin.runtime` ("swift-6.3"); see TrawlABI.
 public enum SwiftToolchain {
     public static var runtime: String { swiftRuntimeName }
 }

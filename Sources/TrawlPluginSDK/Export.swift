@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Synchronization
-import TrawlSwiftRuntime
+import TrawlABI
 
 /// Builds the C descriptor for `Source` once and returns it, for the plugin's
 /// `trawl_plugin_entry` function. The descriptor lives as long as the library.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+@_exported import TrawlABI
 
 /// The host's services to an open source (the ABI's trawl_host; Zeek's PktSrc::Info, Weird
 /// and Error). Callable from any thread, from `init(request:)` until the source is released.
@@ -34,22 +35,6 @@ public struct SourceHost: @unchecked Sendable {
 }
 
 /// What kind of failure a PluginError is (the ABI's trawl_error_code): trawl and trawlctl
-/// react to it, e.g. by naming the capability a capture lacks.
-public enum PluginErrorCode: Int32, Sendable {
-    case unspecified = 0
-    case permission = 1
-    case noSuchDevice = 2
-    case noSuchFile = 3
-    case busy = 4
-    case notSupported = 5
-    case invalid = 6
-    case noMemory = 7
-    case format = 8
-    case io = 9
-    case unavailable = 10
-
-    /// The kind of failure an errno value means.
-    public init(errno code: Int32) {
-        self = PluginErrorCode(rawValue: trawl_error_code_for_errno(code)) ?? .unspecified
-    }
-}
+/// react to it, e.g. by naming the capability a capture lacks. `PluginErrorCode(errno:)`
+/// picks it from an errno value.
+public typealias PluginErrorCode = TrawlErrorCode
