@@ -55,7 +55,13 @@ struct CComponentOpener: SourceOpener, @unchecked Sendable {
             throw .problem(request.name, mode: request.mode, reason: error.text(or: "the plugin could not open it"),
                            code: SourceErrorCode(code: error.code))
         }
-        return CPluginSource(name: request.name, ops: ops, handle: handle, host: host)
+        let source = CPluginSource(name: request.name, ops: ops, handle: handle, host: host)
+        guard source.infoReserved == 0 else {
+            source.close()
+            throw .problem(request.name, mode: request.mode,
+                           reason: "the plugin's trawl_source_info.reserved is \(source.infoReserved); it must be 0")
+        }
+        return source
     }
 }
 
@@ -69,6 +75,8 @@ final class CPluginSource: PacketSource {
     private let error = UnsafeMutablePointer<trawl_error>.allocate(capacity: 1)
     private let host: PluginHostTable
     var reports: SourceReports? { host.reports }
+    /// What the plugin left in trawl_source_info.reserved, which must be 0.
+    let infoReserved: UInt32
 
     init(name: String, ops: UnsafePointer<trawl_source_ops>, handle: UnsafeMutableRawPointer, host: PluginHostTable) {
         self.name = name
@@ -82,6 +90,7 @@ final class CPluginSource: PacketSource {
             linkType: c.link_type, snaplen: c.snaplen, netmask: c.netmask,
             selectableFD: c.selectable_fd >= 0 ? c.selectable_fd : nil, isLive: c.is_live != 0
         )
+        infoReserved = c.reserved
     }
 
     deinit {

@@ -18,6 +18,7 @@
  *   -DCOUNTER_RUNTIME='"swift-5.9"'   says it needs another runtime
  *   -DCOUNTER_RESERVED=1              leaves a reserved field non-zero
  *   -DCOUNTER_STRUCT_SIZE=64          claims a descriptor smaller than its minor's
+ *   -DCOUNTER_INFO_RESERVED=1         leaves trawl_source_info.reserved non-zero
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,9 @@ static void counter_info(void *handle, trawl_source_info *info) {
     info->netmask = 0;
     info->selectable_fd = -1;
     info->is_live = 0;
+#ifdef COUNTER_INFO_RESERVED
+    info->reserved = COUNTER_INFO_RESERVED;
+#endif
 }
 
 static int32_t counter_set_filter(void *handle, const char *expression, trawl_error *error) {

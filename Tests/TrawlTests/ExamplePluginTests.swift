@@ -92,3 +92,32 @@ import TrawlCore
         #expect(summaryFields(run.stdout)["packets"] == "1000")
     }
 }
+
+/// The Swift plugin of docs/writing-a-plugin.md, as the page shows it: its Package.swift
+/// (naming this repository as a local checkout, ../trawl) and its source are taken from the
+/// page, built as a package of their own, and loaded by trawl. The page cannot drift from
+/// the SDK without this failing.
+@Suite struct DocumentedSwiftPluginTests {
+    static let scratch = Paths.packageRoot + "/.build-examples-doc"
+
+    @Test func theDocumentedPluginBuildsAndLoads() throws {
+        let page = try String(contentsOfFile: Paths.packageRoot + "/docs/writing-a-plugin.md", encoding: .utf8)
+        let blocks = page.components(separatedBy: "```swift\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        #expect(blocks.count == 2)
+        guard blocks.count == 2 else { return }
+        let workspace = try TemporaryDirectory()
+        try FileManager.default.createSymbolicLink(atPath: workspace.file("trawl"), withDestinationPath: Paths.packageRoot)
+        let package = workspace.file("mysource")
+        try FileManager.default.createDirectory(atPath: package + "/Sources/TrawlMySource", withIntermediateDirectories: true)
+        try blocks[0].write(toFile: package + "/Package.swift", atomically: true, encoding: .utf8)
+        try blocks[1].write(toFile: package + "/Sources/TrawlMySource/MySource.swift", atomically: true, encoding: .utf8)
+        let build = try runProcess("/usr/bin/env", ["swift", "build", "--package-path", package, "--scratch-path", Self.scratch])
+        #expect(build.status == 0, "\(build.stdout)\(build.stderr)")
+        let environment = [PluginLoader.pathVariable: Self.scratch + "/debug/libTrawlMySource.so"]
+        let listing = try trawl(["-NN", "Acme::MySource"], environment: environment)
+        #expect(listing.stdout.contains("[Constant] MySource::mode (enum: fast, careful, default fast) - How to read"), "\(listing.stderr)")
+        let missing = try trawl(["-i", "mysource::dev1"], environment: environment)
+        #expect(missing.status == 66)
+        #expect(missing.stderr.hasPrefix("fatal error: problem with interface mysource::dev1 (No such device)\nhint: the interfaces of this host are "))
+    }
+}

@@ -65,6 +65,12 @@ import TrawlCore
         #expect(swift?.hasPrefix("a Swift plugin built with swift-5.9, but this trawl was built with \(SwiftToolchain.runtime): ") == true)
         #expect(swift?.contains("must be built with the same toolchain as trawl") == true)
         #expect(try refusal(["-DCOUNTER_RUNTIME=\"c\""]) == nil)
+        // What the plugin fills at open is checked there.
+        let registry = SourceRegistry()
+        try registry.register(try PluginLoader.loadLibrary(at: try buildCounterPlugin(into: dir.path, name: "libinfo.so",
+                                                                                    flags: ["-DCOUNTER_INFO_RESERVED=3"])).get())
+        let error = #expect(throws: PacketSourceError.self) { try registry.open("counter::5", mode: .offline) }
+        #expect(error?.description == "problem with trace file counter::5 (the plugin's trawl_source_info.reserved is 3; it must be 0)")
         #expect(try refusal(["-DCOUNTER_RUNTIME=\"\(SwiftToolchain.runtime)\""]) == nil)
     }
 
