@@ -15,7 +15,10 @@ enum PluginListing {
             for option in plugin.options {
                 lines.append("    [Constant] \(plugin.optionNamespace)::\(option.name) (\(option.typeDescription), default \(option.defaultValue)) - \(option.documentation)")
             }
-            if let path = plugin.origin.path { lines.append("    [Library] \(path)") }
+            if let path = plugin.origin.path {
+                let abi = plugin.abiVersion.map { " (plugin ABI \($0)" + (plugin.runtime.map { ", \($0)" } ?? "") + ")" } ?? ""
+                lines.append("    [Library] \(path)\(abi)")
+            }
             lines.append("")
         }
         return lines.joined(separator: "\n") + (verbose ? "" : "\n")
@@ -29,6 +32,8 @@ enum PluginListing {
                 ("version", .string(plugin.version)),
                 ("dynamic", .bool(plugin.origin.path != nil)),
                 ("library", plugin.origin.path.map(JSON.string) ?? .null),
+                ("abi", plugin.abiVersion.map { JSON.string($0.description) } ?? .null),
+                ("runtime", plugin.runtime.map(JSON.string) ?? .null),
                 ("option_namespace", .string(plugin.optionNamespace)),
                 ("components", .array(plugin.components.map { component in
                     .object([
@@ -36,6 +41,7 @@ enum PluginListing {
                         ("prefix", .string(component.prefix)),
                         ("live", .bool(component.modes.contains(.live))),
                         ("trace", .bool(component.modes.contains(.offline))),
+                        ("file_magics", .array(component.fileMagics.map { JSON.string(hex($0)) })),
                     ])
                 })),
                 ("options", .array(plugin.options.map { option in
@@ -50,6 +56,12 @@ enum PluginListing {
             ])
         }
         return JSON.array(items).rendered + "\n"
+    }
+
+    /// "0a0d0d0a": bytes as lower-case hex, two digits each.
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef")
+        return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
     }
 }
 

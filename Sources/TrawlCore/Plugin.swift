@@ -80,6 +80,9 @@ public struct Plugin: Sendable {
     public let origin: PluginOrigin
     /// The ABI version the plugin was built for; nil for a plugin built into the program.
     public var abiVersion: PluginABIVersion?
+    /// What it needs beside the C ABI: "c", or the Swift toolchain that built it; nil when
+    /// it does not say (ABI 1.0) or is built in.
+    public var runtime: String?
 
     public init(name: String, description: String, version: String, optionNamespace: String,
                 options: [OptionDeclaration], components: [SourceComponent], origin: PluginOrigin = .builtIn) {

@@ -84,6 +84,7 @@ enum PluginDescriptorReader {
             optionNamespace: namespace, options: options, components: components, origin: origin
         )
         plugin.abiVersion = version
+        plugin.runtime = version.has(minor: 1) ? string(d.runtime) ?? TRAWL_RUNTIME_C : nil
         return .success(plugin)
     }
 

@@ -10,7 +10,13 @@ import TrawlCore
 
     @Test func aPluginBuiltAgainstTheFrozen1_0HeaderLoadsAndRuns() throws {
         let dir = try TemporaryDirectory()
+        chmod(dir.path, 0o755)
         let library = try buildCounterPlugin(into: dir.path, header: Self.frozenHeader)
+        // Listed with the ABI it was built for; the built trawl runs it.
+        let listing = try trawl(["-NN", "Example::Counter"], environment: [PluginLoader.pathVariable: library])
+        #expect(listing.stdout.contains("    [Library] \(library) (plugin ABI 1.0)\n"), "\(listing.stdout)\(listing.stderr)")
+        let run = try trawl(["-r", "counter::500", "--no-analysis"], environment: [PluginLoader.pathVariable: library])
+        #expect(summaryFields(run.stdout)["packets"] == "500", "\(run.stderr)")
         let plugin = try PluginLoader.loadLibrary(at: library).get()
         #expect(plugin.abiVersion == PluginABIVersion(major: 1, minor: 0))
         #expect(plugin.components[0].fileMagics.isEmpty) // 1.0 has no magics: nothing past its 64 bytes is read
@@ -30,6 +36,10 @@ import TrawlCore
         let plugin = try PluginLoader.loadLibrary(at: try buildCounterPlugin(into: dir.path)).get()
         #expect(plugin.abiVersion == PluginABIVersion.host)
         #expect(plugin.components[0].fileMagics == [Array("TRAWLCNT".utf8)])
+        #expect(plugin.runtime == "c")
+        let json = try trawl(["-NN", "Example::Counter", "--json"], environment: [PluginLoader.pathVariable: plugin.origin.path ?? ""])
+        #expect(json.stdout.contains(#""abi":"1.1","runtime":"c""#) && json.stdout.contains(#""file_magics":["545241574c434e54"]"#),
+                "\(json.stdout)")
     }
 
     @Test func aPluginNeedingANewerMinorIsRefusedNamingBothVersions() throws {
