@@ -3,12 +3,14 @@ import Glibc
 #endif
 
 /// Running as root, a plugin is code that runs as root: refuse a library that someone else
-/// could have replaced, as the dynamic loader's secure mode and sudo refuse theirs. A file,
-/// or the directory it is in, writable by group or others is refused; so is any directory
-/// above them writable by group or others without the sticky bit (which would let another
-/// user rename the directory away and put theirs in its place). The sticky bit is enough
-/// for the file's own directory too when the file was named, not found by a scan (others
-/// may add files there, but not replace this one).
+/// could have replaced, as sudo refuses a plugin of its own that group or others can write.
+/// Refused: a file writable by group or others; the directory it is in, writable by group or
+/// others (when the file was named on its own rather than found by listing the directory,
+/// the sticky bit is enough there: others may add files, but not replace this one); and a
+/// directory above them writable by others without the sticky bit (anyone could rename the
+/// directory away and put theirs in its place). A directory above that only its group can
+/// write is the administrator's choice (Debian's /usr/local for group staff, whose members
+/// can put programs in root's PATH anyway) and is let be.
 public enum PluginFileSecurity {
     /// Nil when `path` may be loaded; otherwise why not and how to fix it. `scanned`: the
     /// file was found by listing its directory, so whoever can add a file there chooses code.
@@ -18,16 +20,20 @@ public enum PluginFileSecurity {
         guard let file = status(path) else { return nil } // dlopen says why it cannot open it
         if let who = writers(file.st_mode) {
             return "trawl runs as root and \(path) is writable by \(who) (mode \(octal(file.st_mode))), "
-                + "so anyone in it could run code as root; fix it with: chmod go-w \(path)"
+                + "so someone other than root could change code that runs as root; fix it with: chmod go-w \(path)"
         }
         let absolute = path.hasPrefix("/") ? path : currentDirectory() + "/" + path
         var directory = parent(of: absolute)
         var first = true
         while true {
-            if let d = status(directory), let who = writers(d.st_mode), (first && scanned) || d.st_mode & S_ISVTX == 0 {
-                let reason = first ? "so others could put a library there" : "so others could replace what is inside"
-                return "trawl runs as root and the directory \(directory) is writable by \(who) (mode \(octal(d.st_mode))), "
-                    + "\(reason); fix it with: chmod go-w \(directory)"
+            if let d = status(directory), let who = writers(d.st_mode) {
+                let sticky = d.st_mode & S_ISVTX != 0
+                let refused = first ? scanned || !sticky : d.st_mode & S_IWOTH != 0 && !sticky
+                if refused {
+                    let reason = first ? "so others could put a library there" : "so others could replace what is inside"
+                    return "trawl runs as root and the directory \(directory) is writable by \(who) (mode \(octal(d.st_mode))), "
+                        + "\(reason); fix it with: chmod go-w \(directory)"
+                }
             }
             if directory == "/" { return nil }
             directory = parent(of: directory)
