@@ -7,7 +7,8 @@
  * (Tests/Fixtures/abi-1.0), which has no TRAWL_ABI_MINOR: what 1.1 added is used only when
  * the header has it. With 1.1, the path may go on with comma-separated words that make the
  * plugin talk back: `counter::N,warn` (a warning at open), `,weird=K` (a weird every K
- * packets), `,fail=K` (the source fails through host->error after K packets), `,code=C`
+ * packets, named `counter_milestone` or, after `,name=`, what follows up to the next comma),
+ * `,fail=K` (the source fails through host->error after K packets), `,code=C`
  * (open fails with trawl_error_code C); and a file that starts with "TRAWLCNT" and then a
  * number is read as `counter::NUMBER`, found by its magic when named without a prefix.
  *
@@ -39,6 +40,7 @@ typedef struct counter {
     uint64_t start_ns;
     uint32_t size;
     uint64_t weird_every, fail_after;
+    char weird_name[65];
 #ifdef TRAWL_ABI_MINOR
     const trawl_host *host;
 #endif
@@ -61,6 +63,7 @@ static int32_t counter_open(void *context, const trawl_open_request *request, vo
     char *end = NULL;
     unsigned long long total = strtoull(request->path, &end, 10);
     unsigned long long weird_every = 0, fail_after = 0;
+    char weird_name[65] = "counter_milestone";
     int warn = 0;
     long long from_file = counter_file(request->path);
     if (from_file >= 0) {
@@ -72,6 +75,13 @@ static int32_t counter_open(void *context, const trawl_open_request *request, vo
         if (strncmp(end, ",warn", 5) == 0) { warn = 1; end += 5; }
         else if (strncmp(end, ",weird=", 7) == 0) weird_every = strtoull(end + 7, &end, 10);
         else if (strncmp(end, ",fail=", 6) == 0) fail_after = strtoull(end + 6, &end, 10);
+        else if (strncmp(end, ",name=", 6) == 0) {
+            size_t n = strcspn(end + 6, ",");
+            if (n >= sizeof weird_name) n = sizeof weird_name - 1;
+            memcpy(weird_name, end + 6, n);
+            weird_name[n] = '\0';
+            end += 6 + strcspn(end + 6, ",");
+        }
         else if (strncmp(end, ",code=", 6) == 0) {
             long code = strtol(end + 6, &end, 10);
             snprintf(error->message, sizeof error->message, "asked to fail with code %ld", code);
@@ -101,6 +111,7 @@ static int32_t counter_open(void *context, const trawl_open_request *request, vo
     c->size = (uint32_t)size;
     c->weird_every = weird_every;
     c->fail_after = fail_after;
+    memcpy(c->weird_name, weird_name, sizeof c->weird_name);
 #ifdef TRAWL_ABI_MINOR
     c->host = request->host;
     if (warn) c->host->warning(c->host->context, "counting out synthetic frames");
@@ -144,7 +155,7 @@ static int32_t counter_next_batch(void *handle, trawl_packet *packets, uint32_t 
             break;
         }
         if (c->weird_every && c->delivered % c->weird_every == 0)
-            c->host->weird(c->host->context, "counter_milestone", "a round number");
+            c->host->weird(c->host->context, c->weird_name, "a round number");
 #endif
         packets[n].timestamp_ns = c->start_ns + c->delivered * 1000u;
         packets[n].captured_length = c->size;

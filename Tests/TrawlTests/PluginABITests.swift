@@ -180,6 +180,25 @@ import TrawlCore
         #expect(Double(columns.first ?? "") ?? 0 >= 1_000_000_000)
     }
 
+    @Test func aSourceWeirdUnderOneOfZeeksNamesFollowsZeeksPolicyForIt() throws {
+        let (dir, environment) = try Self.plugin()
+        // weird.zeek ignores spontaneous_FIN: counted, never logged.
+        let ignored = try trawl(["-r", "counter::1000,weird=300,name=spontaneous_FIN", "--logdir", dir.file("a")], environment: environment)
+        #expect(summaryFields(ignored.stdout)["weird"]?.contains("spontaneous_FIN 4") == true, "\(ignored.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("a/weird.log")))
+        // A name weird.zeek logs: logged once, with the source's addl.
+        let logged = try trawl(["-r", "counter::1000,weird=300,name=truncated_header", "--logdir", dir.file("b")], environment: environment)
+        let rows = try String(contentsOfFile: dir.file("b/weird.log"), encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }
+        #expect(rows.count == 1 && rows[0].contains("\ttruncated_header\ta round number\tF\tzeek\t-"), "\(rows)")
+        // One weird.zeek makes a notice: in weird.log with notice T, and in notice.log.
+        let notice = try trawl(["-r", "counter::1000,weird=300,name=FIN_storm", "--logdir", dir.file("c")], environment: environment)
+        #expect(notice.status == 0, "\(notice.stderr)")
+        let weirdRows = try String(contentsOfFile: dir.file("c/weird.log"), encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }
+        #expect(weirdRows.count == 1 && weirdRows[0].contains("\tFIN_storm\ta round number\tT\tzeek\t-"), "\(weirdRows)")
+        let notices = try String(contentsOfFile: dir.file("c/notice.log"), encoding: .utf8)
+        #expect(notices.contains("\tWeird::Activity\tFIN_storm\t"), "\(notices)")
+    }
+
     @Test func aSourceThatFailsThroughTheHostStopsTheRunWithItsMessage() throws {
         let (dir, environment) = try Self.plugin()
         let result = try trawl(["-r", "counter::1000,fail=500", "-w", dir.file("out.pcap")], environment: environment)

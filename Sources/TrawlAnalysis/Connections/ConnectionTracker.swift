@@ -54,10 +54,14 @@ public final class ConnectionTracker {
     static let sourceWeirdNameBound = 256
 
     /// A weird a packet source reported (Zeek's PktSrc::Weird): counted by its name, and
-    /// logged as a weird about nothing in particular at the current network time. Past
-    /// `sourceWeirdNameBound` names, new names are counted only.
+    /// logged as a weird about nothing in particular at the current network time, under
+    /// Zeek's policy when the name is one of Zeek's. Past `sourceWeirdNameBound` other
+    /// names, new ones are counted only.
     public func sourceWeird(_ weird: SourceWeird) {
         weirdCounter.pointee.note(named: weird.name)
+        if let known = Weird(rawValue: weird.name), known != .sourceReported {
+            return weirdReporter.sourceWeird(weird, known: known) // Zeek's policy for its own names
+        }
         var index = sourceWeirdNames[weird.name]
         if index == nil && sourceWeirdNames.count < Self.sourceWeirdNameBound {
             index = sourceWeirdNames.count

@@ -58,6 +58,8 @@ struct WeirdPolicy {
     /// "_in_tunnel" name, which has an action of its own only if the table names it).
     private let plainActions: [Action]
     private let tunnelActions: [Action]
+    /// Every name's action, for names the analysis has no case of (a packet source's own).
+    private let actionsByName: [String: Action]
     private var logged: ExpiringSet<Key>
     private var noticed: ExpiringSet<Key>
 
@@ -67,6 +69,7 @@ struct WeirdPolicy {
     }
 
     init(actions: [String: Action] = WeirdPolicy.zeekActions, bound: Int = 65_536) {
+        actionsByName = actions
         plainActions = Weird.allCases.map { actions[$0.rawValue] ?? .log }
         tunnelActions = Weird.allCases.map { actions[$0.rawValue + "_in_tunnel"] ?? .log }
         logged = ExpiringSet(lifetime: 86_400_000_000_000, bound: bound)     // Weird::did_log: 1 day
@@ -103,6 +106,19 @@ struct WeirdPolicy {
             } else {
                 guard logged.insert(limitKey, at: now) else { return nil }
             }
+        }
+        return action.makesNotice
+    }
+
+    /// `admit` for a weird about nothing that a packet source reported under a name the
+    /// analysis has no case of (`index` tells the names apart): Zeek's action for the name,
+    /// where limits come down to once per name, as they do in Zeek without a connection.
+    mutating func admit(sourceWeird name: String, index: Int, at now: UInt64) -> Bool? {
+        let action = actionsByName[name] ?? .log
+        if action == .ignore { return nil }
+        if action.limits {
+            let key = Key(name: WeirdName(.sourceReported), identifier: .connection(1 << 63 | UInt64(index)))
+            guard action.makesNotice ? noticed.insert(key, at: now) : logged.insert(key, at: now) else { return nil }
         }
         return action.makesNotice
     }

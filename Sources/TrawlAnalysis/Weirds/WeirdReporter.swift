@@ -47,26 +47,34 @@ final class WeirdReporter {
         }
     }
 
-    func netWeird(_ name: WeirdName, source: StaticString?, detail: WeirdDetail) {
+    func netWeird(_ name: WeirdName, source: StaticString?, detail: WeirdDetail, reported: SourceWeird? = nil) {
         guard enabled else { return }
         let now = tracker { $0.now }
         guard netPlaces.check(name, in: 0, at: now, sampling, hold: WeirdPolicy.hold(for: name)) == .passes,
               let notice = policy.admit(name, about: .none, originator: nil, at: now) else { return dropped() }
         netPlaces.pass(name, in: 0, at: now)
-        publish(WeirdEvent(time: now, uid: 0, id: nil, name: name, detail: detail, notice: notice, source: source))
+        publish(WeirdEvent(time: now, uid: 0, id: nil, name: name, detail: detail, notice: notice, source: source, reported: reported))
+    }
+
+    /// A weird a packet source reported under one of Zeek's names: sampled, held back and
+    /// logged, ignored or made a notice as Zeek's policy does that name, with the source's
+    /// addl.
+    func sourceWeird(_ weird: SourceWeird, known: Weird) {
+        netWeird(WeirdName(known), source: nil, detail: .none, reported: weird)
     }
 
     /// A weird a packet source reported, under its own name: sampled and held back per
     /// name as Zeek's core does for a net weird (the name's `index` among the names seen
-    /// stands for it), logged as Zeek's weird.zeek logs a name it has no action for.
+    /// stands for it), then given weird.zeek's action for the name (most names: logged).
     func sourceWeird(_ weird: SourceWeird, index: Int) {
         guard enabled else { return }
         let now = tracker { $0.now }
         let name = WeirdName(.sourceReported)
         let place = 1 << 63 | UInt64(index)
-        guard netPlaces.check(name, in: place, at: now, sampling, hold: WeirdPolicy.hold(for: name)) == .passes else { return dropped() }
+        guard netPlaces.check(name, in: place, at: now, sampling, hold: WeirdPolicy.hold(for: name)) == .passes,
+              let notice = policy.admit(sourceWeird: weird.name, index: index, at: now) else { return dropped() }
         netPlaces.pass(name, in: place, at: now)
-        publish(WeirdEvent(time: now, uid: 0, id: nil, name: name, detail: .none, notice: false, source: nil, reported: weird))
+        publish(WeirdEvent(time: now, uid: 0, id: nil, name: name, detail: .none, notice: notice, source: nil, reported: weird))
     }
 
     func flowWeird(_ name: WeirdName, _ source: IPAddress, _ destination: IPAddress, detail: WeirdDetail,
