@@ -24,6 +24,8 @@ struct Summary {
     /// weird.log: rows, weirds held back (repeats, sampling, actions), and weirds not logged
     /// for want of room in the bounded tables that decide.
     var weirdLog: (rows: UInt64, heldBack: UInt64, noRoom: UInt64)?
+    /// What sources said beside their packets (the plugin's host table), for those that did.
+    var sourceReports: [(source: String, warnings: UInt64, weirds: UInt64, notKept: UInt64)] = []
 
     var text: String {
         var lines = ["sources: " + sources.joined(separator: ", ")]
@@ -70,6 +72,16 @@ struct Summary {
         }
         if logWaits > 0 {
             lines.append("log writer: behind \(logWaits) times; the packet thread waited for it (no record lost)")
+        }
+        if !sourceReports.isEmpty {
+            lines.append("reported by sources: " + sourceReports.map { report in
+                var parts = ["\(report.warnings) warnings", "\(report.weirds) weirds"]
+                if report.warnings > UInt64(SourceReports.warningsShown) {
+                    parts[0] += " (\(report.warnings - UInt64(SourceReports.warningsShown)) not shown)"
+                }
+                if report.notKept > 0 { parts[1] += " (\(report.notKept) not kept for the analysis)" }
+                return report.source + " " + parts.joined(separator: ", ")
+            }.joined(separator: "; "))
         }
         if let (shard, others) = shard {
             lines.append("shard: \(shard.index)/\(shard.count), \(others) IP packets left to the other parts")

@@ -233,6 +233,10 @@ public enum Trawl {
         if case let .cluster(shipping) = logs { summary.delivery = shipping.counters }
         summary.logWaits = analysis?.tracker.logStage.waits ?? 0
         summary.weirdLog = analysis.map { ($0.tracker.weirdsLogged, $0.tracker.weirdsNotLogged, $0.tracker.weirdsNotRemembered) }
+        summary.sourceReports = sources.compactMap { source in
+            guard let counts = source.reports?.counts, counts.warnings + counts.weirds > 0 else { return nil }
+            return (source.name, counts.warnings, counts.weirds, counts.weirdsDropped)
+        }
         // With -w -, standard output carries the trace: the summary goes to stderr.
         if options.writePath == "-" { writeStandardError(summary.text) } else { print(summary.text, terminator: "") }
     }

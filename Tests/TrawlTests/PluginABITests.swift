@@ -171,6 +171,7 @@ import TrawlCore
         // Four of one name about nothing in particular: the first is logged, the repeats
         // within ten minutes are held back, as weird.zeek holds a net weird's repeats.
         #expect(fields["weird.log"]?.hasPrefix("1 rows, 3 held back") == true, "\(result.stdout)")
+        #expect(fields["reported by sources"] == "counter::1000,warn,weird=300 1 warnings, 4 weirds", "\(result.stdout)")
         let rows = try String(contentsOfFile: logs + "/weird.log", encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }
         #expect(rows.count == 1)
         let columns = rows.first.map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) } ?? []
