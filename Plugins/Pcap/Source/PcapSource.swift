@@ -39,7 +39,10 @@ public final class PcapSource: SourcePlugin {
     /// Where warnings and failures go beside the calls' errors.
     private let host: SourceHost
 
-    private let handle: OpaquePointer
+    /// libpcap's handle: a live interface, standard input, or a trace libpcap reads; nil for
+    /// the traces read here (classic pcap files, pcapng files libpcap refuses), which are
+    /// filtered with a PacketFilter.
+    private let handle: OpaquePointer?
     private let nanosecond: Bool
     private let path: String
     public let info: PluginSourceInfo
@@ -59,13 +62,13 @@ public final class PcapSource: SourcePlugin {
     private var brokeForArena = false
     /// A read error met after some packets of a batch; thrown on the next call.
     private var pendingFailure: PluginError?
-    /// Set for pcapng files libpcap refuses; `handle` is then a dead handle for filters.
+    /// Set for pcapng files libpcap refuses.
     private let pcapng: PcapngReader?
     /// The pcapng path's filter, compiled once per link type met (interfaces may differ);
     /// nil for a link type it cannot be compiled for, whose packets are then dropped.
     private var pcapngFilterExpression: String?
     private var pcapngFilters: [UInt16: PacketFilter?] = [:]
-    /// Set for classic pcap files in regular files; `handle` is then a dead handle for filters.
+    /// Set for classic pcap files in regular files.
     private let classic: PcapFileReader?
     @exclusivity(unchecked) private var classicFilter: PacketFilter?
 
@@ -76,11 +79,7 @@ public final class PcapSource: SourcePlugin {
         switch request.mode {
         case .offline where request.path != "-":
             if let reader = try PcapFileReader.open(request.path) {
-                guard let dead = pcap_open_dead_with_tstamp_precision(PacketFilter.dlt(reader.linkType), Int32(clamping: reader.snaplen),
-                                                                       UInt32(PCAP_TSTAMP_PRECISION_NANO)) else {
-                    throw PluginError("libpcap could not prepare a filter compiler", code: .noMemory)
-                }
-                handle = dead
+                handle = nil
                 streamBuffer = nil
                 pcapng = nil
                 classic = reader
@@ -95,9 +94,16 @@ public final class PcapSource: SourcePlugin {
             streamBuffer = buffer
             pcapng = reader
             classic = nil
-            nanosecond = pcap_get_tstamp_precision(opened) == PCAP_TSTAMP_PRECISION_NANO
-            info = PluginSourceInfo(linkType: PacketFilter.linkType(pcap_datalink(opened)),
-                                    snaplen: UInt32(clamping: pcap_snapshot(opened)), isLive: false)
+            if let opened {
+                nanosecond = pcap_get_tstamp_precision(opened) == PCAP_TSTAMP_PRECISION_NANO
+                info = PluginSourceInfo(linkType: PacketFilter.linkType(pcap_datalink(opened)),
+                                        snaplen: UInt32(clamping: pcap_snapshot(opened)), isLive: false)
+            } else {
+                let reader = reader! // openTrace gives a handle or a reader
+                nanosecond = true
+                info = PluginSourceInfo(linkType: PacketFilter.linkType(Int32(reader.linkType)),
+                                        snaplen: min(reader.snaplen, UInt32(Int32.max)), isLive: false)
+            }
         case .live:
             guard let created = pcap_create(request.path, &errorBuffer) else {
                 throw PluginError(Self.text(errorBuffer), code: .noSuchDevice)
@@ -121,7 +127,7 @@ public final class PcapSource: SourcePlugin {
     }
 
     deinit {
-        pcap_close(handle)
+        if let handle { pcap_close(handle) }
         arena.deallocate()
         streamBuffer?.deallocate()
     }
@@ -160,9 +166,10 @@ public final class PcapSource: SourcePlugin {
 
     /// Opens a trace file with a 1 MiB stdio buffer: libpcap reads each record with two
     /// freads, and the default 4 KiB buffer turns a large trace into a read call per 4 KiB.
-    /// "-" is standard input, which libpcap opens itself.
+    /// "-" is standard input, which libpcap opens itself. Gives libpcap's handle, or (for a
+    /// pcapng file libpcap refuses) the reader that reads it here.
     static func openTrace(_ path: String, errorBuffer: inout [CChar]) throws(PluginError)
-        -> (OpaquePointer, UnsafeMutablePointer<CChar>?, PcapngReader?)
+        -> (OpaquePointer?, UnsafeMutablePointer<CChar>?, PcapngReader?)
     {
         let precision = UInt32(PCAP_TSTAMP_PRECISION_NANO)
         if path == "-" {
@@ -177,14 +184,11 @@ public final class PcapSource: SourcePlugin {
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: streamBufferSize)
         setvbuf(file, buffer, _IOFBF, streamBufferSize) // glibc ignores a size given without a buffer
         // libpcap refuses pcapng files whose interfaces differ in snapshot length (common in
-        // multi-interface captures): those are read here, with a dead handle for filters.
+        // multi-interface captures): those are read here.
         if PcapngReader.interfacesDifferInSnaplen(file) {
             do throws(PluginError) {
                 let reader = try PcapngReader(file: file) // owns the FILE from here
-                guard let dead = pcap_open_dead_with_tstamp_precision(Int32(reader.linkType), Int32(clamping: reader.snaplen), precision) else {
-                    throw PluginError("libpcap could not prepare a filter compiler", code: .noMemory)
-                }
-                return (dead, buffer, reader)
+                return (nil, buffer, reader)
             } catch {
                 buffer.deallocate()
                 throw error
@@ -235,7 +239,7 @@ public final class PcapSource: SourcePlugin {
         case 0..., PCAP_ERROR_BREAK:
             return true // a live timeout, or an interrupt
         default:
-            let failure = PluginError(String(cString: pcap_geterr(handle)), code: .io)
+            let failure = PluginError(String(cString: pcap_geterr(handle.unsafelyUnwrapped)), code: .io)
             // Hand out what was read before the failure; report it on the next call.
             guard batch.count == 0 else { pendingFailure = failure; return true }
             throw failure
@@ -247,7 +251,8 @@ public final class PcapSource: SourcePlugin {
             filling = pointer
             defer { filling = nil }
             let room = Int32(clamping: pointer.pointee.capacity - pointer.pointee.count)
-            return pcap_dispatch(handle, room, { user, header, data in
+            // Only traces libpcap reads and live interfaces come here: the handle is there.
+            return pcap_dispatch(handle.unsafelyUnwrapped, room, { user, header, data in
                 Unmanaged<PcapSource>.fromOpaque(user!)._withUnsafeGuaranteedRef { $0.accept(header!, data!) }
             }, Unmanaged.passUnretained(self).toOpaque().assumingMemoryBound(to: UInt8.self))
         }
@@ -265,7 +270,7 @@ public final class PcapSource: SourcePlugin {
         filling.unsafelyUnwrapped.pointee.append(timestampNanoseconds: ns, capturedLength: h.caplen, wireLength: h.len, data: copy)
         if arenaSize - arenaUsed < arenaReserve {
             brokeForArena = true
-            pcap_breakloop(handle) // the next packet might not fit
+            pcap_breakloop(handle.unsafelyUnwrapped) // the next packet might not fit
         }
     }
 
@@ -330,6 +335,7 @@ public final class PcapSource: SourcePlugin {
             }
             return
         }
+        let handle = self.handle! // live or libpcap's trace: the traces without one returned above
         var program = bpf_program()
         let netmask = info.netmask == 0 ? PCAP_NETMASK_UNKNOWN : bpf_u_int32(info.netmask).bigEndian
         guard pcap_compile(handle, &program, expression, 1, netmask) == 0 else {
@@ -343,7 +349,7 @@ public final class PcapSource: SourcePlugin {
 
     public func statistics() throws(PluginError) -> trawl_stats {
         var stats = trawl_stats()
-        guard info.isLive else { return stats } // libpcap keeps no counters for files
+        guard info.isLive, let handle else { return stats } // libpcap keeps no counters for files
         var p = pcap_stat()
         guard pcap_stats(handle, &p) == 0 else { throw PluginError(String(cString: pcap_geterr(handle)), code: .io) }
         stats.valid = UInt64(TRAWL_STAT_RECEIVED | TRAWL_STAT_DROPPED | TRAWL_STAT_IF_DROPPED)
@@ -353,7 +359,9 @@ public final class PcapSource: SourcePlugin {
         return stats
     }
 
-    public func interrupt() { pcap_breakloop(handle) }
+    public func interrupt() {
+        if let handle { pcap_breakloop(handle) } // the traces read here are never blocked
+    }
 }
 
 @_cdecl("trawl_plugin_entry")
