@@ -8,8 +8,6 @@ struct CComponentOpener: SourceOpener, @unchecked Sendable {
     // The pointers refer to a loaded library's static data, which is never unloaded.
     let ops: UnsafePointer<trawl_source_ops>
     let context: UnsafeMutableRawPointer?
-    /// The ABI the plugin was built for: what it reads and writes of each struct.
-    let pluginVersion: PluginABIVersion
 
     func open(_ request: SourceOpenRequest) throws(PacketSourceError) -> any PacketSource {
         var error = trawl_error()
@@ -130,10 +128,12 @@ final class CPluginSource: PacketSource {
     private var failureDeferred = false
     private var mode: SourceMode { info.isLive ? .live : .offline }
 
-    /// The plugin's error as a PacketSourceError; clears the buffer for the next call.
-    private func failed(or fallback: String) -> PacketSourceError {
+    /// The plugin's error as a PacketSourceError (`read` for a failure of an open source that
+    /// is not about its input); clears the buffer for the next call.
+    private func failed(or fallback: String, read: Bool = false) -> PacketSourceError {
         defer { error.pointee = trawl_error() }
-        return .problem(name, mode: mode, reason: error.pointee.text(or: fallback), code: SourceErrorCode(code: error.pointee.code))
+        let reason = error.pointee.text(or: fallback), code = SourceErrorCode(code: error.pointee.code)
+        return read ? .read(name, reason: reason, code: code) : .problem(name, mode: mode, reason: reason, code: code)
     }
 
     func setFilter(_ expression: String) throws(PacketSourceError) {
@@ -145,10 +145,7 @@ final class CPluginSource: PacketSource {
     func statistics() throws(PacketSourceError) -> CaptureStatistics {
         guard let handle else { throw .read(name, reason: "source is closed") }
         var c = trawl_stats()
-        guard ops.pointee.stats(handle, &c, error) == TRAWL_OK.rawValue else {
-            defer { error.pointee = trawl_error() }
-            throw .read(name, reason: error.pointee.text(or: "statistics unavailable"), code: SourceErrorCode(code: error.pointee.code))
-        }
+        guard ops.pointee.stats(handle, &c, error) == TRAWL_OK.rawValue else { throw failed(or: "statistics unavailable", read: true) }
         func field<Bit: BinaryInteger>(_ bit: Bit, _ value: UInt64) -> UInt64? { c.valid & UInt64(bit) != 0 ? value : nil }
         return CaptureStatistics(
             received: field(TRAWL_STAT_RECEIVED, c.received),

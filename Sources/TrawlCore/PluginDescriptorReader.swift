@@ -74,7 +74,7 @@ enum PluginDescriptorReader {
                 }
                 let modes = SourceModes(rawValue: c.modes).intersection([.live, .offline])
                 guard !modes.isEmpty else { return fail("\(name): component \(componentName) supports no mode") }
-                let opener = CComponentOpener(ops: ops, context: c.context, pluginVersion: version)
+                let opener = CComponentOpener(ops: ops, context: c.context)
                 components.append(SourceComponent(name: componentName, prefix: prefix, modes: modes, opener: opener,
                                                   fileMagics: magics[i] ?? []))
             }
