@@ -29,39 +29,50 @@ enum RunCommands {
         return plan.nodes.filter { chosen.contains($0.name) }
     }
 
-    static func start(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], shell: HostShell) -> Int32 {
+    /// Runs the `what` script that `script` makes for the nodes of each phase in turn (every
+    /// host of a phase at once), saying "VERB NODE ..." first; a host whose script could not
+    /// run counts as a failure, and `check` reads each host's result and says how many nodes
+    /// failed.
+    static func inPhases(_ phases: [[NodeType]], _ nodes: [ClusterPlan.Node], what: String, verb: String, shell: HostShell,
+                         script: ([ClusterPlan.Node]) -> String, check: (HostShell.Result) -> Int) -> Int32 {
         var failed = 0
-        for phase in startPhases {
+        for phase in phases {
             let members = nodes.filter { phase.contains($0.type) }
             guard !members.isEmpty else { continue }
-            for node in members { print("starting \(node.name) ...") }
-            let results = shell.runAll(byHost(members).map { ($0.host, NodeScripts.start($0.nodes, plan: plan)) })
-            for result in results {
-                let reports = NodeReport.parse(result.output)
-                if let problem = unreachable(result, "start") {
+            for node in members { print("\(verb) \(node.name) ...") }
+            for result in shell.runAll(byHost(members).map { ($0.host, script($0.nodes)) }) {
+                if let problem = unreachable(result, what) {
                     print("  " + problem)
                     failed += 1
                 }
-                for report in reports {
-                    switch report.state {
-                    case "started":
-                        break
-                    case "running" where report.fields["already"] == nil:
-                        break
-                    case "running":
-                        print("  \(report.name) is running already (pid \(report.pid.map(String.init) ?? "?"))")
-                    default:
-                        failed += 1
-                        let meaning = report.fields["status"].flatMap { Int32($0) }.flatMap(Self.exitMeaning)
-                        print("  \(report.name) did not start" + (meaning.map { " (\($0))" } ?? "") + ":")
-                        for line in result.output.split(separator: "\n") where line.hasPrefix("LOG \(report.name) ") {
-                            print("    " + line.dropFirst(5 + report.name.count))
-                        }
-                    }
-                }
+                failed += check(result)
             }
         }
         return failed == 0 ? 0 : 1
+    }
+
+    static func start(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], shell: HostShell) -> Int32 {
+        inPhases(startPhases, nodes, what: "start", verb: "starting", shell: shell, script: { NodeScripts.start($0, plan: plan) }) { result in
+            var failed = 0
+            for report in NodeReport.parse(result.output) {
+                switch report.state {
+                case "started":
+                    break
+                case "running" where report.fields["already"] == nil:
+                    break
+                case "running":
+                    print("  \(report.name) is running already (pid \(report.pid.map(String.init) ?? "?"))")
+                default:
+                    failed += 1
+                    let meaning = report.fields["status"].flatMap { Int32($0) }.flatMap(Self.exitMeaning)
+                    print("  \(report.name) did not start" + (meaning.map { " (\($0))" } ?? "") + ":")
+                    for line in result.output.split(separator: "\n") where line.hasPrefix("LOG \(report.name) ") {
+                        print("    " + line.dropFirst(5 + report.name.count))
+                    }
+                }
+            }
+            return failed
+        }
     }
 
     /// What trawl's exit status says, when it is one of the statuses a failed source gives.
@@ -75,23 +86,13 @@ enum RunCommands {
     }
 
     static func stop(_ plan: ClusterPlan, _ nodes: [ClusterPlan.Node], shell: HostShell) -> Int32 {
-        var failed = 0
-        for phase in stopPhases {
-            let members = nodes.filter { phase.contains($0.type) }
-            guard !members.isEmpty else { continue }
-            for node in members { print("stopping \(node.name) ...") }
-            let results = shell.runAll(byHost(members).map { ($0.host, NodeScripts.stop($0.nodes, timeout: plan.settings.stopTimeout)) })
-            for result in results {
-                if let problem = unreachable(result, "stop") {
-                    print("  " + problem)
-                    failed += 1
-                }
-                for report in NodeReport.parse(result.output) where report.state == "killed" {
-                    print("  \(report.name) did not stop within StopTimeout (\(plan.settings.stopTimeout) s): killed")
-                }
+        inPhases(stopPhases, nodes, what: "stop", verb: "stopping", shell: shell,
+                 script: { NodeScripts.stop($0, timeout: plan.settings.stopTimeout) }) { result in
+            for report in NodeReport.parse(result.output) where report.state == "killed" {
+                print("  \(report.name) did not stop within StopTimeout (\(plan.settings.stopTimeout) s): killed")
             }
+            return 0
         }
-        return failed == 0 ? 0 : 1
     }
 
     /// Name Type Host Status Pid Started, as zeekctl prints it (or JSON).
