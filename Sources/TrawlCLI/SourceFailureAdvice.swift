@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import TrawlCore
 
 /// What trawl adds when a source fails, by the kind of failure the source gave: a hint that
@@ -38,16 +35,5 @@ enum SourceFailureAdvice {
     }
 
     /// The network interfaces of this host (and network namespace), sorted.
-    static func interfaceNames() -> [String] {
-        guard let directory = opendir("/sys/class/net") else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if !name.hasPrefix(".") { names.append(name) }
-        }
-        return names.sorted()
-    }
+    static func interfaceNames() -> [String] { directoryEntries("/sys/class/net") }
 }

@@ -67,3 +67,17 @@ public func writeStandardError(_ text: String) {
         _ = try? FileDescriptor(rawValue: STDERR_FILENO).writeAll(UnsafeRawBufferPointer(bytes))
     }
 }
+
+/// The names in directory `path`, sorted, without "." and ".."; none when it cannot be read.
+public func directoryEntries(_ path: String) -> [String] {
+    guard let directory = opendir(path) else { return [] }
+    defer { closedir(directory) }
+    var names: [String] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names.sorted()
+}

@@ -123,7 +123,7 @@ public struct PluginLoader {
             guard stat(entry.path, &status) == 0 else { continue } // a missing directory is no error
             let paths: [String]
             if status.st_mode & S_IFMT == S_IFDIR {
-                paths = Self.listDirectory(entry.path)
+                paths = directoryEntries(entry.path)
                     .filter { $0.hasSuffix(".so") }
                     .filter { name in entry.namePrefix.map { name.lowercased().hasPrefix($0) } ?? true }
                     .map { entry.path + "/" + $0 }
@@ -180,19 +180,6 @@ public struct PluginLoader {
             return .failure(.invalidDescriptor("the entry function returned NULL"))
         }
         return PluginDescriptorReader.read(descriptor, origin: .dynamic(path: path))
-    }
-
-    static func listDirectory(_ path: String) -> [String] {
-        guard let directory = opendir(path) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
     }
 
     static func realPath(_ path: String) -> String? {

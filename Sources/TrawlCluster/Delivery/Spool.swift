@@ -52,13 +52,6 @@ final class Spool {
     }
 
     private static func names(in directory: String) -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasSuffix(".batch") && !name.hasPrefix(".") { names.append(name) }
-        }
-        return names.sorted()
+        directoryEntries(directory).filter { $0.hasSuffix(".batch") && !$0.hasPrefix(".") }
     }
 }
