@@ -103,7 +103,7 @@ extension ConnectionRecord {
 }
 
 /// Formats seconds with six decimals, rounded, as Zeek's "%.6f" (as the writers do).
-func formatSeconds(_ nanoseconds: UInt64) -> String {
+public func formatSeconds(_ nanoseconds: UInt64) -> String {
     ByteCursor.string(capacity: 27) { $0.putSeconds(nanoseconds) }
 }
 

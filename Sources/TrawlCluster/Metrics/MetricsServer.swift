@@ -88,12 +88,8 @@ public final class MetricsServer: IOSource {
             let body = Array("Trawl's metrics are at /metrics\n".utf8)
             response = Array("HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + body
         }
-        var sent = 0
-        while sent < response.count {
-            let n = response.withUnsafeBytes { write(client, $0.baseAddress! + sent, response.count - sent) }
-            guard n > 0 else { return }
-            sent += n
-        }
+        // A client too slow to take it within the send timeout is given up.
+        try? FileDescriptor(rawValue: client).writeAll(response)
     }
 
     /// `trawl_NAME`, with its help line.

@@ -87,8 +87,7 @@ public final class ManagerNode {
         let lines = capture.keys.sorted().map { name -> String in
             let s = capture[name]!
             func v(_ n: String) -> String { s[n].map(String.init) ?? "-" }
-            let seconds = s.time / 1_000_000_000, micro = s.time / 1000 % 1_000_000
-            return "\(name) \(seconds).\(String(repeating: "0", count: 6 - String(micro).count))\(micro) recvd=\(v(NodeStatistics.Name.packets)) "
+            return "\(name) \(formatSeconds(s.time)) recvd=\(v(NodeStatistics.Name.packets)) "
                 + "dropped=\(v(NodeStatistics.Name.dropped)) link=\(v(NodeStatistics.Name.link)) bytes=\(v(NodeStatistics.Name.bytes))"
         }
         // Best effort: the next capture report writes it again.
