@@ -92,7 +92,7 @@ let package = Package(
         .target(name: "TrawlCLI", dependencies: ["TrawlCore", "TrawlAnalysis", "TrawlCluster", "CTrawlABI"]),
         .executableTarget(name: "trawl", dependencies: ["TrawlCLI"]),
         // trawlctl: node.cfg, networks.cfg and trawlctl.cfg, and the commands that run a cluster.
-        .target(name: "TrawlControl", dependencies: ["TrawlCore", "TrawlCluster"]),
+        .target(name: "TrawlControl", dependencies: ["TrawlCore", "TrawlAnalysis", "TrawlCluster"]),
         .executableTarget(name: "trawlctl", dependencies: ["TrawlControl"]),
         .executableTarget(
             name: "trawl-mkpcap",

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import TrawlAnalysis
 import TrawlCluster
 import TrawlCore
 
@@ -179,21 +180,8 @@ enum Commands {
     }
 }
 
-/// A JSON string.
-func quoted(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
-        }
-    }
-    return out + "\""
-}
+/// A JSON string, escaped as the JSON logs escape theirs.
+func quoted(_ text: String) -> String { JSONLinesWriter.quote(text) }
 
 /// Rows as columns padded to their widest cell, as zeekctl prints its tables.
 func table(_ rows: [[String]]) -> String {
